@@ -1,0 +1,27 @@
+#pragma once
+#include "flows/export.hpp"
+#include "flows/parameter.hpp"
+#include "flows/rng.hpp"
+#include "flows/tensor.hpp"
+
+namespace flows {
+
+// The latent density p_z of a flow. `context` is an optional conditioning
+// matrix (one row per sample; empty when unconditional) that unconditional
+// distributions ignore.
+class FLOWS_API BaseDistribution {
+ public:
+  virtual ~BaseDistribution() = default;
+
+  virtual Index dim() const = 0;
+  // log p_z(z), one value per row.
+  virtual Vector log_prob(const Matrix& z, const Matrix& context) const = 0;
+  virtual Matrix sample(Index n, const Matrix& context, Rng& rng) const = 0;
+  // Training: given w = dL/dlog_prob per row, writes dL/dz into grad_z and
+  // accumulates dL/dθ into the parameters' gradients.
+  virtual void log_prob_backward(const Matrix& z, const Matrix& context, const Vector& grad_log_prob,
+                                 Matrix& grad_z) = 0;
+  virtual ParameterList parameters() = 0;
+};
+
+}  // namespace flows

@@ -1,0 +1,32 @@
+#pragma once
+#include "flows/export.hpp"
+#include "flows/parameter.hpp"
+
+namespace flows {
+
+// Updates parameters from their gradients. Built by name (kind "optimizer").
+// The learning rate is passed each step so that a schedule can drive it.
+class FLOWS_API Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  // The learning rate from the optimizer's options (the schedule's peak).
+  virtual Real learning_rate() const = 0;
+  // One update of every parameter in `params` (same list, same order each call).
+  virtual void step(const ParameterList& params, Real lr) = 0;
+};
+
+// Learning rate at `step` (0-based) of `total`: constant, or cosine decay from
+// lr to min_lr (Loshchilov & Hutter 2017, SGDR without restarts), both after a
+// linear warm-up of `warmup` steps.
+struct LearningRateSchedule {
+  std::string kind = "constant";  // constant | cosine
+  Index warmup = 0;               // linear warm-up steps from 0 to lr
+  Real min_lr = 0.0;              // floor of the cosine decay
+  FLOWS_API Real at(Real lr, Index step, Index total) const;
+};
+
+// Scales all gradients so their joint norm is at most max_norm (no-op when
+// max_norm <= 0). Returns the norm before clipping.
+FLOWS_API Real clip_gradient_norm(const ParameterList& params, Real max_norm);
+
+}  // namespace flows

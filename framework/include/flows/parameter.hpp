@@ -1,0 +1,32 @@
+#pragma once
+#include <string>
+#include <vector>
+
+#include "flows/tensor.hpp"
+
+namespace flows {
+
+// A trainable tensor and its gradient. Vectors are stored as 1 x n matrices so
+// that optimizers see one type. Backward passes *accumulate* into grad.
+struct Parameter {
+  std::string name;
+  Matrix value;
+  Matrix grad;
+
+  Parameter() = default;
+  Parameter(std::string name_, Matrix value_);
+  Index size() const { return value.size(); }
+  void zero_grad();
+};
+
+// Optimizers and checkers see only this list; its order is stable.
+using ParameterList = std::vector<Parameter*>;
+
+void zero_grad(const ParameterList& params);
+Index parameter_count(const ParameterList& params);
+// Euclidean norm of all gradients together.
+Real gradient_norm(const ParameterList& params);
+// Appends `more` to `list`.
+void append(ParameterList& list, const ParameterList& more);
+
+}  // namespace flows

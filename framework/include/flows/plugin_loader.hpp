@@ -1,0 +1,31 @@
+#pragma once
+#include <string>
+#include <vector>
+
+#include "flows/export.hpp"
+#include "flows/registry.hpp"
+
+namespace flows {
+
+// The folders and files searched for plugins, in order: the build's plugin
+// folder, the install prefix's, each entry of $FLOWS_PLUGIN_PATH (':'-separated),
+// then any given by the pipeline's `plugins:` key.
+FLOWS_API std::vector<std::string> default_plugin_search_path();
+
+struct LoadedPlugin {
+  std::string file;
+  int abi_version = 0;
+};
+
+// Loads one plugin file into `registry`. Raises PluginError naming the file
+// when it cannot be opened, lacks the flows entry points, or was built against
+// another SDK ABI version (both versions named).
+FLOWS_API LoadedPlugin load_plugin(const std::string& file, Registry& registry);
+
+// Loads every plugin file (flows_plugin_*.so) in each folder of `search_path`
+// (files are loaded directly); a plugin file name seen earlier on the path is
+// skipped, so the build's plugins shadow installed ones.
+FLOWS_API std::vector<LoadedPlugin> load_plugins(const std::vector<std::string>& search_path,
+                                                 Registry& registry);
+
+}  // namespace flows

@@ -1,0 +1,56 @@
+#pragma once
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "flows/export.hpp"
+#include "flows/flow.hpp"
+#include "flows/rng.hpp"
+
+namespace flows {
+
+// What a trainer reports while it runs.
+struct Progress {
+  Index step = 0;         // steps done
+  Index total_steps = 0;  // steps planned
+  Real loss = 0;          // training loss of the last step
+  Real val_loss = std::numeric_limits<Real>::quiet_NaN();  // last validation loss, NaN if none yet
+  Real lr = 0;
+  double seconds = 0;  // wall time since training started
+};
+
+// One row of the training curve.
+struct CurvePoint {
+  Index step = 0;
+  Real train_loss = 0;  // mean training loss since the previous row
+  Real val_loss = std::numeric_limits<Real>::quiet_NaN();
+  Real lr = 0;
+  double seconds = 0;
+};
+
+struct TrainReport {
+  Index steps = 0;
+  Index best_step = 0;
+  Real best_val_loss = std::numeric_limits<Real>::quiet_NaN();
+  bool stopped_early = false;
+  double seconds = 0;
+  std::string loss_name = "nll";  // what the loss measures
+  std::vector<CurvePoint> curve;
+};
+
+struct TrainerCallbacks {
+  // Called after every step; cheap callers only.
+  std::function<void(const Progress&)> on_progress;
+};
+
+// Fits a flow to data. Built by name (kind "trainer"): `mle` in the SDK,
+// others in plugins.
+class FLOWS_API Trainer {
+ public:
+  virtual ~Trainer() = default;
+  virtual TrainReport train(Flow& flow, const Matrix& train, const Matrix& val, Rng& rng,
+                            const TrainerCallbacks& callbacks) = 0;
+};
+
+}  // namespace flows

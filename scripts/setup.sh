@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs every system package flows needs on Debian 12, skipping those present.
+set -euo pipefail
+
+packages=(
+  cmake g++ make pkg-config
+  xtensor-dev libxtensor-blas-dev xtl-dev libxsimd-dev
+  libyaml-cpp-dev libfmt-dev libboost-dev
+  libopenblas-dev liblapack-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}"
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+"${sudo_cmd[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
