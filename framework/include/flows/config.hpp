@@ -52,8 +52,8 @@ class FLOWS_API ConfigNode {
   // raises ConfigError when it is present with the wrong type.
   void read(const std::string& key, Real& out);
   void read(const std::string& key, int& out);
-  void read(const std::string& key, Index& out);  // rejects negatives
-  void read(const std::string& key, std::uint64_t& out);
+  // Index is std::size_t (also used for seeds); rejects negatives.
+  void read(const std::string& key, Index& out);
   void read(const std::string& key, bool& out);
   void read(const std::string& key, std::string& out);
   void read(const std::string& key, std::vector<Index>& out);

@@ -1,4 +1,6 @@
 #pragma once
+#include <string>
+
 #include "flows/export.hpp"
 #include "flows/parameter.hpp"
 

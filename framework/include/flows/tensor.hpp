@@ -2,6 +2,7 @@
 // The one header through which the SDK and plugins see xtensor.
 #include <cstddef>
 
+#include <xtensor/xbuilder.hpp>
 #include <xtensor/xtensor.hpp>
 #include <xtensor/xnoalias.hpp>
 #include <xtensor/xview.hpp>

@@ -1,0 +1,21 @@
+#pragma once
+#include <string>
+#include <vector>
+
+namespace flows::app {
+
+struct RunOptions {
+  std::string file;                    // the pipeline YAML
+  std::vector<std::string> overrides;  // "dotted.key=yaml value"
+  std::string output;                  // replaces the pipeline's output folder when set
+  bool quiet = false;                  // no progress lines on the terminal
+};
+
+// Runs a pipeline file: checks every key, builds data, model and trainer, then
+// runs its stages in order. Raises flows::Error on any problem.
+void run_pipeline(const RunOptions& options);
+
+// Prints every registered name of every kind with the file it came from.
+void list_plugins(const std::vector<std::string>& extra_paths);
+
+}  // namespace flows::app

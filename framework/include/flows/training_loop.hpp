@@ -1,0 +1,65 @@
+#pragma once
+#include <functional>
+#include <memory>
+
+#include "flows/config.hpp"
+#include "flows/export.hpp"
+#include "flows/optimizer.hpp"
+#include "flows/registry.hpp"
+#include "flows/trainer.hpp"
+
+namespace flows {
+
+// Options every mini-batch trainer shares (mle here, cfm in its plugin). Read
+// with read_from(node) inside the trainer's own options parse.
+struct TrainingOptions {
+  Index steps = 1000;        // optimizer steps
+  Index batch_size = 256;    // rows per mini-batch
+  Index eval_every = 100;    // steps between validation evaluations (0: only at the end)
+  Index patience = 0;        // evaluations without improvement before stopping (0: never)
+  Real clip_grad_norm = 0;   // joint gradient-norm limit (0: no clipping)
+  LearningRateSchedule lr_schedule;  // keys lr_schedule, warmup_steps, min_lr
+  FLOWS_API void read_from(ConfigNode& node);
+};
+
+// Builds the optimizer under `optimizer:` of a trainer's node (Adam with
+// defaults when absent).
+FLOWS_API std::shared_ptr<Optimizer> make_optimizer(ConfigNode& trainer_node,
+                                                    const BuildContext& context);
+
+// Shuffled mini-batches: a new permutation every epoch; every batch has
+// min(batch_size, rows) rows.
+class FLOWS_API MinibatchSampler {
+ public:
+  MinibatchSampler(const Matrix& data, Index batch_size, Rng& rng);
+  // The next batch; the reference stays valid until the next call.
+  const Matrix& next();
+
+ private:
+  void shuffle();
+  const Matrix& data_;
+  Rng& rng_;
+  std::vector<Index> order_;
+  Index cursor_ = 0;
+  Matrix batch_;
+};
+
+// The parts of a trainer that differ between objectives.
+struct TrainingObjective {
+  // Loss of one batch; accumulates its gradient into the parameters.
+  std::function<Real(const Matrix& batch)> loss_and_gradient;
+  // Loss on the validation data (inference mode).
+  std::function<Real()> validation_loss;
+  std::string loss_name = "nll";
+};
+
+// The shared loop: zero gradients, objective step, clip, schedule, optimizer
+// step; validation every eval_every steps with early stopping that restores the
+// best parameters; progress after every step. A non-finite training loss
+// restores the best parameters seen and raises NumericalError.
+FLOWS_API TrainReport run_training_loop(const TrainingOptions& options, Optimizer& optimizer,
+                                        const ParameterList& params, const Matrix& train,
+                                        const TrainingObjective& objective, bool has_validation,
+                                        Rng& rng, const TrainerCallbacks& callbacks);
+
+}  // namespace flows

@@ -1,0 +1,55 @@
+#include "adam.hpp"
+
+#include <cmath>
+
+namespace flows {
+
+AdamOptions AdamOptions::from(ConfigNode& node) {
+  AdamOptions o;
+  node.read("lr", o.lr);
+  node.read("beta1", o.beta1);
+  node.read("beta2", o.beta2);
+  node.read("eps", o.eps);
+  node.read("weight_decay", o.weight_decay);
+  node.expect(o.lr > 0, "lr", "must be > 0");
+  node.expect(o.beta1 >= 0 && o.beta1 < 1, "beta1", "must be in [0, 1)");
+  node.expect(o.beta2 >= 0 && o.beta2 < 1, "beta2", "must be in [0, 1)");
+  node.expect(o.eps > 0, "eps", "must be > 0");
+  node.expect(o.weight_decay >= 0, "weight_decay", "must be >= 0");
+  node.finish();
+  return o;
+}
+
+// Adam (Kingma & Ba 2015, Algorithm 1) with bias correction; weight decay is
+// decoupled as in AdamW (Loshchilov & Hutter 2019).
+void Adam::step(const ParameterList& params, Real lr) {
+  if (m_.size() != params.size()) {
+    m_.clear();
+    v_.clear();
+    for (const Parameter* p : params) {
+      m_.push_back(xt::zeros_like(p->value));
+      v_.push_back(xt::zeros_like(p->value));
+    }
+    t_ = 0;
+  }
+  ++t_;
+  const Real b1 = options_.beta1, b2 = options_.beta2;
+  const Real correction1 = 1.0 - std::pow(b1, static_cast<Real>(t_));
+  const Real correction2 = 1.0 - std::pow(b2, static_cast<Real>(t_));
+  const Real step_size = lr / correction1;
+  const Real decay = lr * options_.weight_decay;
+  for (std::size_t k = 0; k < params.size(); ++k) {
+    Real* w = params[k]->value.data();
+    const Real* g = params[k]->grad.data();
+    Real* m = m_[k].data();
+    Real* v = v_[k].data();
+    const Index n = params[k]->value.size();
+    for (Index i = 0; i < n; ++i) {
+      m[i] = b1 * m[i] + (1 - b1) * g[i];
+      v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
+      w[i] -= step_size * m[i] / (std::sqrt(v[i] / correction2) + options_.eps) + decay * w[i];
+    }
+  }
+}
+
+}  // namespace flows

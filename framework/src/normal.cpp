@@ -1,0 +1,90 @@
+#include "flows/normal.hpp"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "flows/error.hpp"
+
+namespace flows {
+
+namespace {
+const Real kHalfLog2Pi = 0.5 * std::log(2.0 * M_PI);
+}
+
+void check_columns(const Matrix& m, Index dim, const char* what) {
+  if (m.dimension() != 2 || m.shape(1) != dim)
+    throw DataError(fmt::format("{}: expected {} columns, got {}", what, dim,
+                                m.dimension() == 2 ? m.shape(1) : 0));
+}
+
+StandardNormal::StandardNormal(Index dim) : dim_(dim) {}
+
+Vector StandardNormal::log_prob(const Matrix& z, const Matrix&) const {
+  check_columns(z, dim_, "standard_normal.log_prob");
+  const Index n = z.shape(0);
+  Vector out = xt::empty<Real>({n});
+  for (Index i = 0; i < n; ++i) {
+    Real s = 0;
+    for (Index j = 0; j < dim_; ++j) s += z(i, j) * z(i, j);
+    out(i) = -0.5 * s - static_cast<Real>(dim_) * kHalfLog2Pi;
+  }
+  return out;
+}
+
+Matrix StandardNormal::sample(Index n, const Matrix&, Rng& rng) const { return rng.normal(n, dim_); }
+
+void StandardNormal::log_prob_backward(const Matrix& z, const Matrix&, const Vector& w,
+                                       Matrix& grad_z) {
+  grad_z.resize(z.shape());
+  for (Index i = 0; i < z.shape(0); ++i)
+    for (Index j = 0; j < dim_; ++j) grad_z(i, j) = -w(i) * z(i, j);
+}
+
+DiagonalNormal::DiagonalNormal(Index dim, Real mean, Real log_scale)
+    : mean_("mean", xt::xtensor<Real, 2>(std::array<Index, 2>{1, dim}, mean)),
+      log_scale_("log_scale", xt::xtensor<Real, 2>(std::array<Index, 2>{1, dim}, log_scale)) {}
+
+// log N(z; μ, σ²) = Σ_j [ -½((z_j-μ_j)/σ_j)² - log σ_j - ½ log 2π ].
+Vector DiagonalNormal::log_prob(const Matrix& z, const Matrix&) const {
+  const Index d = dim();
+  check_columns(z, d, "diagonal_normal.log_prob");
+  const Index n = z.shape(0);
+  Vector out = xt::empty<Real>({n});
+  Real log_norm = 0;
+  for (Index j = 0; j < d; ++j) log_norm += log_scale_.value(0, j) + kHalfLog2Pi;
+  for (Index i = 0; i < n; ++i) {
+    Real s = 0;
+    for (Index j = 0; j < d; ++j) {
+      Real u = (z(i, j) - mean_.value(0, j)) * std::exp(-log_scale_.value(0, j));
+      s += u * u;
+    }
+    out(i) = -0.5 * s - log_norm;
+  }
+  return out;
+}
+
+Matrix DiagonalNormal::sample(Index n, const Matrix&, Rng& rng) const {
+  Matrix eps = rng.normal(n, dim());
+  for (Index i = 0; i < n; ++i)
+    for (Index j = 0; j < dim(); ++j)
+      eps(i, j) = mean_.value(0, j) + std::exp(log_scale_.value(0, j)) * eps(i, j);
+  return eps;
+}
+
+// With u = (z-μ)/σ: ∂lp/∂z = -u/σ, ∂lp/∂μ = u/σ, ∂lp/∂log σ = u² - 1.
+void DiagonalNormal::log_prob_backward(const Matrix& z, const Matrix&, const Vector& w,
+                                       Matrix& grad_z) {
+  const Index d = dim();
+  grad_z.resize(z.shape());
+  for (Index i = 0; i < z.shape(0); ++i)
+    for (Index j = 0; j < d; ++j) {
+      Real inv_sigma = std::exp(-log_scale_.value(0, j));
+      Real u = (z(i, j) - mean_.value(0, j)) * inv_sigma;
+      grad_z(i, j) = -w(i) * u * inv_sigma;
+      mean_.grad(0, j) += w(i) * u * inv_sigma;
+      log_scale_.grad(0, j) += w(i) * (u * u - 1.0);
+    }
+}
+
+}  // namespace flows

@@ -1,0 +1,88 @@
+#include "flows/plugin_loader.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <set>
+
+#include <boost/dll/shared_library.hpp>
+#include <fmt/format.h>
+
+#include "flows/plugin.hpp"
+
+namespace flows {
+
+namespace fs = std::filesystem;
+
+std::vector<std::string> default_plugin_search_path() {
+  std::vector<std::string> path = {FLOWS_BUILD_PLUGIN_DIR, FLOWS_INSTALL_PLUGIN_DIR};
+  if (const char* env = std::getenv("FLOWS_PLUGIN_PATH")) {
+    std::string entries = env;
+    std::size_t start = 0;
+    while (start <= entries.size()) {
+      std::size_t end = entries.find(':', start);
+      if (end == std::string::npos) end = entries.size();
+      if (end > start) path.push_back(entries.substr(start, end - start));
+      start = end + 1;
+    }
+  }
+  return path;
+}
+
+LoadedPlugin load_plugin(const std::string& file, Registry& registry) {
+  if (!fs::exists(file)) throw PluginError(fmt::format("plugin {}: no such file", file));
+  auto library = std::make_shared<boost::dll::shared_library>();
+  try {
+    library->load(file, boost::dll::load_mode::rtld_local | boost::dll::load_mode::rtld_now);
+  } catch (const std::exception& e) {
+    throw PluginError(fmt::format("plugin {}: cannot be loaded: {}", file, e.what()));
+  }
+  for (const char* symbol : {"flows_plugin_abi_version", "flows_plugin_register"})
+    if (!library->has(symbol))
+      throw PluginError(fmt::format("plugin {}: not a flows plugin (no symbol '{}'; use FLOWS_PLUGIN)",
+                                    file, symbol));
+  const int abi = library->get<int()>("flows_plugin_abi_version")();
+  if (abi != FLOWS_SDK_ABI_VERSION)
+    throw PluginError(fmt::format(
+        "plugin {}: built against flows SDK ABI version {}, but this flows has ABI version {}; "
+        "rebuild the plugin against this SDK",
+        file, abi, FLOWS_SDK_ABI_VERSION));
+  auto& register_plugin = library->get<void(Registry&)>("flows_plugin_register");
+  registry.begin_plugin(file, library);
+  try {
+    register_plugin(registry);
+  } catch (...) {
+    registry.end_plugin();
+    throw;
+  }
+  registry.end_plugin();
+  return {file, abi};
+}
+
+std::vector<LoadedPlugin> load_plugins(const std::vector<std::string>& search_path,
+                                       Registry& registry) {
+  std::vector<LoadedPlugin> loaded;
+  std::set<std::string> seen_names;
+  auto load_once = [&](const fs::path& file) {
+    if (!seen_names.insert(file.filename().string()).second) return;
+    loaded.push_back(load_plugin(file.string(), registry));
+  };
+  for (const std::string& entry : search_path) {
+    std::error_code ec;
+    if (fs::is_directory(entry, ec)) {
+      std::vector<fs::path> files;
+      for (const auto& item : fs::directory_iterator(entry, ec)) {
+        const std::string name = item.path().filename().string();
+        if (name.rfind("flows_plugin_", 0) == 0 && item.path().extension() == ".so")
+          files.push_back(item.path());
+      }
+      std::sort(files.begin(), files.end());  // a stable load order
+      for (const auto& f : files) load_once(f);
+    } else if (fs::is_regular_file(entry, ec)) {
+      load_once(entry);
+    }
+  }
+  return loaded;
+}
+
+}  // namespace flows

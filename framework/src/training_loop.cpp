@@ -1,0 +1,156 @@
+#include "flows/training_loop.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include <fmt/format.h>
+
+#include "flows/error.hpp"
+
+namespace flows {
+
+void TrainingOptions::read_from(ConfigNode& node) {
+  node.read("steps", steps);
+  node.read("batch_size", batch_size);
+  node.read("eval_every", eval_every);
+  node.read("patience", patience);
+  node.read("clip_grad_norm", clip_grad_norm);
+  node.read("lr_schedule", lr_schedule.kind);
+  node.read("warmup_steps", lr_schedule.warmup);
+  node.read("min_lr", lr_schedule.min_lr);
+  node.expect(steps > 0, "steps", "must be > 0");
+  node.expect(batch_size > 0, "batch_size", "must be > 0");
+  node.expect(clip_grad_norm >= 0, "clip_grad_norm", "must be >= 0");
+  node.expect(lr_schedule.min_lr >= 0, "min_lr", "must be >= 0");
+  node.expect_one_of("lr_schedule", lr_schedule.kind, {"constant", "cosine"});
+}
+
+std::shared_ptr<Optimizer> make_optimizer(ConfigNode& trainer_node, const BuildContext& context) {
+  ConfigNode node = trainer_node.child("optimizer", /*optional=*/true);
+  if (!node.has("type")) node.set("type", "adam");
+  return context.registry->make<Optimizer>(node, context);
+}
+
+MinibatchSampler::MinibatchSampler(const Matrix& data, Index batch_size, Rng& rng)
+    : data_(data), rng_(rng), order_(data.shape(0)) {
+  if (data.shape(0) == 0) throw DataError("training data has no rows");
+  std::iota(order_.begin(), order_.end(), Index{0});
+  batch_.resize({std::min(batch_size, data.shape(0)), data.shape(1)});
+  shuffle();
+}
+
+void MinibatchSampler::shuffle() {
+  // Fisher–Yates with the run's seeded generator.
+  for (Index i = order_.size(); i > 1; --i) std::swap(order_[i - 1], order_[rng_.index(i)]);
+  cursor_ = 0;
+}
+
+const Matrix& MinibatchSampler::next() {
+  const Index rows = batch_.shape(0), cols = batch_.shape(1);
+  for (Index r = 0; r < rows; ++r) {
+    if (cursor_ == order_.size()) shuffle();
+    const Real* src = data_.data() + order_[cursor_++] * cols;
+    std::copy(src, src + cols, batch_.data() + r * cols);
+  }
+  return batch_;
+}
+
+namespace {
+
+std::vector<Matrix> snapshot(const ParameterList& params) {
+  std::vector<Matrix> values;
+  values.reserve(params.size());
+  for (const Parameter* p : params) values.push_back(p->value);
+  return values;
+}
+
+void restore(const ParameterList& params, const std::vector<Matrix>& values) {
+  for (std::size_t k = 0; k < params.size() && k < values.size(); ++k) params[k]->value = values[k];
+}
+
+}  // namespace
+
+TrainReport run_training_loop(const TrainingOptions& options, Optimizer& optimizer,
+                              const ParameterList& params, const Matrix& train,
+                              const TrainingObjective& objective, bool has_validation, Rng& rng,
+                              const TrainerCallbacks& callbacks) {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  auto seconds = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
+
+  TrainReport report;
+  report.loss_name = objective.loss_name;
+  MinibatchSampler sampler(train, options.batch_size, rng);
+  std::vector<Matrix> best = snapshot(params);
+  bool have_best = false;
+  Index evaluations_without_gain = 0;
+  Real loss_sum = 0;
+  Index loss_count = 0;
+  Progress progress;
+  progress.total_steps = options.steps;
+
+  auto evaluate = [&](Index step, Real lr) {
+    CurvePoint point;
+    point.step = step;
+    point.train_loss = loss_count ? loss_sum / static_cast<Real>(loss_count) : NAN;
+    point.lr = lr;
+    loss_sum = 0;
+    loss_count = 0;
+    if (has_validation) {
+      point.val_loss = objective.validation_loss();
+      progress.val_loss = point.val_loss;
+      if (std::isfinite(point.val_loss) &&
+          (!have_best || point.val_loss < report.best_val_loss)) {
+        report.best_val_loss = point.val_loss;
+        report.best_step = step;
+        best = snapshot(params);
+        have_best = true;
+        evaluations_without_gain = 0;
+      } else {
+        ++evaluations_without_gain;
+      }
+    }
+    point.seconds = seconds();
+    report.curve.push_back(point);
+  };
+
+  for (Index step = 0; step < options.steps; ++step) {
+    const Real lr = options.lr_schedule.at(optimizer.learning_rate(), step, options.steps);
+    zero_grad(params);
+    const Real loss = objective.loss_and_gradient(sampler.next());
+    if (!std::isfinite(loss)) {
+      if (have_best) restore(params, best);
+      throw NumericalError(fmt::format(
+          "training loss became {} at step {}; {} (lower the learning rate or set "
+          "trainer.clip_grad_norm)",
+          loss, step + 1,
+          have_best ? fmt::format("restored the parameters of step {}", report.best_step)
+                    : std::string("no validated parameters to restore")));
+    }
+    clip_gradient_norm(params, options.clip_grad_norm);
+    optimizer.step(params, lr);
+    loss_sum += loss;
+    ++loss_count;
+    report.steps = step + 1;
+
+    const bool last = step + 1 == options.steps;
+    if ((options.eval_every > 0 && (step + 1) % options.eval_every == 0) || last) {
+      evaluate(step + 1, lr);
+      if (options.patience > 0 && evaluations_without_gain >= options.patience && !last) {
+        report.stopped_early = true;
+      }
+    }
+    progress.step = step + 1;
+    progress.loss = loss;
+    progress.lr = lr;
+    progress.seconds = seconds();
+    if (callbacks.on_progress) callbacks.on_progress(progress);
+    if (report.stopped_early) break;
+  }
+  if (have_best) restore(params, best);
+  report.seconds = seconds();
+  return report;
+}
+
+}  // namespace flows
