@@ -1,0 +1,31 @@
+#pragma once
+#include <string>
+#include <vector>
+
+#include "flows/export.hpp"
+#include "flows/tensor.hpp"
+
+namespace flows {
+
+// Whether the first row of a CSV file is a header. `detect` treats it as one
+// when none of its fields is a number.
+enum class CsvHeader { detect, present, absent };
+
+// Reads a comma-separated file of numbers, one sample per row. Blank lines and
+// lines starting with '#' are skipped; fields may be padded with spaces. The
+// header's names go to `header` when given (left empty when there is none).
+// Raises IoError when the file cannot be read, and DataError naming the file,
+// row (its 1-based line number) and column for text in a numeric field, NaN or
+// Inf, a row with the wrong number of fields, or a file without data rows.
+FLOWS_API Matrix read_csv(const std::string& path, std::vector<std::string>* header = nullptr,
+                          CsvHeader mode = CsvHeader::detect);
+
+// Writes `m` with every digit a double needs (%.17g) and an optional header
+// line (one name per column, without commas or quotes). The file is written to
+// a temporary in the same folder and renamed into place, so a failed write
+// never leaves a half-written file. Raises IoError when writing fails and
+// DataError when the header does not fit `m`.
+FLOWS_API void write_csv(const std::string& path, const Matrix& m,
+                         const std::vector<std::string>& header = {});
+
+}  // namespace flows

@@ -1,0 +1,23 @@
+#pragma once
+#include <string>
+
+#include "flows/export.hpp"
+#include "flows/tensor.hpp"
+
+namespace flows {
+
+// Reads a NumPy .npy file (format versions 1.0, 2.0 and 3.0) holding a 2-D
+// array, or a 1-D array read as n x 1. Little-endian float64 is read as is;
+// float32, int64 and int32 are converted; Fortran-ordered arrays are
+// transposed into rows. Raises IoError when the file cannot be read and
+// DataError naming the file and the fault for anything else: a bad magic
+// string or header, an unsupported dtype or rank, a truncated file, no data,
+// or a NaN/Inf entry (named by its index).
+FLOWS_API Matrix read_npy(const std::string& path);
+
+// Writes `m` as format 1.0, dtype '<f8', C order, shape (rows, cols): the file
+// np.load reads. Written to a temporary in the same folder and renamed into
+// place, so a failed write never leaves a half-written file.
+FLOWS_API void write_npy(const std::string& path, const Matrix& m);
+
+}  // namespace flows

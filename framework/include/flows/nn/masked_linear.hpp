@@ -1,0 +1,53 @@
+#pragma once
+#include "flows/export.hpp"
+#include "flows/parameter.hpp"
+#include "flows/rng.hpp"
+#include "flows/tensor.hpp"
+
+namespace flows::nn {
+
+// A Linear layer whose weight is multiplied by a fixed 0/1 mask M (out x in):
+// y = x (W ⊙ M)ᵀ + b, the building block of MADE (Germain et al. 2015). The
+// mask is applied to the weight in every forward and to the weight gradient in
+// every backward, so masked entries of W never influence y and never receive
+// gradient, whatever an optimizer or a checkpoint writes into them.
+class FLOWS_API MaskedLinear {
+ public:
+  // The mask's shape (out x in) gives the layer's size; its entries must be 0
+  // or 1 (ConfigError). W and b ~ U(-1/sqrt(in), 1/sqrt(in)) as in Linear,
+  // with masked entries of W then set to 0.
+  MaskedLinear(const Matrix& mask, Rng& rng);
+
+  Index in_features() const { return mask_.shape(1); }
+  Index out_features() const { return mask_.shape(0); }
+  const Matrix& mask() const { return mask_; }
+
+  // y = x (W ⊙ M)ᵀ + b. forward reuses a member buffer for W ⊙ M; infer is
+  // const and allocates it.
+  void forward(const Matrix& x, Matrix& y);
+  void infer(const Matrix& x, Matrix& y) const;
+  Matrix infer(const Matrix& x) const;
+
+  // Given the input x of the forward pass and dL/dy: grad_x = dL/dy (W ⊙ M);
+  // unless accumulate_param_grads is false, *adds* ((dL/dy)ᵀ x) ⊙ M to W's
+  // gradient and Σ_rows dL/dy to b's.
+  void backward(const Matrix& x, const Matrix& grad_y, Matrix& grad_x,
+                bool accumulate_param_grads = true);
+
+  Parameter& weight() { return weight_; }
+  Parameter& bias() { return bias_; }
+  const Parameter& weight() const { return weight_; }
+  const Parameter& bias() const { return bias_; }
+  ParameterList parameters() { return {&weight_, &bias_}; }
+
+ private:
+  void update_masked_weight();
+
+  Parameter weight_;
+  Parameter bias_;
+  Matrix mask_;
+  Matrix masked_weight_;  // W ⊙ M, refreshed by forward and backward
+  Matrix weight_grad_;    // (dL/dy)ᵀ x before masking
+};
+
+}  // namespace flows::nn

@@ -1,0 +1,227 @@
+#include "flows/data/datasets.hpp"
+
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "flows/data/csv.hpp"
+#include "flows/data/npy.hpp"
+#include "flows/data/toys.hpp"
+#include "flows/error.hpp"
+
+namespace flows {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Reads an optional key; the read registers the key as known even when it is
+// absent, so a misspelling gets a "did you mean" hint from finish().
+template <class T>
+void read_optional(ConfigNode& node, const std::string& key, std::optional<T>& out) {
+  T value{};
+  node.read(key, value);
+  if (node.has(key)) out = value;
+}
+
+// Relative paths are taken from the folder of the YAML file that names them.
+std::string resolve(const std::string& path, const std::string& origin) {
+  if (path.empty() || fs::path(path).is_absolute()) return path;
+  const fs::path folder = fs::path(origin).parent_path();
+  return folder.empty() ? path : (folder / path).lexically_normal().string();
+}
+
+// The stream of one use of randomness (0 train, 1 val, 2 test, 3 the file
+// shuffle) from `seed`, or from the Rng given to load(). The data streams sit
+// under their own tag, so they never coincide with streams another component
+// derives from the same seed.
+Rng data_stream(const std::optional<std::uint64_t>& seed, const Rng& rng, std::uint64_t use) {
+  constexpr std::uint64_t kDataTag = 0x64617461;  // "data"
+  return Rng(seed ? *seed : rng.seed()).derive(kDataTag).derive(use);
+}
+
+// Rows of `m` listed in `rows`, in that order.
+Matrix take_rows(const Matrix& m, const std::vector<Index>& rows, Index begin, Index end) {
+  Matrix out({end - begin, m.shape(1)});
+  for (Index i = begin; i < end; ++i)
+    for (Index c = 0; c < m.shape(1); ++c) out(i - begin, c) = m(rows[i], c);
+  return out;
+}
+
+}  // namespace
+
+ToyDatasetOptions ToyDatasetOptions::from(ConfigNode& node) {
+  ToyDatasetOptions o;
+  node.read("n_train", o.n_train);
+  node.read("n_val", o.n_val);
+  node.read("n_test", o.n_test);
+  read_optional(node, "noise", o.noise);
+  read_optional(node, "seed", o.seed);
+  node.expect(o.n_train > 0, "n_train", "must be > 0");
+  node.expect(!o.noise || (*o.noise >= 0 && std::isfinite(*o.noise)), "noise",
+              fmt::format("must be finite and >= 0, got {}", o.noise.value_or(0)));
+  node.finish();
+  return o;
+}
+
+ToyDataset::ToyDataset(std::string name, ToyDatasetOptions options)
+    : name_(std::move(name)), options_(std::move(options)) {
+  toy_default_noise(name_);  // rejects an unknown name now rather than at load()
+}
+
+DataSplits ToyDataset::load(Rng& rng) const {
+  const Real noise = options_.noise.value_or(toy_default_noise(name_));
+  Rng train_rng = data_stream(options_.seed, rng, 0);
+  Rng val_rng = data_stream(options_.seed, rng, 1);
+  Rng test_rng = data_stream(options_.seed, rng, 2);
+  DataSplits splits;
+  splits.train = make_toy(name_, options_.n_train, noise, train_rng);
+  splits.val = make_toy(name_, options_.n_val, noise, val_rng);
+  splits.test = make_toy(name_, options_.n_test, noise, test_rng);
+  splits.columns = {"x1", "x2"};
+  return splits;
+}
+
+FileDatasetOptions FileDatasetOptions::from(ConfigNode& node, FileFormat format) {
+  FileDatasetOptions o;
+  node.read("path", o.path);
+  node.read("train", o.train);
+  node.read("val", o.val);
+  node.read("test", o.test);
+  node.read("val_fraction", o.val_fraction);
+  node.read("test_fraction", o.test_fraction);
+  node.read("shuffle", o.shuffle);
+  read_optional(node, "seed", o.seed);
+  if (format == FileFormat::csv) {
+    node.read("header", o.header);
+    node.expect_one_of("header", o.header, {"auto", "true", "false"});
+  }
+
+  const bool one_file = node.has("path");
+  const bool split_files = node.has("train") || node.has("val") || node.has("test");
+  node.expect(!(one_file && split_files), "path",
+              "give either 'path' (one file, split by val_fraction and test_fraction) or "
+              "'train', 'val' and 'test', not both");
+  node.expect(one_file || split_files, "",
+              "needs 'path' (one file, split by val_fraction and test_fraction) or 'train', "
+              "'val' and 'test' (one file per split)");
+  if (one_file) {
+    node.expect(!o.path.empty(), "path", "must not be empty");
+    node.expect(o.val_fraction >= 0 && o.val_fraction < 1, "val_fraction",
+                fmt::format("must be in [0, 1), got {}", o.val_fraction));
+    node.expect(o.test_fraction >= 0 && o.test_fraction < 1, "test_fraction",
+                fmt::format("must be in [0, 1), got {}", o.test_fraction));
+    node.expect(o.val_fraction + o.test_fraction < 1, "test_fraction",
+                fmt::format("val_fraction + test_fraction must be < 1, got {} + {}", o.val_fraction,
+                            o.test_fraction));
+  } else {
+    const std::pair<const char*, const std::string*> files[] = {
+        {"train", &o.train}, {"val", &o.val}, {"test", &o.test}};
+    for (const auto& [key, value] : files) {
+      node.expect(node.has(key), key, "missing: with 'train', 'val' and 'test' give all three");
+      node.expect(!value->empty(), key, "must not be empty");
+    }
+    for (const char* key : {"val_fraction", "test_fraction", "shuffle", "seed"})
+      node.expect(!node.has(key), key,
+                  "applies only to one file given by 'path', not to 'train'/'val'/'test'");
+  }
+
+  const std::string& origin = node.origin();
+  for (auto [key, value] : {std::pair<const char*, std::string*>{"path", &o.path},
+                            {"train", &o.train},
+                            {"val", &o.val},
+                            {"test", &o.test}}) {
+    if (value->empty()) continue;
+    const std::string given = *value;
+    *value = resolve(given, origin);
+    std::error_code ec;
+    node.expect(fs::is_regular_file(*value, ec), key,
+                fmt::format("file '{}' does not exist{}", *value,
+                            *value != given
+                                ? fmt::format(" (relative paths are resolved against the folder "
+                                              "of {})",
+                                              origin)
+                                : ""));
+  }
+  node.finish();
+  return o;
+}
+
+FileDataset::FileDataset(FileFormat format, FileDatasetOptions options, std::string where)
+    : format_(format), options_(std::move(options)), where_(std::move(where)) {}
+
+DataSplits FileDataset::load(Rng& rng) const {
+  const CsvHeader header_mode = options_.header == "true"    ? CsvHeader::present
+                                : options_.header == "false" ? CsvHeader::absent
+                                                             : CsvHeader::detect;
+  auto read = [&](const std::string& path, std::vector<std::string>& names) {
+    return format_ == FileFormat::csv ? read_csv(path, &names, header_mode) : read_npy(path);
+  };
+  const std::string prefix = where_.empty() ? "" : where_ + ": ";
+  DataSplits splits;
+
+  if (!options_.path.empty()) {
+    const Matrix all = read(options_.path, splits.columns);
+    const Index n = all.shape(0);
+    const auto n_val = static_cast<Index>(std::llround(options_.val_fraction * Real(n)));
+    const auto n_test = static_cast<Index>(std::llround(options_.test_fraction * Real(n)));
+    if (n_val + n_test >= n)
+      throw DataError(fmt::format(
+          "{}{}: {} rows leave none for training after val_fraction {} "
+          "({} rows) and test_fraction {} ({} rows)",
+          prefix, options_.path, n, options_.val_fraction, n_val, options_.test_fraction, n_test));
+    std::vector<Index> order(n);
+    for (Index i = 0; i < n; ++i) order[i] = i;
+    if (options_.shuffle) {
+      Rng shuffle_rng = data_stream(options_.seed, rng, 3);
+      for (Index i = n; i > 1; --i) std::swap(order[i - 1], order[shuffle_rng.index(i)]);
+    }
+    const Index n_train = n - n_val - n_test;
+    splits.train = take_rows(all, order, 0, n_train);
+    splits.val = take_rows(all, order, n_train, n_train + n_val);
+    splits.test = take_rows(all, order, n_train + n_val, n);
+    return splits;
+  }
+
+  std::vector<std::string> val_names;
+  std::vector<std::string> test_names;
+  splits.train = read(options_.train, splits.columns);
+  splits.val = read(options_.val, val_names);
+  splits.test = read(options_.test, test_names);
+  auto check = [&](const char* key, const std::string& path, const Matrix& m,
+                   const std::vector<std::string>& names) {
+    if (m.shape(1) != splits.train.shape(1))
+      throw DataError(fmt::format("{}{} '{}' has {} column{} but train '{}' has {}", prefix, key,
+                                  path, m.shape(1), m.shape(1) == 1 ? "" : "s", options_.train,
+                                  splits.train.shape(1)));
+    if (!names.empty() && !splits.columns.empty() && names != splits.columns) {
+      Index c = 0;
+      while (names[c] == splits.columns[c]) ++c;
+      throw DataError(fmt::format("{}{} '{}' names column {} '{}' but train '{}' names it '{}'",
+                                  prefix, key, path, c + 1, names[c], options_.train,
+                                  splits.columns[c]));
+    }
+  };
+  check("val", options_.val, splits.val, val_names);
+  check("test", options_.test, splits.test, test_names);
+  return splits;
+}
+
+void register_datasets(Registry& registry) {
+  for (const std::string& name : toy_names())
+    registry.add<Dataset>(name, [name](ConfigNode& node, const BuildContext&) {
+      return std::make_unique<ToyDataset>(name, ToyDatasetOptions::from(node));
+    });
+  const std::pair<const char*, FileFormat> formats[] = {{"csv", FileFormat::csv},
+                                                        {"npy", FileFormat::npy}};
+  for (const auto& [name, format] : formats)
+    registry.add<Dataset>(name, [format = format](ConfigNode& node, const BuildContext&) {
+      const std::string where = node.where() + (node.path().empty() ? "" : ": " + node.path());
+      return std::make_unique<FileDataset>(format, FileDatasetOptions::from(node, format), where);
+    });
+}
+
+}  // namespace flows

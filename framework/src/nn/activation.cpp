@@ -1,0 +1,140 @@
+#include "flows/nn/activation.hpp"
+
+#include <cmath>
+#include <xtensor/xmath.hpp>
+#include <xtensor/xoperation.hpp>
+
+#include "flows/config.hpp"
+#include "flows/error.hpp"
+
+namespace flows::nn {
+
+namespace {
+
+// SELU's fixed point constants (Klambauer et al. 2017, "Self-Normalizing Neural
+// Networks", eq. 14).
+constexpr Real kSeluScale = 1.0507009873554804934193349852946;
+constexpr Real kSeluAlpha = 1.6732632423543772848170429916717;
+// ELU's α (Clevert et al. 2016 use α = 1).
+constexpr Real kEluAlpha = 1.0;
+
+}  // namespace
+
+const std::vector<std::string>& Activation::names() {
+  static const std::vector<std::string> all{"identity", "relu", "tanh", "elu", "selu", "silu"};
+  return all;
+}
+
+Activation Activation::from_name(const std::string& name) {
+  const auto& all = names();
+  for (std::size_t k = 0; k < all.size(); ++k)
+    if (all[k] == name) return Activation(static_cast<Kind>(k));
+  std::string list;
+  for (const auto& n : all) list += (list.empty() ? "" : ", ") + n;
+  const std::string hint = closest_match(name, all);
+  throw ConfigError("unknown activation '" + name + "'; valid names: " + list +
+                    (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
+}
+
+const std::string& Activation::name() const {
+  return names()[static_cast<std::size_t>(kind_)];
+}
+
+// ReLU (Nair & Hinton 2010); ELU (Clevert, Unterthiner & Hochreiter 2016);
+// SELU (Klambauer et al. 2017); SiLU a σ(a) (Hendrycks & Gimpel 2016, Elfwing
+// et al. 2018; "swish" in Ramachandran et al. 2017).
+Real Activation::value(Real a) const {
+  switch (kind_) {
+    case Kind::identity:
+      return a;
+    case Kind::relu:
+      return a > 0 ? a : Real(0);
+    case Kind::tanh:
+      return std::tanh(a);
+    case Kind::elu:
+      return a > 0 ? a : kEluAlpha * std::expm1(a);
+    case Kind::selu:
+      return kSeluScale * (a > 0 ? a : kSeluAlpha * std::expm1(a));
+    case Kind::silu:
+      return a / (1 + std::exp(-a));
+  }
+  return a;
+}
+
+// tanh' = 1 - tanh²; elu' = α eᵃ for a ≤ 0; silu' = σ(a) (1 + a (1 - σ(a))).
+Real Activation::derivative(Real a) const {
+  switch (kind_) {
+    case Kind::identity:
+      return 1;
+    case Kind::relu:
+      return a > 0 ? 1 : 0;
+    case Kind::tanh: {
+      const Real t = std::tanh(a);
+      return 1 - t * t;
+    }
+    case Kind::elu:
+      return a > 0 ? 1 : kEluAlpha * std::exp(a);
+    case Kind::selu:
+      return a > 0 ? kSeluScale : kSeluScale * kSeluAlpha * std::exp(a);
+    case Kind::silu: {
+      const Real s = 1 / (1 + std::exp(-a));
+      return s * (1 + a * (1 - s));
+    }
+  }
+  return 1;
+}
+
+// xtensor expressions so that xsimd vectorizes exp and tanh; each is evaluated
+// straight into its destination with noalias, no temporaries.
+void Activation::forward(const Matrix& a, Matrix& h) const {
+  h.resize(a.shape());
+  switch (kind_) {
+    case Kind::identity:
+      xt::noalias(h) = a;
+      break;
+    case Kind::relu:
+      xt::noalias(h) = xt::where(a > Real(0), a, Real(0));
+      break;
+    case Kind::tanh:
+      xt::noalias(h) = xt::tanh(a);
+      break;
+    case Kind::elu:
+      xt::noalias(h) = xt::where(a > Real(0), a, kEluAlpha * xt::expm1(a));
+      break;
+    case Kind::selu:
+      xt::noalias(h) = kSeluScale * xt::where(a > Real(0), a, kSeluAlpha * xt::expm1(a));
+      break;
+    case Kind::silu:
+      xt::noalias(h) = a / (Real(1) + xt::exp(-a));
+      break;
+  }
+}
+
+// The derivatives from the output where that is cheaper: tanh' = 1 - h²;
+// for a ≤ 0, elu' = h + α and selu' = h + λα; with s = σ(a) and h = a s,
+// silu' = s + a s (1 - s) = s (1 - h) + h, one exp per entry.
+void Activation::backward(const Matrix& a, const Matrix& h, Matrix& grad) const {
+  if (grad.shape() != a.shape() || h.shape() != a.shape())
+    throw DataError("Activation " + name() + ": backward needs a, h and grad of one shape");
+  switch (kind_) {
+    case Kind::identity:
+      break;
+    case Kind::relu:
+      xt::noalias(grad) = xt::where(a > Real(0), grad, Real(0));
+      break;
+    case Kind::tanh:
+      xt::noalias(grad) = grad * (Real(1) - h * h);
+      break;
+    case Kind::elu:
+      xt::noalias(grad) = grad * xt::where(a > Real(0), Real(1), h + kEluAlpha);
+      break;
+    case Kind::selu:
+      xt::noalias(grad) = grad * xt::where(a > Real(0), kSeluScale, h + kSeluScale * kSeluAlpha);
+      break;
+    case Kind::silu:
+      xt::noalias(grad) = grad * (Real(1) / (Real(1) + xt::exp(-a)) * (Real(1) - h) + h);
+      break;
+  }
+}
+
+}  // namespace flows::nn

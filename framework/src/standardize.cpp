@@ -1,0 +1,103 @@
+#include "flows/standardize.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "flows/error.hpp"
+
+namespace flows {
+
+Standardize::Standardize(Matrix mean, Matrix scale)
+    : mean_(std::move(mean)), scale_(std::move(scale)) {
+  if (mean_.shape(0) != 1 || scale_.shape(0) != 1 || mean_.shape(1) != scale_.shape(1))
+    throw DataError(
+        fmt::format("standardization: mean is {} x {} and scale is {} x {}; both must be 1 x d",
+                    mean_.shape(0), mean_.shape(1), scale_.shape(0), scale_.shape(1)));
+  for (Index j = 0; j < dim(); ++j) {
+    if (!std::isfinite(mean_(0, j)))
+      throw DataError(fmt::format("standardization: mean of column {} is {}", j + 1, mean_(0, j)));
+    if (!(scale_(0, j) > 0) || !std::isfinite(scale_(0, j)))
+      throw DataError(
+          fmt::format("standardization: scale of column {} is {}; it must be finite "
+                      "and > 0",
+                      j + 1, scale_(0, j)));
+    log_scale_sum_ += std::log(scale_(0, j));
+  }
+}
+
+Standardize Standardize::fit(const Matrix& train) {
+  const Index n = train.shape(0);
+  const Index d = train.shape(1);
+  if (n == 0 || d == 0)
+    throw DataError(
+        fmt::format("standardization: cannot fit on an empty training split ({} x {})", n, d));
+  Matrix mean = xt::zeros<Real>({Index(1), d});
+  Matrix scale = xt::zeros<Real>({Index(1), d});
+  for (Index i = 0; i < n; ++i)
+    for (Index j = 0; j < d; ++j) mean(0, j) += train(i, j);
+  for (Index j = 0; j < d; ++j) mean(0, j) /= Real(n);
+  // Two passes (mean, then squared deviations) for accuracy.
+  for (Index i = 0; i < n; ++i)
+    for (Index j = 0; j < d; ++j) {
+      const Real dev = train(i, j) - mean(0, j);
+      scale(0, j) += dev * dev;
+    }
+  for (Index j = 0; j < d; ++j) {
+    const Real std = std::sqrt(scale(0, j) / Real(n));
+    const bool constant = !(std > 1e-12 * std::max(Real(1), std::abs(mean(0, j))));
+    scale(0, j) = constant ? Real(1) : std;
+  }
+  return Standardize(std::move(mean), std::move(scale));
+}
+
+void Standardize::check_columns(const Matrix& m, const char* what) const {
+  if (m.shape(1) != dim())
+    throw DataError(
+        fmt::format("standardization: {} has {} columns but the standardization was "
+                    "fitted on {}",
+                    what, m.shape(1), dim()));
+}
+
+Transformed Standardize::forward(const Matrix& x, const Matrix& /*context*/) const {
+  check_columns(x, "the input");
+  Transformed out;
+  out.value = Matrix(x.shape());
+  for (Index i = 0; i < x.shape(0); ++i)
+    for (Index j = 0; j < dim(); ++j) out.value(i, j) = (x(i, j) - mean_(0, j)) / scale_(0, j);
+  out.logdet = Vector::from_shape({x.shape(0)});
+  out.logdet.fill(-log_scale_sum_);
+  return out;
+}
+
+Transformed Standardize::inverse(const Matrix& z, const Matrix& /*context*/) const {
+  check_columns(z, "the latent input");
+  Transformed out;
+  out.value = Matrix(z.shape());
+  for (Index i = 0; i < z.shape(0); ++i)
+    for (Index j = 0; j < dim(); ++j) out.value(i, j) = z(i, j) * scale_(0, j) + mean_(0, j);
+  out.logdet = Vector::from_shape({z.shape(0)});
+  out.logdet.fill(log_scale_sum_);
+  return out;
+}
+
+void Standardize::forward_train(const Matrix& x, const Matrix& /*context*/, Matrix& z,
+                                Vector& logdet) {
+  check_columns(x, "the input");
+  if (z.shape() != x.shape()) z.resize(x.shape());
+  for (Index i = 0; i < x.shape(0); ++i)
+    for (Index j = 0; j < dim(); ++j) z(i, j) = (x(i, j) - mean_(0, j)) / scale_(0, j);
+  if (logdet.shape(0) != x.shape(0)) logdet.resize({x.shape(0)});
+  logdet.fill(-log_scale_sum_);
+}
+
+void Standardize::backward(const Matrix& grad_z, const Vector& /*grad_logdet*/, Matrix& grad_x) {
+  check_columns(grad_z, "the gradient");
+  if (grad_x.shape() != grad_z.shape()) grad_x.resize(grad_z.shape());
+  for (Index i = 0; i < grad_z.shape(0); ++i)
+    for (Index j = 0; j < dim(); ++j) grad_x(i, j) = grad_z(i, j) / scale_(0, j);
+}
+
+}  // namespace flows

@@ -1,0 +1,79 @@
+#include "affine.hpp"
+
+#include <cmath>
+
+#include "checks.hpp"
+
+namespace flows::basic {
+
+Affine::Affine(Index dim, Real shift, Real log_scale, const char* name)
+    : shift_("shift", Matrix({1, dim}, shift)),
+      log_scale_("log_scale", Matrix({1, dim}, log_scale)),
+      name_(name) {}
+
+// z = (x − b) · e^{−s}; log|det| = −Σ_j s_j.
+Transformed Affine::forward(const Matrix& x, const Matrix&) const {
+  require_columns(x, dim(), name_, "input");
+  Transformed out;
+  out.value = (x - shift_.value) * xt::exp(-log_scale_.value);
+  out.logdet = xt::zeros<Real>({x.shape(0)}) - xt::sum(log_scale_.value)();
+  return out;
+}
+
+// x = b + e^{s} · z; log|det| = +Σ_j s_j.
+Transformed Affine::inverse(const Matrix& z, const Matrix&) const {
+  require_columns(z, dim(), name_, "latent input");
+  Transformed out;
+  out.value = shift_.value + z * xt::exp(log_scale_.value);
+  out.logdet = xt::zeros<Real>({z.shape(0)}) + xt::sum(log_scale_.value)();
+  return out;
+}
+
+void Affine::forward_train(const Matrix& x, const Matrix&, Matrix& z, Vector& logdet) {
+  require_columns(x, dim(), name_, "input");
+  z = (x - shift_.value) * xt::exp(-log_scale_.value);
+  logdet = xt::zeros<Real>({x.shape(0)}) - xt::sum(log_scale_.value)();
+  z_ = z;
+  recorded_ = true;
+}
+
+// With g = dL/dz and γ = dL/dlogdet:
+//   dL/dx_ij = g_ij e^{−s_j}
+//   dL/db_j  = −Σ_i g_ij e^{−s_j}
+//   dL/ds_j  = −Σ_i g_ij z_ij − Σ_i γ_i      (∂z_ij/∂s_j = −z_ij, ∂logdet_i/∂s_j = −1)
+void Affine::backward(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x) {
+  require_backward_shapes(grad_z, grad_logdet, z_.shape(0), dim(), recorded_, name_);
+  const Matrix inv_scale = xt::exp(-log_scale_.value);
+  grad_x = grad_z * inv_scale;
+  const Real sum_grad_logdet = xt::sum(grad_logdet)();
+  const Index rows = grad_z.shape(0);
+  for (Index j = 0; j < dim(); ++j) {
+    Real sum_g = 0;
+    Real sum_gz = 0;
+    for (Index i = 0; i < rows; ++i) {
+      sum_g += grad_z(i, j);
+      sum_gz += grad_z(i, j) * z_(i, j);
+    }
+    shift_.grad(0, j) -= sum_g * inv_scale(0, j);
+    log_scale_.grad(0, j) -= sum_gz + sum_grad_logdet;
+  }
+}
+
+AffineOptions AffineOptions::from(ConfigNode& node) {
+  AffineOptions o;
+  node.read("shift", o.shift);
+  node.read("log_scale", o.log_scale);
+  node.expect(std::isfinite(o.shift), "shift", "must be a finite number");
+  node.expect(std::isfinite(o.log_scale) && std::abs(o.log_scale) <= 30, "log_scale",
+              "must be a finite number in [-30, 30]");
+  node.finish();
+  return o;
+}
+
+std::unique_ptr<Bijector> make_affine(ConfigNode& node, const BuildContext& context) {
+  const AffineOptions options = AffineOptions::from(node);
+  if (context.dim == 0) throw node.error("", "needs a data dimension of at least 1");
+  return std::make_unique<Affine>(context.dim, options.shift, options.log_scale);
+}
+
+}  // namespace flows::basic

@@ -1,0 +1,51 @@
+#pragma once
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <flows/bijector.hpp>
+#include <flows/config.hpp>
+#include <flows/registry.hpp>
+
+namespace flows::basic {
+
+// A fixed reordering of the columns, z_j = x_{order[j]}. It has no
+// parameters and its Jacobian is a permutation matrix, so log|det| = 0.
+class Permutation final : public Bijector {
+ public:
+  // `order` must hold each of 0 .. order.size()-1 once; `name` is used in
+  // error messages ("reverse", "permutation").
+  Permutation(std::vector<Index> order, std::string name);
+
+  const std::vector<Index>& order() const { return order_; }
+
+  Index dim() const override { return order_.size(); }
+  Transformed forward(const Matrix& x, const Matrix& context) const override;
+  Transformed inverse(const Matrix& z, const Matrix& context) const override;
+  void forward_train(const Matrix& x, const Matrix& context, Matrix& z, Vector& logdet) override;
+  void backward(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x) override;
+  ParameterList parameters() override { return {}; }
+
+ private:
+  std::vector<Index> order_;  // z column j takes x column order_[j]
+  std::string name_;
+  Index recorded_rows_ = 0;
+  bool recorded_ = false;
+};
+
+struct PermutationOptions {
+  // Seed of the random permutation; absent: the build context's seed, so a
+  // pipeline's seed fixes every permutation in it.
+  std::optional<Index> seed;
+
+  static PermutationOptions from(ConfigNode& node);
+};
+
+// A uniformly random permutation of 0 .. dim-1 (Fisher–Yates), fixed by `seed`.
+std::vector<Index> random_permutation(Index dim, std::uint64_t seed);
+
+// Factory of `permutation`.
+std::unique_ptr<Bijector> make_permutation(ConfigNode& node, const BuildContext& context);
+
+}  // namespace flows::basic

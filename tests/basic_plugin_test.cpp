@@ -1,0 +1,196 @@
+// Behaviour of the `basic` plugin's bijectors beyond the shared contract
+// (which bijector_contract_test.cpp runs on each of them).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <string>
+
+#include "flows/bijector.hpp"
+#include "flows/config.hpp"
+#include "flows/error.hpp"
+#include "flows/plugin_loader.hpp"
+#include "flows/registry.hpp"
+#include "flows/rng.hpp"
+
+namespace {
+
+using flows::Index;
+using flows::Matrix;
+using flows::Real;
+using flows::Vector;
+
+class BasicPlugin : public ::testing::Test {
+ protected:
+  void SetUp() override { flows::load_plugin(FLOWS_BASIC_PLUGIN, registry_); }
+
+  std::shared_ptr<flows::Bijector> build(const std::string& yaml, Index dim,
+                                         std::uint64_t seed = 0) {
+    flows::ConfigNode node = flows::ConfigNode::parse(yaml, "test.yaml");
+    return registry_.make<flows::Bijector>(node, flows::BuildContext{dim, seed, &registry_});
+  }
+
+  // The message of the ConfigError that building `yaml` raises, or "" if none.
+  std::string config_error(const std::string& yaml, Index dim = 3) {
+    try {
+      build(yaml, dim);
+    } catch (const flows::ConfigError& e) {
+      return e.what();
+    }
+    return "";
+  }
+
+  flows::Registry registry_;
+  const Matrix none_;
+};
+
+// Row i is (0, 1, ..., d-1) + 10 i, so every entry tells where it came from.
+Matrix labelled(Index rows, Index dim) {
+  Matrix x({rows, dim});
+  for (Index i = 0; i < rows; ++i)
+    for (Index j = 0; j < dim; ++j) x(i, j) = static_cast<Real>(j + 10 * i);
+  return x;
+}
+
+TEST_F(BasicPlugin, RegistersItsBijectors) {
+  for (const char* name : {"reverse", "permutation", "affine", "actnorm"})
+    EXPECT_TRUE(registry_.contains(flows::Kind::bijector, name)) << name;
+}
+
+TEST_F(BasicPlugin, ReverseReversesTheColumns) {
+  auto reverse = build("{type: reverse}", 4);
+  const auto out = reverse->forward(labelled(2, 4), none_);
+  const Matrix expected = {{3, 2, 1, 0}, {13, 12, 11, 10}};
+  EXPECT_EQ(out.value, expected);
+  EXPECT_EQ(out.logdet, Vector(xt::zeros<Real>({2})));
+  EXPECT_EQ(reverse->parameters().size(), 0u);
+}
+
+TEST_F(BasicPlugin, PermutationIsABijectionOfTheColumns) {
+  auto permutation = build("{type: permutation}", 8, 5);
+  const Matrix z = permutation->forward(labelled(1, 8), none_).value;
+  std::vector<Real> values(z.begin(), z.end());
+  std::sort(values.begin(), values.end());
+  for (Index j = 0; j < 8; ++j) EXPECT_EQ(values[j], static_cast<Real>(j));
+  EXPECT_NE(z, labelled(1, 8)) << "8 columns left in place: not shuffled";
+  EXPECT_EQ(permutation->inverse(z, none_).value, labelled(1, 8));
+}
+
+TEST_F(BasicPlugin, PermutationIsReproducibleFromTheBuildSeed) {
+  const Matrix x = labelled(1, 8);
+  const Matrix a = build("{type: permutation}", 8, 7)->forward(x, none_).value;
+  const Matrix b = build("{type: permutation}", 8, 7)->forward(x, none_).value;
+  const Matrix c = build("{type: permutation}", 8, 8)->forward(x, none_).value;
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+}
+
+TEST_F(BasicPlugin, PermutationSeedOptionOverridesTheBuildSeed) {
+  const Matrix x = labelled(1, 8);
+  const Matrix a = build("{type: permutation, seed: 42}", 8, 1)->forward(x, none_).value;
+  const Matrix b = build("{type: permutation, seed: 42}", 8, 2)->forward(x, none_).value;
+  const Matrix c = build("{type: permutation, seed: 43}", 8, 1)->forward(x, none_).value;
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+}
+
+TEST_F(BasicPlugin, AffineMapsDataToStandardizedLatent) {
+  // z = (x - shift) / e^log_scale, logdet = -dim * log_scale.
+  auto affine = build("{type: affine, shift: 0.5, log_scale: 0.6931471805599453}", 3);
+  const Matrix x = {{0.5, 2.5, -1.5}};
+  const auto out = affine->forward(x, none_);
+  const Matrix expected = {{0.0, 1.0, -1.0}};
+  for (Index j = 0; j < 3; ++j) EXPECT_NEAR(out.value(0, j), expected(0, j), 1e-15);
+  EXPECT_NEAR(out.logdet(0), -3 * std::log(2.0), 1e-15);
+  const auto params = affine->parameters();
+  ASSERT_EQ(params.size(), 2u);
+  EXPECT_EQ(params[0]->name, "shift");
+  EXPECT_EQ(params[1]->name, "log_scale");
+  EXPECT_EQ(params[0]->value.shape(0), 1u);
+  EXPECT_EQ(params[0]->value.shape(1), 3u);
+}
+
+TEST_F(BasicPlugin, ActNormNormalizesItsInitialisationBatch) {
+  auto actnorm = build("{type: actnorm}", 3);
+  flows::Rng rng(11);
+  Matrix x = rng.normal(200, 3);
+  for (Index i = 0; i < 200; ++i)
+    for (Index j = 0; j < 3; ++j)
+      x(i, j) = 3.0 - 2.0 * static_cast<Real>(j) + (1.0 + 2.0 * static_cast<Real>(j)) * x(i, j);
+  Matrix z;
+  Vector logdet;
+  actnorm->forward_train(x, none_, z, logdet);
+  for (Index j = 0; j < 3; ++j) {
+    Real mean = 0, sq = 0;
+    for (Index i = 0; i < 200; ++i) mean += z(i, j);
+    mean /= 200;
+    for (Index i = 0; i < 200; ++i) sq += (z(i, j) - mean) * (z(i, j) - mean);
+    EXPECT_NEAR(mean, 0.0, 1e-12) << "column " << j;
+    EXPECT_NEAR(std::sqrt(sq / 200), 1.0, 1e-6) << "column " << j;
+  }
+  // Later batches do not initialise again.
+  const Matrix shift = actnorm->parameters()[0]->value;
+  actnorm->forward_train(rng.normal(50, 3), none_, z, logdet);
+  EXPECT_EQ(actnorm->parameters()[0]->value, shift);
+}
+
+TEST_F(BasicPlugin, ActNormKeepsParametersLoadedBeforeItsFirstBatch) {
+  // As when training resumes from a checkpoint: the loaded values stay.
+  auto actnorm = build("{type: actnorm}", 2);
+  const auto params = actnorm->parameters();
+  params[0]->value = Matrix({{1.0, -2.0}});
+  params[1]->value = Matrix({{0.5, 0.0}});
+  Matrix z;
+  Vector logdet;
+  actnorm->forward_train(Matrix({{1.0, 2.0}, {3.0, 4.0}, {0.0, 1.0}}), none_, z, logdet);
+  EXPECT_EQ(params[0]->value, Matrix({{1.0, -2.0}}));
+  EXPECT_EQ(params[1]->value, Matrix({{0.5, 0.0}}));
+}
+
+TEST_F(BasicPlugin, ActNormWithoutDataInitialisationStartsAsTheIdentity) {
+  auto actnorm = build("{type: actnorm, init_from_data: false}", 2);
+  const Matrix x = {{3.0, -4.0}, {5.0, 6.0}};
+  Matrix z;
+  Vector logdet;
+  actnorm->forward_train(x, none_, z, logdet);
+  EXPECT_EQ(z, x);
+  EXPECT_EQ(logdet, Vector(xt::zeros<Real>({2})));
+}
+
+TEST_F(BasicPlugin, ActNormInitialisationNeedsTwoRows) {
+  auto actnorm = build("{type: actnorm}", 2);
+  Matrix z;
+  Vector logdet;
+  EXPECT_THROW(actnorm->forward_train(Matrix({{1.0, 2.0}}), none_, z, logdet), flows::DataError);
+}
+
+TEST_F(BasicPlugin, BadOptionsAreConfigErrorsNamingTheKey) {
+  EXPECT_NE(config_error("{type: affine, log_scale: big}").find("log_scale"), std::string::npos);
+  EXPECT_NE(config_error("{type: affine, log_scale: .nan}").find("log_scale"), std::string::npos);
+  EXPECT_NE(config_error("{type: affine, shift: [1, 2]}").find("shift"), std::string::npos);
+  EXPECT_NE(config_error("{type: actnorm, epsilon: 0}").find("epsilon"), std::string::npos);
+  EXPECT_NE(config_error("{type: actnorm, init_from_data: maybe}").find("init_from_data"),
+            std::string::npos);
+  EXPECT_NE(config_error("{type: permutation, seed: -3}").find("seed"), std::string::npos);
+  EXPECT_NE(config_error("{type: reverse, order: [1, 0]}").find("order"), std::string::npos);
+  EXPECT_NE(config_error("{type: affine, sift: 1.0}").find("sift"), std::string::npos);
+  EXPECT_NE(config_error("{type: affine}", 0), "") << "a dimension of 0 is accepted";
+}
+
+TEST_F(BasicPlugin, DimensionMismatchIsADataErrorNamingBothNumbers) {
+  for (const char* yaml :
+       {"{type: reverse}", "{type: permutation}", "{type: affine}", "{type: actnorm}"}) {
+    auto bijector = build(yaml, 3);
+    try {
+      bijector->forward(labelled(2, 5), none_);
+      ADD_FAILURE() << yaml << ": no error";
+    } catch (const flows::DataError& e) {
+      const std::string message = e.what();
+      EXPECT_NE(message.find('5'), std::string::npos) << message;
+      EXPECT_NE(message.find('3'), std::string::npos) << message;
+    }
+  }
+}
+
+}  // namespace

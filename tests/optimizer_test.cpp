@@ -1,0 +1,114 @@
+#include "flows/optimizer.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "flows/registry.hpp"
+
+namespace flows {
+namespace {
+
+std::shared_ptr<Optimizer> make(Registry& registry, const std::string& yaml) {
+  ConfigNode node = ConfigNode::parse(yaml, "o.yaml");
+  return registry.make<Optimizer>(node, BuildContext{1, 0, &registry});
+}
+
+// Minimizes Σ (w - target)² with the given optimizer; returns the final w.
+Matrix minimize_quadratic(Optimizer& optimizer, Index steps, Real lr) {
+  Parameter w("w", Matrix{{3.0, -2.0}});
+  const Matrix target = {{0.5, 1.5}};
+  ParameterList params = {&w};
+  for (Index s = 0; s < steps; ++s) {
+    w.zero_grad();
+    w.grad = 2.0 * (w.value - target);
+    optimizer.step(params, lr);
+  }
+  return w.value;
+}
+
+TEST(Adam, FirstStepMovesEachWeightByLearningRate) {
+  Registry registry;
+  register_builtins(registry);
+  auto adam = make(registry, "{type: adam, lr: 0.1}");
+  Parameter w("w", Matrix{{1.0, 1.0}});
+  w.grad = Matrix{{5.0, -0.01}};
+  ParameterList params = {&w};
+  adam->step(params, 0.1);
+  // With bias correction the first update is lr · g/|g| (up to eps).
+  EXPECT_NEAR(w.value(0, 0), 0.9, 1e-6);
+  EXPECT_NEAR(w.value(0, 1), 1.1, 1e-4);
+}
+
+TEST(Adam, ConvergesOnAQuadratic) {
+  Registry registry;
+  register_builtins(registry);
+  auto adam = make(registry, "{type: adam, lr: 0.05}");
+  Matrix w = minimize_quadratic(*adam, 2000, 0.05);
+  EXPECT_NEAR(w(0, 0), 0.5, 1e-3);
+  EXPECT_NEAR(w(0, 1), 1.5, 1e-3);
+}
+
+TEST(Sgd, StepIsMinusLearningRateTimesGradient) {
+  Registry registry;
+  register_builtins(registry);
+  auto sgd = make(registry, "{type: sgd, lr: 0.1}");
+  Parameter w("w", Matrix{{1.0}});
+  w.grad = Matrix{{2.0}};
+  ParameterList params = {&w};
+  sgd->step(params, 0.1);
+  EXPECT_DOUBLE_EQ(w.value(0, 0), 0.8);
+}
+
+TEST(Sgd, MomentumConvergesOnAQuadratic) {
+  Registry registry;
+  register_builtins(registry);
+  auto sgd = make(registry, "{type: sgd, lr: 0.05, momentum: 0.9}");
+  Matrix w = minimize_quadratic(*sgd, 500, 0.05);
+  EXPECT_NEAR(w(0, 0), 0.5, 1e-6);
+  EXPECT_NEAR(w(0, 1), 1.5, 1e-6);
+}
+
+TEST(Optimizer, OutOfRangeOptionNamesTheKey) {
+  Registry registry;
+  register_builtins(registry);
+  try {
+    make(registry, "{type: adam, beta1: 1.5}");
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("beta1: must be in [0, 1)"), std::string::npos) << e.what();
+  }
+}
+
+TEST(LearningRateSchedule, CosineRunsFromPeakToFloor) {
+  LearningRateSchedule s;
+  s.kind = "cosine";
+  s.min_lr = 0.01;
+  EXPECT_DOUBLE_EQ(s.at(1.0, 0, 100), 1.0);
+  EXPECT_NEAR(s.at(1.0, 50, 100), 0.505, 1e-12);
+  EXPECT_NEAR(s.at(1.0, 100, 100), 0.01, 1e-12);
+}
+
+TEST(LearningRateSchedule, WarmupIsLinearThenConstant) {
+  LearningRateSchedule s;
+  s.warmup = 4;
+  EXPECT_DOUBLE_EQ(s.at(2.0, 0, 10), 0.5);
+  EXPECT_DOUBLE_EQ(s.at(2.0, 3, 10), 2.0);
+  EXPECT_DOUBLE_EQ(s.at(2.0, 9, 10), 2.0);
+}
+
+TEST(ClipGradientNorm, ScalesToTheLimitAndReportsTheNorm) {
+  Parameter a("a", Matrix{{0.0, 0.0}}), b("b", Matrix{{0.0}});
+  a.grad = Matrix{{3.0, 0.0}};
+  b.grad = Matrix{{4.0}};
+  ParameterList params = {&a, &b};
+  EXPECT_DOUBLE_EQ(clip_gradient_norm(params, 1.0), 5.0);
+  EXPECT_NEAR(gradient_norm(params), 1.0, 1e-9);
+  EXPECT_NEAR(a.grad(0, 0), 0.6, 1e-9);
+  // Under the limit nothing changes.
+  EXPECT_NEAR(clip_gradient_norm(params, 10.0), 1.0, 1e-9);
+  EXPECT_NEAR(b.grad(0, 0), 0.8, 1e-9);
+}
+
+}  // namespace
+}  // namespace flows

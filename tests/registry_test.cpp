@@ -1,0 +1,151 @@
+#include "flows/registry.hpp"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "flows/plugin.hpp"
+#include "flows/plugin_loader.hpp"
+
+namespace flows {
+namespace {
+
+std::string config_error(Registry& registry, const std::string& yaml) {
+  ConfigNode node = ConfigNode::parse(yaml, "r.yaml");
+  try {
+    registry.make<Optimizer>(node, BuildContext{2, 0, &registry});
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(Registry, BuiltinsAreRegisteredUnderEveryKind) {
+  Registry registry;
+  register_builtins(registry);
+  EXPECT_TRUE(registry.contains(Kind::distribution, "standard_normal"));
+  EXPECT_TRUE(registry.contains(Kind::distribution, "diagonal_normal"));
+  EXPECT_TRUE(registry.contains(Kind::optimizer, "adam"));
+  EXPECT_TRUE(registry.contains(Kind::optimizer, "sgd"));
+  EXPECT_TRUE(registry.contains(Kind::trainer, "mle"));
+  EXPECT_TRUE(registry.contains(Kind::dataset, "moons"));
+  EXPECT_FALSE(registry.contains(Kind::bijector, "adam"));
+}
+
+TEST(Registry, UnknownNameListsAvailableAndClosest) {
+  Registry registry;
+  register_builtins(registry);
+  std::string msg = config_error(registry, "{type: adma, lr: 0.1}");
+  EXPECT_NE(msg.find("r.yaml:1:2"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unknown optimizer 'adma'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("did you mean 'adam'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("available: adam, sgd"), std::string::npos) << msg;
+}
+
+TEST(Registry, MissingTypeIsAnError) {
+  Registry registry;
+  register_builtins(registry);
+  std::string msg = config_error(registry, "{lr: 0.1}");
+  EXPECT_NE(msg.find("type: missing required key"), std::string::npos) << msg;
+}
+
+TEST(Registry, FactoryRejectsUnknownOption) {
+  Registry registry;
+  register_builtins(registry);
+  std::string msg = config_error(registry, "{type: adam, learning_rate: 0.1}");
+  EXPECT_NE(msg.find("learning_rate"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unknown key"), std::string::npos) << msg;
+}
+
+TEST(Registry, DuplicateNameNamesBothOrigins) {
+  Registry registry;
+  register_builtins(registry);
+  Factory<Optimizer> f = [](ConfigNode&, const BuildContext&) -> std::unique_ptr<Optimizer> {
+    return nullptr;
+  };
+  registry.begin_plugin("other.so", nullptr);
+  try {
+    registry.add<Optimizer>("adam", f);
+    FAIL() << "duplicate accepted";
+  } catch (const PluginError& e) {
+    EXPECT_NE(std::string(e.what()).find("other.so"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("built-in"), std::string::npos) << e.what();
+  }
+  registry.end_plugin();
+}
+
+TEST(PluginLoader, LoadsAPluginAndListsItsNamesWithTheFile) {
+  Registry registry;
+  LoadedPlugin plugin = load_plugin(FLOWS_TEST_PLUGIN_GOOD, registry);
+  EXPECT_EQ(plugin.file, FLOWS_TEST_PLUGIN_GOOD);
+  ASSERT_TRUE(registry.contains(Kind::optimizer, "test_noop"));
+  bool listed = false;
+  for (const auto& l : registry.listing())
+    if (l.name == "test_noop") listed = l.origin == FLOWS_TEST_PLUGIN_GOOD;
+  EXPECT_TRUE(listed);
+}
+
+TEST(PluginLoader, ObjectsKeepTheirLibraryLoaded) {
+  std::shared_ptr<Optimizer> optimizer;
+  {
+    Registry registry;
+    load_plugin(FLOWS_TEST_PLUGIN_GOOD, registry);
+    ConfigNode node = ConfigNode::parse("{type: test_noop}", "t.yaml");
+    optimizer = registry.make<Optimizer>(node, BuildContext{1, 0, &registry});
+  }
+  // The registry (and its handle on the library) is gone; the object's code must still be mapped.
+  EXPECT_EQ(optimizer->learning_rate(), 0.0);
+  ParameterList none;
+  optimizer->step(none, 1.0);
+  optimizer.reset();
+}
+
+TEST(PluginLoader, WrongAbiIsRefusedNamingFileAndBothVersions) {
+  Registry registry;
+  try {
+    load_plugin(FLOWS_TEST_PLUGIN_WRONG_ABI, registry);
+    FAIL() << "wrong ABI accepted";
+  } catch (const PluginError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(FLOWS_TEST_PLUGIN_WRONG_ABI), std::string::npos) << msg;
+    EXPECT_NE(msg.find("ABI version " + std::to_string(FLOWS_SDK_ABI_VERSION + 41)),
+              std::string::npos) << msg;
+    EXPECT_NE(msg.find("ABI version " + std::to_string(FLOWS_SDK_ABI_VERSION) + ";"),
+              std::string::npos) << msg;
+  }
+}
+
+TEST(PluginLoader, MissingFileIsAPluginError) {
+  Registry registry;
+  try {
+    load_plugin("/nonexistent/flows_plugin_x.so", registry);
+    FAIL();
+  } catch (const PluginError& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/flows_plugin_x.so: no such file"),
+              std::string::npos) << e.what();
+  }
+}
+
+TEST(PluginLoader, ALibraryWithoutEntryPointsIsNotAPlugin) {
+  Registry registry;
+  // The SDK library itself is a shared library but not a plugin.
+  const std::string sdk = std::string(FLOWS_SDK_LIBRARY);
+  try {
+    load_plugin(sdk, registry);
+    FAIL();
+  } catch (const PluginError& e) {
+    EXPECT_NE(std::string(e.what()).find("not a flows plugin"), std::string::npos) << e.what();
+  }
+}
+
+TEST(PluginLoader, SearchPathLoadsEachPluginFileOnce) {
+  Registry registry;
+  auto loaded = load_plugins({FLOWS_PLUGIN_DIR, FLOWS_PLUGIN_DIR}, registry);
+  ASSERT_FALSE(loaded.empty());
+  EXPECT_TRUE(registry.contains(Kind::bijector, "reverse"));
+  std::set<std::string> files;
+  for (const auto& p : loaded) EXPECT_TRUE(files.insert(p.file).second) << p.file;
+}
+
+}  // namespace
+}  // namespace flows

@@ -1,0 +1,162 @@
+// End-to-end tests of the `flows` runner binary.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int code;
+  std::string output;  // stdout and stderr together
+};
+
+fs::path temp_dir(const std::string& name) {
+  fs::path dir = fs::temp_directory_path() / ("flows_runner_test_" + name + "_" +
+                                               std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+std::string read(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+Result run(const std::string& args, const fs::path& dir) {
+  const fs::path log = dir / "runner_output.txt";
+  const std::string cmd = std::string(FLOWS_RUNNER) + " " + args + " > " + log.string() + " 2>&1";
+  const int status = std::system(cmd.c_str());
+  return {WEXITSTATUS(status), read(log)};
+}
+
+fs::path write(const fs::path& dir, const std::string& name, const std::string& text) {
+  std::ofstream(dir / name) << text;
+  return dir / name;
+}
+
+double json_number(const std::string& json, const std::string& key) {
+  const auto at = json.find("\"" + key + "\": ");
+  if (at == std::string::npos) return NAN;
+  return std::stod(json.substr(at + key.size() + 4));
+}
+
+std::size_t count_lines(const std::string& text) {
+  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+TEST(Runner, QuickstartTrainsAndWritesEveryOutput) {
+  fs::path dir = temp_dir("quickstart");
+  Result r = run(std::string("run ") + FLOWS_SOURCE_DIR + "/configs/quickstart.yaml --set trainer.steps=200 -o " +
+                     (dir / "out").string(),
+                 dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::string metrics = read(dir / "out/metrics.json");
+  // The basic plugin's flows are affine, so the best they can do on moons is
+  // the Gaussian fit: entropy of N(μ, Σ̂) ≈ 2.0 nats in data units.
+  const double test_nll = json_number(metrics, "test");
+  EXPECT_LT(test_nll, 2.05) << metrics;
+  EXPECT_GT(test_nll, 1.9) << metrics;
+  EXPECT_EQ(json_number(metrics, "steps"), 200);
+  EXPECT_GT(json_number(metrics, "parameters"), 0);
+  EXPECT_EQ(count_lines(read(dir / "out/samples.csv")), 10001u);  // header + rows
+  EXPECT_GE(count_lines(read(dir / "out/training_curve.csv")), 3u);
+  EXPECT_NE(read(dir / "out/train.log").find("step 200/200"), std::string::npos);
+  EXPECT_NE(r.output.find("test NLL"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(dir / "out/checkpoint.yaml"));
+  EXPECT_FALSE(fs::exists(dir / "out/metrics.json.tmp"));
+}
+
+TEST(Runner, SameSeedGivesTheSameRun) {
+  fs::path dir = temp_dir("seed");
+  const std::string base = std::string("run ") + FLOWS_SOURCE_DIR +
+                           "/configs/quickstart.yaml -q --set trainer.steps=50 --set sample.n=100 -o ";
+  ASSERT_EQ(run(base + (dir / "a").string(), dir).code, 0);
+  ASSERT_EQ(run(base + (dir / "b").string(), dir).code, 0);
+  EXPECT_EQ(read(dir / "a/samples.csv"), read(dir / "b/samples.csv"));
+}
+
+TEST(Runner, MisspelledKeyFailsNamingLineAndKey) {
+  fs::path dir = temp_dir("typo");
+  fs::path yaml = write(dir, "typo.yaml",
+                        "name: typo\n"
+                        "data: {type: moons, n_train: 100}\n"
+                        "model:\n"
+                        "  bijectors:\n"
+                        "    - {type: affine}\n"
+                        "trainer:\n"
+                        "  type: mle\n"
+                        "  stesp: 10\n");
+  Result r = run("run " + yaml.string() + " -o " + (dir / "out").string(), dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find(yaml.string() + ":8:3: trainer.stesp: unknown key (did you mean 'steps'?)"),
+            std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir / "out/metrics.json"));
+}
+
+TEST(Runner, UnknownBijectorTypeNamesLineAndClosestName) {
+  fs::path dir = temp_dir("unknown");
+  fs::path yaml = write(dir, "unknown.yaml",
+                        "data: {type: moons, n_train: 100}\n"
+                        "model:\n"
+                        "  bijectors:\n"
+                        "    - {type: revers}\n");
+  Result r = run("run " + yaml.string() + " -o " + (dir / "out").string(), dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find(":4:8: model.bijectors[0].type: unknown bijector 'revers' (did you mean 'reverse'?)"),
+            std::string::npos) << r.output;
+}
+
+TEST(Runner, UnknownStageIsRejected) {
+  fs::path dir = temp_dir("stage");
+  fs::path yaml = write(dir, "stage.yaml", "data: {type: moons}\nmodel: {}\nstages: [train, evaluat]\n");
+  Result r = run("run " + yaml.string(), dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("stages: 'evaluat' is not one of"), std::string::npos) << r.output;
+}
+
+TEST(Runner, BadCsvIsNamedByRowAndColumn) {
+  fs::path dir = temp_dir("csv");
+  write(dir, "data.csv", "a,b\n1,2\n3,oops\n5,6\n");
+  fs::path yaml = write(dir, "csv.yaml", "data: {type: csv, path: data.csv}\nmodel: {}\n");
+  Result r = run("run " + yaml.string() + " -o " + (dir / "out").string(), dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("data.csv"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("row 3, column 2"), std::string::npos) << r.output;
+}
+
+TEST(Runner, PluginsListsTheBasicPluginWithItsFile) {
+  fs::path dir = temp_dir("plugins");
+  Result r = run("plugins", dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* name : {"reverse", "permutation", "affine", "actnorm"})
+    EXPECT_NE(r.output.find(name), std::string::npos) << name;
+  EXPECT_NE(r.output.find("flows_plugin_basic.so"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("mle"), std::string::npos);
+}
+
+TEST(Runner, HelpExplainsTheCommands) {
+  fs::path dir = temp_dir("help");
+  Result r = run("--help", dir);
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.output.find("run"), std::string::npos);
+  EXPECT_NE(r.output.find("plugins"), std::string::npos);
+  Result sub = run("run --help", dir);
+  EXPECT_EQ(sub.code, 0);
+  EXPECT_NE(sub.output.find("--set"), std::string::npos) << sub.output;
+}
+
+}  // namespace

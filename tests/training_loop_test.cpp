@@ -1,0 +1,134 @@
+#include "flows/training_loop.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "flows/normal.hpp"
+
+namespace flows {
+namespace {
+
+TEST(MinibatchSampler, VisitsEveryRowOncePerEpoch) {
+  Matrix data({10, 1});
+  for (Index i = 0; i < 10; ++i) data(i, 0) = static_cast<Real>(i);
+  Rng rng(1);
+  MinibatchSampler sampler(data, 5, rng);
+  std::vector<int> seen(10, 0);
+  for (int b = 0; b < 2; ++b)
+    for (Real v : sampler.next()) ++seen[static_cast<std::size_t>(v)];
+  for (int count : seen) EXPECT_EQ(count, 1);
+}
+
+TEST(MinibatchSampler, BatchNeverExceedsTheData) {
+  Matrix data = xt::zeros<Real>({3, 2});
+  Rng rng(1);
+  MinibatchSampler sampler(data, 100, rng);
+  EXPECT_EQ(sampler.next().shape(0), 3u);
+}
+
+// A scripted objective: each step moves w by +1; validation losses are read
+// from a list, so the best step and the stop are known in advance.
+struct Scripted {
+  Parameter w{"w", Matrix{{0.0}}};
+  std::vector<Real> val_losses;
+  std::size_t calls = 0;
+  TrainingObjective objective() {
+    TrainingObjective o;
+    o.loss_and_gradient = [](const Matrix&) { return 1.0; };
+    o.validation_loss = [this] { return val_losses.at(calls++); };
+    return o;
+  }
+};
+
+class StepByOne : public Optimizer {
+ public:
+  Real learning_rate() const override { return 1.0; }
+  void step(const ParameterList& params, Real) override { params[0]->value(0, 0) += 1.0; }
+};
+
+TEST(TrainingLoop, EarlyStoppingRestoresTheBestParameters) {
+  Scripted s;
+  s.val_losses = {3.0, 2.0, 2.5, 2.6, 2.7, 2.8};
+  TrainingOptions options;
+  options.steps = 100;
+  options.eval_every = 10;
+  options.patience = 3;
+  StepByOne optimizer;
+  Rng rng(0);
+  Matrix data = xt::zeros<Real>({4, 1});
+  TrainReport report = run_training_loop(options, optimizer, {&s.w}, data, s.objective(), true,
+                                         rng, {});
+  EXPECT_TRUE(report.stopped_early);
+  EXPECT_EQ(report.steps, 50u);      // evaluations at 10..50; three without gain after step 20
+  EXPECT_EQ(report.best_step, 20u);
+  EXPECT_EQ(report.best_val_loss, 2.0);
+  EXPECT_EQ(s.w.value(0, 0), 20.0);  // the parameters of step 20
+  EXPECT_EQ(report.curve.size(), 5u);
+}
+
+TEST(TrainingLoop, NonFiniteLossStopsWithANumericalError) {
+  Parameter w("w", Matrix{{0.0}});
+  TrainingObjective o;
+  int step = 0;
+  o.loss_and_gradient = [&](const Matrix&) { return ++step < 5 ? 1.0 : NAN; };
+  o.validation_loss = [] { return 1.0; };
+  TrainingOptions options;
+  options.steps = 10;
+  options.eval_every = 2;
+  StepByOne optimizer;
+  Rng rng(0);
+  Matrix data = xt::zeros<Real>({4, 1});
+  try {
+    run_training_loop(options, optimizer, {&w}, data, o, true, rng, {});
+    FAIL();
+  } catch (const NumericalError& e) {
+    EXPECT_NE(std::string(e.what()).find("step 5"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(w.value(0, 0), 2.0);  // restored to the first (best) validated step
+}
+
+TEST(TrainingLoop, ProgressIsReportedEveryStep) {
+  Scripted s;
+  s.val_losses = {1.0, 1.0};
+  TrainingOptions options;
+  options.steps = 6;
+  options.eval_every = 3;
+  StepByOne optimizer;
+  Rng rng(0);
+  Matrix data = xt::zeros<Real>({4, 1});
+  std::vector<Index> steps;
+  TrainerCallbacks callbacks;
+  callbacks.on_progress = [&](const Progress& p) { steps.push_back(p.step); };
+  run_training_loop(options, optimizer, {&s.w}, data, s.objective(), true, rng, callbacks);
+  EXPECT_EQ(steps, (std::vector<Index>{1, 2, 3, 4, 5, 6}));
+}
+
+TEST(MleTrainer, FitsAGaussianWithADiagonalNormalBase) {
+  Registry registry;
+  register_builtins(registry);
+  Rng data_rng(11);
+  Matrix data = data_rng.normal(4000, 2);
+  for (Index i = 0; i < data.shape(0); ++i) {
+    data(i, 0) = 2.0 + 0.5 * data(i, 0);
+    data(i, 1) = -1.0 + 3.0 * data(i, 1);
+  }
+  auto base = std::make_shared<DiagonalNormal>(2);
+  Flow flow(base, {});
+  ConfigNode node = ConfigNode::parse(
+      "{type: mle, steps: 1500, batch_size: 256, eval_every: 500, optimizer: {type: adam, lr: 0.02}}",
+      "t.yaml");
+  auto trainer = registry.make<Trainer>(node, BuildContext{2, 0, &registry});
+  Rng rng(3);
+  Matrix no_validation = xt::zeros<Real>({0, 2});
+  TrainReport report = trainer->train(flow, data, no_validation, rng, {});
+  EXPECT_EQ(report.steps, 1500u);
+  ParameterList p = flow.parameters();
+  EXPECT_NEAR(p[0]->value(0, 0), 2.0, 0.05);
+  EXPECT_NEAR(p[0]->value(0, 1), -1.0, 0.2);
+  EXPECT_NEAR(std::exp(p[1]->value(0, 0)), 0.5, 0.03);
+  EXPECT_NEAR(std::exp(p[1]->value(0, 1)), 3.0, 0.15);
+}
+
+}  // namespace
+}  // namespace flows
