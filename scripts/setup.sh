@@ -3,11 +3,11 @@
 set -euo pipefail
 
 packages=(
-  cmake g++ make pkg-config
+  cmake g++ make
   xtensor-dev libxtensor-blas-dev xtl-dev libxsimd-dev
   libyaml-cpp-dev libfmt-dev libboost-dev
   libopenblas-dev liblapack-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev
+  libgtest-dev libcli11-dev
 )
 
 missing=()

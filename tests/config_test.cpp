@@ -40,8 +40,8 @@ TEST(ConfigNode, ReadsTypedValuesAndKeepsDefaults) {
 }
 
 TEST(ConfigNode, UnknownKeyNamesLineColumnPathAndSuggestion) {
-  ConfigNode root = ConfigNode::parse("trainer:\n  steps: 10\n  stpes_x: 3\n  batch_sise: 4\n",
-                                      "pipe.yaml");
+  ConfigNode root =
+      ConfigNode::parse("trainer:\n  steps: 10\n  stpes_x: 3\n  batch_sise: 4\n", "pipe.yaml");
   ConfigNode trainer = root.child("trainer");
   Index steps = 0, batch_size = 0;
   trainer.read("steps", steps);

@@ -113,7 +113,8 @@ TEST(Flow, WrongDataDimensionIsADataError) {
     flow.log_prob(x);
     FAIL();
   } catch (const DataError& e) {
-    EXPECT_NE(std::string(e.what()).find("2 dimensions but the data has 5 columns"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("2 dimensions but the data has 5 columns"),
+              std::string::npos);
   }
 }
 

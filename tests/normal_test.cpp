@@ -44,7 +44,9 @@ TEST(DiagonalNormal, LogProbMatchesClosedForm) {
   DiagonalNormal normal(2, 0.5, std::log(2.0));
   Matrix z = {{1.5, -0.5}};
   // Each dimension: N(x; 0.5, 2²).
-  auto log_n = [](Real x) { return -0.5 * std::pow((x - 0.5) / 2.0, 2) - std::log(2.0) - 0.5 * std::log(2 * M_PI); };
+  auto log_n = [](Real x) {
+    return -0.5 * std::pow((x - 0.5) / 2.0, 2) - std::log(2.0) - 0.5 * std::log(2 * M_PI);
+  };
   EXPECT_NEAR(normal.log_prob(z, {})(0), log_n(1.5) + log_n(-0.5), 1e-14);
 }
 

@@ -76,7 +76,8 @@ TEST(Optimizer, OutOfRangeOptionNamesTheKey) {
     make(registry, "{type: adam, beta1: 1.5}");
     FAIL();
   } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("beta1: must be in [0, 1)"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("beta1: must be in [0, 1)"), std::string::npos)
+        << e.what();
   }
 }
 

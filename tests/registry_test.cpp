@@ -109,9 +109,11 @@ TEST(PluginLoader, WrongAbiIsRefusedNamingFileAndBothVersions) {
     const std::string msg = e.what();
     EXPECT_NE(msg.find(FLOWS_TEST_PLUGIN_WRONG_ABI), std::string::npos) << msg;
     EXPECT_NE(msg.find("ABI version " + std::to_string(FLOWS_SDK_ABI_VERSION + 41)),
-              std::string::npos) << msg;
+              std::string::npos)
+        << msg;
     EXPECT_NE(msg.find("ABI version " + std::to_string(FLOWS_SDK_ABI_VERSION) + ";"),
-              std::string::npos) << msg;
+              std::string::npos)
+        << msg;
   }
 }
 
@@ -122,7 +124,8 @@ TEST(PluginLoader, MissingFileIsAPluginError) {
     FAIL();
   } catch (const PluginError& e) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/flows_plugin_x.so: no such file"),
-              std::string::npos) << e.what();
+              std::string::npos)
+        << e.what();
   }
 }
 

@@ -22,8 +22,8 @@ struct Result {
 };
 
 fs::path temp_dir(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("flows_runner_test_" + name + "_" +
-                                               std::to_string(::getpid()));
+  fs::path dir =
+      fs::temp_directory_path() / ("flows_runner_test_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
@@ -60,9 +60,10 @@ std::size_t count_lines(const std::string& text) {
 
 TEST(Runner, QuickstartTrainsAndWritesEveryOutput) {
   fs::path dir = temp_dir("quickstart");
-  Result r = run(std::string("run ") + FLOWS_SOURCE_DIR + "/configs/quickstart.yaml --set trainer.steps=200 -o " +
-                     (dir / "out").string(),
-                 dir);
+  Result r =
+      run(std::string("run ") + FLOWS_SOURCE_DIR +
+              "/configs/quickstart.yaml --set trainer.steps=200 -o " + (dir / "out").string(),
+          dir);
   ASSERT_EQ(r.code, 0) << r.output;
   const std::string metrics = read(dir / "out/metrics.json");
   // The basic plugin's flows are affine, so the best they can do on moons is
@@ -82,8 +83,9 @@ TEST(Runner, QuickstartTrainsAndWritesEveryOutput) {
 
 TEST(Runner, SameSeedGivesTheSameRun) {
   fs::path dir = temp_dir("seed");
-  const std::string base = std::string("run ") + FLOWS_SOURCE_DIR +
-                           "/configs/quickstart.yaml -q --set trainer.steps=50 --set sample.n=100 -o ";
+  const std::string base =
+      std::string("run ") + FLOWS_SOURCE_DIR +
+      "/configs/quickstart.yaml -q --set trainer.steps=50 --set sample.n=100 -o ";
   ASSERT_EQ(run(base + (dir / "a").string(), dir).code, 0);
   ASSERT_EQ(run(base + (dir / "b").string(), dir).code, 0);
   EXPECT_EQ(read(dir / "a/samples.csv"), read(dir / "b/samples.csv"));
@@ -102,8 +104,10 @@ TEST(Runner, MisspelledKeyFailsNamingLineAndKey) {
                         "  stesp: 10\n");
   Result r = run("run " + yaml.string() + " -o " + (dir / "out").string(), dir);
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.output.find(yaml.string() + ":8:3: trainer.stesp: unknown key (did you mean 'steps'?)"),
-            std::string::npos) << r.output;
+  EXPECT_NE(
+      r.output.find(yaml.string() + ":8:3: trainer.stesp: unknown key (did you mean 'steps'?)"),
+      std::string::npos)
+      << r.output;
   EXPECT_FALSE(fs::exists(dir / "out/metrics.json"));
 }
 
@@ -116,13 +120,17 @@ TEST(Runner, UnknownBijectorTypeNamesLineAndClosestName) {
                         "    - {type: revers}\n");
   Result r = run("run " + yaml.string() + " -o " + (dir / "out").string(), dir);
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.output.find(":4:8: model.bijectors[0].type: unknown bijector 'revers' (did you mean 'reverse'?)"),
-            std::string::npos) << r.output;
+  EXPECT_NE(
+      r.output.find(
+          ":4:8: model.bijectors[0].type: unknown bijector 'revers' (did you mean 'reverse'?)"),
+      std::string::npos)
+      << r.output;
 }
 
 TEST(Runner, UnknownStageIsRejected) {
   fs::path dir = temp_dir("stage");
-  fs::path yaml = write(dir, "stage.yaml", "data: {type: moons}\nmodel: {}\nstages: [train, evaluat]\n");
+  fs::path yaml =
+      write(dir, "stage.yaml", "data: {type: moons}\nmodel: {}\nstages: [train, evaluat]\n");
   Result r = run("run " + yaml.string(), dir);
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.output.find("stages: 'evaluat' is not one of"), std::string::npos) << r.output;

@@ -57,10 +57,10 @@ TEST(TrainingLoop, EarlyStoppingRestoresTheBestParameters) {
   StepByOne optimizer;
   Rng rng(0);
   Matrix data = xt::zeros<Real>({4, 1});
-  TrainReport report = run_training_loop(options, optimizer, {&s.w}, data, s.objective(), true,
-                                         rng, {});
+  TrainReport report =
+      run_training_loop(options, optimizer, {&s.w}, data, s.objective(), true, rng, {});
   EXPECT_TRUE(report.stopped_early);
-  EXPECT_EQ(report.steps, 50u);      // evaluations at 10..50; three without gain after step 20
+  EXPECT_EQ(report.steps, 50u);  // evaluations at 10..50; three without gain after step 20
   EXPECT_EQ(report.best_step, 20u);
   EXPECT_EQ(report.best_val_loss, 2.0);
   EXPECT_EQ(s.w.value(0, 0), 20.0);  // the parameters of step 20
@@ -116,7 +116,8 @@ TEST(MleTrainer, FitsAGaussianWithADiagonalNormalBase) {
   auto base = std::make_shared<DiagonalNormal>(2);
   Flow flow(base, {});
   ConfigNode node = ConfigNode::parse(
-      "{type: mle, steps: 1500, batch_size: 256, eval_every: 500, optimizer: {type: adam, lr: 0.02}}",
+      "{type: mle, steps: 1500, batch_size: 256, eval_every: 500, optimizer: {type: adam, lr: "
+      "0.02}}",
       "t.yaml");
   auto trainer = registry.make<Trainer>(node, BuildContext{2, 0, &registry});
   Rng rng(3);

@@ -15,19 +15,25 @@ int main(int argc, char** argv) {
 
   flows::app::RunOptions run;
   CLI::App* run_cmd = app.add_subcommand(
-      "run", "Run a pipeline: check every key, then run its stages (train, evaluate, sample, save).\n"
-             "Outputs go to the pipeline's output folder: metrics.json, training_curve.csv,\n"
-             "train.log, samples.csv, checkpoint.yaml.");
-  run_cmd->add_option("pipeline", run.file, "Pipeline YAML file")->required()->check(CLI::ExistingFile);
+      "run",
+      "Run a pipeline: check every key, then run its stages (train, evaluate, sample, save).\n"
+      "Outputs go to the pipeline's output folder: metrics.json, training_curve.csv,\n"
+      "train.log, samples.csv, checkpoint.yaml.");
+  run_cmd->add_option("pipeline", run.file, "Pipeline YAML file")
+      ->required()
+      ->check(CLI::ExistingFile);
   run_cmd->add_option("--set", run.overrides,
                       "Override a key before checking, e.g. --set trainer.steps=200 (repeatable)");
-  run_cmd->add_option("-o,--output", run.output, "Output folder (replaces the pipeline's `output`)");
-  run_cmd->add_flag("-q,--quiet", run.quiet, "No progress on the terminal (the log file still gets it)");
+  run_cmd->add_option("-o,--output", run.output,
+                      "Output folder (replaces the pipeline's `output`)");
+  run_cmd->add_flag("-q,--quiet", run.quiet,
+                    "No progress on the terminal (the log file still gets it)");
 
   std::vector<std::string> plugin_paths;
   CLI::App* plugins_cmd = app.add_subcommand(
-      "plugins", "List every component name of every kind, with the file it came from.\n"
-                 "Searched: the build's plugin folder, the install prefix, $FLOWS_PLUGIN_PATH.");
+      "plugins",
+      "List every component name of every kind, with the file it came from.\n"
+      "Searched: the build's plugin folder, the install prefix, $FLOWS_PLUGIN_PATH.");
   plugins_cmd->add_option("--path", plugin_paths, "Extra plugin files or folders to search");
 
   CLI11_PARSE(app, argc, argv);

@@ -27,14 +27,14 @@ const std::vector<std::string> kStages = {"train", "evaluate", "sample", "save"}
 
 // The pipeline's own keys; each section below is checked by its component.
 struct PipelineOptions {
-  std::string name = "flows";              // shown in logs and metrics.json
-  Index seed = 0;                          // every random draw derives from it
-  std::string output;                      // output folder (default runs/<name>)
-  std::vector<std::string> plugins;        // extra plugin files or folders
+  std::string name = "flows";        // shown in logs and metrics.json
+  Index seed = 0;                    // every random draw derives from it
+  std::string output;                // output folder (default runs/<name>)
+  std::vector<std::string> plugins;  // extra plugin files or folders
   std::vector<std::string> stages = {"train", "evaluate", "sample", "save"};
-  Index sample_count = 10000;              // sample.n: rows written to samples.csv
-  Index log_every = 0;                     // progress.log_every (0: a tenth of the steps)
-  bool standardize = true;                 // model.standardize
+  Index sample_count = 10000;  // sample.n: rows written to samples.csv
+  Index log_every = 0;         // progress.log_every (0: a tenth of the steps)
+  bool standardize = true;     // model.standardize
 
   static PipelineOptions from(ConfigNode& root) {
     PipelineOptions o;
@@ -99,8 +99,8 @@ std::string checkpoint_yaml(const std::string& model_yaml, const Model& model) {
       s += (i ? ", " : "") + fmt::format("{:.17g}", m.data()[i]);
     return s + "]";
   };
-  std::string out = fmt::format("format: flows-checkpoint-yaml\nformat_version: 0\nsdk_version: {}\n",
-                                sdk_version());
+  std::string out = fmt::format(
+      "format: flows-checkpoint-yaml\nformat_version: 0\nsdk_version: {}\n", sdk_version());
   out += "model: " + json_escape(model_yaml) + "\n";
   if (model.standardize) {
     out += "standardize:\n  mean: " + row(model.standardize->mean()) + "\n";
@@ -143,7 +143,8 @@ void run_pipeline(const RunOptions& run) {
   load_plugins(search, registry);
 
   ConfigNode data_node = root.child("data");
-  auto dataset = registry.make<Dataset>(data_node, BuildContext{0, mix_seed(options.seed, 1), &registry});
+  auto dataset =
+      registry.make<Dataset>(data_node, BuildContext{0, mix_seed(options.seed, 1), &registry});
   ConfigNode model_node = root.child("model");
   model_node.read("standardize", options.standardize);
   ConfigNode trainer_node = root.child("trainer", true);
@@ -152,16 +153,19 @@ void run_pipeline(const RunOptions& run) {
   Rng data_rng = Rng(options.seed).derive(1);
   DataSplits data = dataset->load(data_rng);
   const Index dim = data.train.shape(1);
-  Model model = build_model(model_node, registry, dim, options.seed, data.train, options.standardize);
+  Model model =
+      build_model(model_node, registry, dim, options.seed, data.train, options.standardize);
   model_node.finish();
-  auto trainer = registry.make<Trainer>(trainer_node, BuildContext{dim, mix_seed(options.seed, 2), &registry});
+  auto trainer =
+      registry.make<Trainer>(trainer_node, BuildContext{dim, mix_seed(options.seed, 2), &registry});
   root.finish();
 
   fs::create_directories(options.output);
   const std::string out = options.output;
-  std::cerr << fmt::format("{}: {} training rows, {} validation, {} test, {} dimensions, {} parameters\n",
-                           options.name, data.train.shape(0), data.val.shape(0), data.test.shape(0),
-                           dim, parameter_count(model.flow->parameters()));
+  std::cerr << fmt::format(
+      "{}: {} training rows, {} validation, {} test, {} dimensions, {} parameters\n", options.name,
+      data.train.shape(0), data.val.shape(0), data.test.shape(0), dim,
+      parameter_count(model.flow->parameters()));
 
   TrainReport report;
   bool trained = false;
@@ -212,8 +216,7 @@ void run_pipeline(const RunOptions& run) {
     metrics.boolean("stopped_early", report.stopped_early);
     metrics.number("train_seconds", report.seconds);
   }
-  metrics.number("wall_seconds",
-                 std::chrono::duration<double>(Clock::now() - started).count());
+  metrics.number("wall_seconds", std::chrono::duration<double>(Clock::now() - started).count());
   metrics.text("nll_units", "nats per sample, in the data's own units");
   write_file_atomically(out + "/metrics.json", metrics.str(2));
   std::cerr << fmt::format("wrote {}/metrics.json\n", out);

@@ -1,8 +1,8 @@
 #include "progress.hpp"
 
+#include <unistd.h>
 #include <algorithm>
 #include <cmath>
-#include <unistd.h>
 
 #include <fmt/format.h>
 
@@ -17,9 +17,11 @@ std::string ProgressReporter::describe(const Progress& p) const {
   const double rate = p.seconds > 0 ? static_cast<double>(p.step) / p.seconds : 0.0;
   const double left = rate > 0 ? static_cast<double>(p.total_steps - p.step) / rate : 0.0;
   std::string val = std::isnan(p.val_loss) ? "-" : fmt::format("{:.4f}", p.val_loss);
-  return fmt::format("step {:>{}}/{}  loss {:.4f}  val {}  lr {:.2e}  {:.0f} steps/s  {:.1f}s elapsed  {:.1f}s left",
-                     p.step, fmt::formatted_size("{}", p.total_steps), p.total_steps, p.loss, val,
-                     p.lr, rate, p.seconds, left);
+  return fmt::format(
+      "step {:>{}}/{}  loss {:.4f}  val {}  lr {:.2e}  {:.0f} steps/s  {:.1f}s elapsed  {:.1f}s "
+      "left",
+      p.step, fmt::formatted_size("{}", p.total_steps), p.total_steps, p.loss, val, p.lr, rate,
+      p.seconds, left);
 }
 
 void ProgressReporter::operator()(const Progress& p) {

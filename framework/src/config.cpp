@@ -12,8 +12,8 @@ namespace flows {
 
 struct ConfigNode::Impl {
   YAML::Node node;
-  std::string origin;  // file path, or a description of the text's source
-  std::string path;    // dotted key path from the root
+  std::string origin;           // file path, or a description of the text's source
+  std::string path;             // dotted key path from the root
   std::set<std::string> known;  // keys some reader asked for
 };
 
@@ -30,11 +30,16 @@ std::string location(const std::string& origin, const YAML::Mark& mark) {
 
 const char* type_name(const YAML::Node& n) {
   switch (n.Type()) {
-    case YAML::NodeType::Map: return "a mapping";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Null: return "empty";
-    case YAML::NodeType::Scalar: return "a scalar";
-    default: return "undefined";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Null:
+      return "empty";
+    case YAML::NodeType::Scalar:
+      return "a scalar";
+    default:
+      return "undefined";
   }
 }
 
@@ -75,8 +80,12 @@ ConfigNode ConfigNode::empty(const std::string& origin, const std::string& path)
   return ConfigNode(std::move(impl));
 }
 
-const std::string& ConfigNode::path() const { return impl_->path; }
-const std::string& ConfigNode::origin() const { return impl_->origin; }
+const std::string& ConfigNode::path() const {
+  return impl_->path;
+}
+const std::string& ConfigNode::origin() const {
+  return impl_->origin;
+}
 
 std::string ConfigNode::where(const std::string& key) const {
   const YAML::Node& n = impl_->node;
@@ -87,9 +96,15 @@ std::string ConfigNode::where(const std::string& key) const {
   return location(impl_->origin, n.Mark());
 }
 
-bool ConfigNode::is_map() const { return impl_->node.IsMap(); }
-bool ConfigNode::is_sequence() const { return impl_->node.IsSequence(); }
-bool ConfigNode::is_null() const { return impl_->node.IsNull(); }
+bool ConfigNode::is_map() const {
+  return impl_->node.IsMap();
+}
+bool ConfigNode::is_sequence() const {
+  return impl_->node.IsSequence();
+}
+bool ConfigNode::is_null() const {
+  return impl_->node.IsNull();
+}
 
 bool ConfigNode::has(const std::string& key) const {
   const YAML::Node& n = impl_->node;
@@ -146,8 +161,8 @@ void ConfigNode::read(const std::string& key, Real& out) {
   if (!v.IsDefined()) return;
   Real value{};
   if (!decode_scalar(v, value))
-    throw error(key, fmt::format("expected a number, got {}", v.IsScalar() ? "'" + v.Scalar() + "'"
-                                                                           : type_name(v)));
+    throw error(key, fmt::format("expected a number, got {}",
+                                 v.IsScalar() ? "'" + v.Scalar() + "'" : type_name(v)));
   out = value;
 }
 
@@ -200,9 +215,9 @@ std::vector<T> read_list(const ConfigNode& self, const YAML::Node& v, const std:
   for (std::size_t i = 0; i < v.size(); ++i) {
     T value{};
     if (!decode_scalar(v[i], value) || !check(value))
-      throw self.error(key, fmt::format("element {} must be {}, got {}", i, what,
-                                        v[i].IsScalar() ? "'" + v[i].Scalar() + "'"
-                                                        : type_name(v[i])));
+      throw self.error(key,
+                       fmt::format("element {} must be {}, got {}", i, what,
+                                   v[i].IsScalar() ? "'" + v[i].Scalar() + "'" : type_name(v[i])));
     values.push_back(value);
   }
   return values;
@@ -243,8 +258,8 @@ std::string ConfigNode::require_string(const std::string& key) {
 
 ConfigNode ConfigNode::child(const std::string& key, bool optional) {
   impl_->known.insert(key);
-  if (!impl_->node.IsMap()) throw error("", fmt::format("expected a mapping, got {}",
-                                                         type_name(impl_->node)));
+  if (!impl_->node.IsMap())
+    throw error("", fmt::format("expected a mapping, got {}", type_name(impl_->node)));
   YAML::Node v = static_cast<const YAML::Node&>(impl_->node)[key];
   auto impl = std::make_shared<Impl>();
   impl->origin = impl_->origin;
@@ -285,11 +300,14 @@ std::vector<ConfigNode> ConfigNode::children(const std::string& key) {
   impl->node = v;
   std::vector<ConfigNode> out = ConfigNode(std::move(impl)).elements();
   for (const ConfigNode& e : out)
-    if (!e.is_map()) throw e.error("", fmt::format("expected a mapping, got {}", type_name(e.impl_->node)));
+    if (!e.is_map())
+      throw e.error("", fmt::format("expected a mapping, got {}", type_name(e.impl_->node)));
   return out;
 }
 
-void ConfigNode::mark_read(const std::string& key) { impl_->known.insert(key); }
+void ConfigNode::mark_read(const std::string& key) {
+  impl_->known.insert(key);
+}
 
 void ConfigNode::finish() const {
   const YAML::Node& n = impl_->node;
@@ -318,7 +336,8 @@ void ConfigNode::set(const std::string& dotted_path, const std::string& yaml_val
   try {
     value = YAML::Load(yaml_value);
   } catch (const YAML::Exception& e) {
-    throw ConfigError(fmt::format("override {}={}: malformed value: {}", dotted_path, yaml_value, e.msg));
+    throw ConfigError(
+        fmt::format("override {}={}: malformed value: {}", dotted_path, yaml_value, e.msg));
   }
   YAML::Node cur = impl_->node;
   std::stringstream parts(dotted_path);

@@ -26,8 +26,8 @@ void Flow::prepend(std::shared_ptr<Bijector> bijector) {
 
 Vector Flow::log_prob(const Matrix& x, const Matrix& context) const {
   if (x.shape(1) != dim())
-    throw DataError(fmt::format("the model has {} dimensions but the data has {} columns", dim(),
-                                x.shape(1)));
+    throw DataError(
+        fmt::format("the model has {} dimensions but the data has {} columns", dim(), x.shape(1)));
   Vector total = xt::zeros<Real>({x.shape(0)});
   Matrix current = x;
   for (const auto& bijector : chain_) {

@@ -32,7 +32,9 @@ Vector StandardNormal::log_prob(const Matrix& z, const Matrix&) const {
   return out;
 }
 
-Matrix StandardNormal::sample(Index n, const Matrix&, Rng& rng) const { return rng.normal(n, dim_); }
+Matrix StandardNormal::sample(Index n, const Matrix&, Rng& rng) const {
+  return rng.normal(n, dim_);
+}
 
 void StandardNormal::log_prob_backward(const Matrix& z, const Matrix&, const Vector& w,
                                        Matrix& grad_z) {

@@ -7,7 +7,9 @@ namespace flows {
 Parameter::Parameter(std::string name_, Matrix value_)
     : name(std::move(name_)), value(std::move(value_)), grad(xt::zeros_like(value)) {}
 
-void Parameter::zero_grad() { std::fill(grad.begin(), grad.end(), Real(0)); }
+void Parameter::zero_grad() {
+  std::fill(grad.begin(), grad.end(), Real(0));
+}
 
 void zero_grad(const ParameterList& params) {
   for (Parameter* p : params) p->zero_grad();

@@ -5,8 +5,8 @@
 #include <filesystem>
 #include <set>
 
-#include <boost/dll/shared_library.hpp>
 #include <fmt/format.h>
+#include <boost/dll/shared_library.hpp>
 
 #include "flows/plugin.hpp"
 
@@ -39,8 +39,8 @@ LoadedPlugin load_plugin(const std::string& file, Registry& registry) {
   }
   for (const char* symbol : {"flows_plugin_abi_version", "flows_plugin_register"})
     if (!library->has(symbol))
-      throw PluginError(fmt::format("plugin {}: not a flows plugin (no symbol '{}'; use FLOWS_PLUGIN)",
-                                    file, symbol));
+      throw PluginError(fmt::format(
+          "plugin {}: not a flows plugin (no symbol '{}'; use FLOWS_PLUGIN)", file, symbol));
   const int abi = library->get<int()>("flows_plugin_abi_version")();
   if (abi != FLOWS_SDK_ABI_VERSION)
     throw PluginError(fmt::format(

@@ -6,12 +6,18 @@ namespace flows {
 
 const char* kind_name(Kind kind) {
   switch (kind) {
-    case Kind::bijector: return "bijector";
-    case Kind::distribution: return "distribution";
-    case Kind::trainer: return "trainer";
-    case Kind::optimizer: return "optimizer";
-    case Kind::ode_solver: return "ode_solver";
-    case Kind::dataset: return "dataset";
+    case Kind::bijector:
+      return "bijector";
+    case Kind::distribution:
+      return "distribution";
+    case Kind::trainer:
+      return "trainer";
+    case Kind::optimizer:
+      return "optimizer";
+    case Kind::ode_solver:
+      return "ode_solver";
+    case Kind::dataset:
+      return "dataset";
   }
   return "unknown";
 }
@@ -42,9 +48,10 @@ const Registry::Entry& Registry::find(Kind kind, ConfigNode& options) const {
   std::string list;
   for (const auto& n : available) list += (list.empty() ? "" : ", ") + n;
   std::string hint = closest_match(name, available);
-  throw options.error("type", fmt::format("unknown {} '{}'{}; available: {}", kind_name(kind), name,
-                                          hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint),
-                                          list.empty() ? "(none: is its plugin on the search path?)" : list));
+  throw options.error(
+      "type", fmt::format("unknown {} '{}'{}; available: {}", kind_name(kind), name,
+                          hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint),
+                          list.empty() ? "(none: is its plugin on the search path?)" : list));
 }
 
 bool Registry::contains(Kind kind, const std::string& name) const {

@@ -1,5 +1,7 @@
 #include "flows/rng.hpp"
 
+#include "flows/error.hpp"
+
 namespace flows {
 
 std::uint64_t mix_seed(std::uint64_t seed, std::uint64_t stream) {
@@ -12,13 +14,20 @@ std::uint64_t mix_seed(std::uint64_t seed, std::uint64_t stream) {
 
 Rng::Rng(std::uint64_t seed) : seed_(seed), engine_(mix_seed(seed, 0)) {}
 
-Rng Rng::derive(std::uint64_t stream) const { return Rng(mix_seed(seed_, stream + 1)); }
+Rng Rng::derive(std::uint64_t stream) const {
+  return Rng(mix_seed(seed_, stream + 1));
+}
 
-Real Rng::uniform() { return uniform_(engine_); }
+Real Rng::uniform() {
+  return uniform_(engine_);
+}
 
-Real Rng::normal() { return normal_(engine_); }
+Real Rng::normal() {
+  return normal_(engine_);
+}
 
 Index Rng::index(Index n) {
+  if (n == 0) throw Error("Rng::index: empty range");
   std::uniform_int_distribution<Index> pick(0, n - 1);
   return pick(engine_);
 }

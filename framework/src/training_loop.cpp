@@ -100,8 +100,7 @@ TrainReport run_training_loop(const TrainingOptions& options, Optimizer& optimiz
     if (has_validation) {
       point.val_loss = objective.validation_loss();
       progress.val_loss = point.val_loss;
-      if (std::isfinite(point.val_loss) &&
-          (!have_best || point.val_loss < report.best_val_loss)) {
+      if (std::isfinite(point.val_loss) && (!have_best || point.val_loss < report.best_val_loss)) {
         report.best_val_loss = point.val_loss;
         report.best_step = step;
         best = snapshot(params);

@@ -2,6 +2,8 @@
 
 namespace flows {
 
-const char* sdk_version() { return FLOWS_VERSION; }
+const char* sdk_version() {
+  return FLOWS_VERSION;
+}
 
 }  // namespace flows

@@ -10,10 +10,11 @@ class NoopOptimizer : public flows::Optimizer {
 };
 
 void register_test_plugin(flows::Registry& registry) {
-  registry.add<flows::Optimizer>("test_noop", [](flows::ConfigNode& options, const flows::BuildContext&) {
-    options.finish();
-    return std::make_unique<NoopOptimizer>();
-  });
+  registry.add<flows::Optimizer>("test_noop",
+                                 [](flows::ConfigNode& options, const flows::BuildContext&) {
+                                   options.finish();
+                                   return std::make_unique<NoopOptimizer>();
+                                 });
 }
 
 }  // namespace

@@ -1,10 +1,10 @@
 #pragma once
-#include "flows/export.hpp"
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+#include "flows/export.hpp"
 
 #include "flows/error.hpp"
 #include "flows/tensor.hpp"

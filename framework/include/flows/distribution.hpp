@@ -19,8 +19,8 @@ class FLOWS_API BaseDistribution {
   virtual Matrix sample(Index n, const Matrix& context, Rng& rng) const = 0;
   // Training: given w = dL/dlog_prob per row, writes dL/dz into grad_z and
   // accumulates dL/dθ into the parameters' gradients.
-  virtual void log_prob_backward(const Matrix& z, const Matrix& context, const Vector& grad_log_prob,
-                                 Matrix& grad_z) = 0;
+  virtual void log_prob_backward(const Matrix& z, const Matrix& context,
+                                 const Vector& grad_log_prob, Matrix& grad_z) = 0;
   virtual ParameterList parameters() = 0;
 };
 

@@ -1,7 +1,7 @@
 #pragma once
-#include "flows/export.hpp"
 #include <stdexcept>
 #include <string>
+#include "flows/export.hpp"
 
 namespace flows {
 

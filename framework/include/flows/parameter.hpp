@@ -2,13 +2,14 @@
 #include <string>
 #include <vector>
 
+#include "flows/export.hpp"
 #include "flows/tensor.hpp"
 
 namespace flows {
 
 // A trainable tensor and its gradient. Vectors are stored as 1 x n matrices so
 // that optimizers see one type. Backward passes *accumulate* into grad.
-struct Parameter {
+struct FLOWS_API Parameter {
   std::string name;
   Matrix value;
   Matrix grad;
@@ -22,11 +23,11 @@ struct Parameter {
 // Optimizers and checkers see only this list; its order is stable.
 using ParameterList = std::vector<Parameter*>;
 
-void zero_grad(const ParameterList& params);
-Index parameter_count(const ParameterList& params);
+FLOWS_API void zero_grad(const ParameterList& params);
+FLOWS_API Index parameter_count(const ParameterList& params);
 // Euclidean norm of all gradients together.
-Real gradient_norm(const ParameterList& params);
+FLOWS_API Real gradient_norm(const ParameterList& params);
 // Appends `more` to `list`.
-void append(ParameterList& list, const ParameterList& more);
+FLOWS_API void append(ParameterList& list, const ParameterList& more);
 
 }  // namespace flows

@@ -16,10 +16,10 @@
 
 // Exports the plugin's registration function and the ABI version it was
 // compiled against.
-#define FLOWS_PLUGIN(register_function)                                               \
-  extern "C" BOOST_SYMBOL_EXPORT int flows_plugin_abi_version() {                     \
-    return FLOWS_SDK_ABI_VERSION;                                                     \
-  }                                                                                   \
+#define FLOWS_PLUGIN(register_function)                                                  \
+  extern "C" BOOST_SYMBOL_EXPORT int flows_plugin_abi_version() {                        \
+    return FLOWS_SDK_ABI_VERSION;                                                        \
+  }                                                                                      \
   extern "C" BOOST_SYMBOL_EXPORT void flows_plugin_register(flows::Registry& registry) { \
-    register_function(registry);                                                      \
+    register_function(registry);                                                         \
   }

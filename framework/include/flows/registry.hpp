@@ -25,21 +25,40 @@ class Registry;
 
 // What a factory may need besides its own options.
 struct BuildContext {
-  Index dim = 0;               // dimension of the data the component acts on
-  std::uint64_t seed = 0;      // for random initialisation
+  Index dim = 0;                 // dimension of the data the component acts on
+  std::uint64_t seed = 0;        // for random initialisation
   Registry* registry = nullptr;  // to build nested components by name
 };
 
 template <class T>
 using Factory = std::function<std::unique_ptr<T>(ConfigNode& options, const BuildContext& context)>;
 
-template <class T> struct KindOf;
-template <> struct KindOf<Bijector> { static constexpr Kind value = Kind::bijector; };
-template <> struct KindOf<BaseDistribution> { static constexpr Kind value = Kind::distribution; };
-template <> struct KindOf<Trainer> { static constexpr Kind value = Kind::trainer; };
-template <> struct KindOf<Optimizer> { static constexpr Kind value = Kind::optimizer; };
-template <> struct KindOf<OdeSolver> { static constexpr Kind value = Kind::ode_solver; };
-template <> struct KindOf<Dataset> { static constexpr Kind value = Kind::dataset; };
+template <class T>
+struct KindOf;
+template <>
+struct KindOf<Bijector> {
+  static constexpr Kind value = Kind::bijector;
+};
+template <>
+struct KindOf<BaseDistribution> {
+  static constexpr Kind value = Kind::distribution;
+};
+template <>
+struct KindOf<Trainer> {
+  static constexpr Kind value = Kind::trainer;
+};
+template <>
+struct KindOf<Optimizer> {
+  static constexpr Kind value = Kind::optimizer;
+};
+template <>
+struct KindOf<OdeSolver> {
+  static constexpr Kind value = Kind::ode_solver;
+};
+template <>
+struct KindOf<Dataset> {
+  static constexpr Kind value = Kind::dataset;
+};
 
 // (kind, name) -> factory. Objects made from a plugin's factory hold a
 // reference to the plugin's library, so its code outlives them.

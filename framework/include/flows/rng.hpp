@@ -2,6 +2,7 @@
 #include <cstdint>
 #include <random>
 
+#include "flows/export.hpp"
 #include "flows/tensor.hpp"
 
 namespace flows {
@@ -9,7 +10,7 @@ namespace flows {
 // A seeded random source. Every random draw of a run comes from an Rng derived
 // from the pipeline's seed, so a run is reproducible. derive() gives an
 // independent stream per component (and later per MPI rank).
-class Rng {
+class FLOWS_API Rng {
  public:
   explicit Rng(std::uint64_t seed = 0);
 
@@ -19,7 +20,7 @@ class Rng {
 
   Real uniform();  // in [0, 1)
   Real normal();   // standard normal
-  // Uniform integer in [0, n).
+  // Uniform integer in [0, n); n must be > 0.
   Index index(Index n);
   Matrix normal(Index rows, Index cols);
   Matrix uniform(Index rows, Index cols);
@@ -33,6 +34,6 @@ class Rng {
 };
 
 // SplitMix64: mixes a seed and a stream number into a new, well-spread seed.
-std::uint64_t mix_seed(std::uint64_t seed, std::uint64_t stream);
+FLOWS_API std::uint64_t mix_seed(std::uint64_t seed, std::uint64_t stream);
 
 }  // namespace flows

@@ -3,8 +3,8 @@
 #include <cstddef>
 
 #include <xtensor/xbuilder.hpp>
-#include <xtensor/xtensor.hpp>
 #include <xtensor/xnoalias.hpp>
+#include <xtensor/xtensor.hpp>
 #include <xtensor/xview.hpp>
 
 namespace flows {

@@ -12,9 +12,9 @@ namespace flows {
 
 // What a trainer reports while it runs.
 struct Progress {
-  Index step = 0;         // steps done
-  Index total_steps = 0;  // steps planned
-  Real loss = 0;          // training loss of the last step
+  Index step = 0;                                          // steps done
+  Index total_steps = 0;                                   // steps planned
+  Real loss = 0;                                           // training loss of the last step
   Real val_loss = std::numeric_limits<Real>::quiet_NaN();  // last validation loss, NaN if none yet
   Real lr = 0;
   double seconds = 0;  // wall time since training started

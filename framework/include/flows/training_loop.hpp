@@ -13,11 +13,11 @@ namespace flows {
 // Options every mini-batch trainer shares (mle here, cfm in its plugin). Read
 // with read_from(node) inside the trainer's own options parse.
 struct TrainingOptions {
-  Index steps = 1000;        // optimizer steps
-  Index batch_size = 256;    // rows per mini-batch
-  Index eval_every = 100;    // steps between validation evaluations (0: only at the end)
-  Index patience = 0;        // evaluations without improvement before stopping (0: never)
-  Real clip_grad_norm = 0;   // joint gradient-norm limit (0: no clipping)
+  Index steps = 1000;                // optimizer steps
+  Index batch_size = 256;            // rows per mini-batch
+  Index eval_every = 100;            // steps between validation evaluations (0: only at the end)
+  Index patience = 0;                // evaluations without improvement before stopping (0: never)
+  Real clip_grad_norm = 0;           // joint gradient-norm limit (0: no clipping)
   LearningRateSchedule lr_schedule;  // keys lr_schedule, warmup_steps, min_lr
   FLOWS_API void read_from(ConfigNode& node);
 };

@@ -65,7 +65,7 @@ struct BijectorCase {
 };
 
 inline void PrintTo(const BijectorCase& c, std::ostream* out) {
-  *out << c.name_for_test << " {" << c.yaml << "} dim " << c.dim
+  *out << c.name_for_test << ": " << c.yaml << ", dim " << c.dim
        << (c.plugin_file.empty() ? std::string(" (built-in)") : " from " + c.plugin_file);
 }
 
