@@ -23,7 +23,7 @@ using flows::Vector;
 
 class BasicPlugin : public ::testing::Test {
  protected:
-  void SetUp() override { flows::load_plugin(FLOWS_BASIC_PLUGIN, registry_); }
+  void SetUp() override { flows::load_plugin(FLOWS_PLUGIN_BASIC, registry_); }
 
   std::shared_ptr<flows::Bijector> build(const std::string& yaml, Index dim,
                                          std::uint64_t seed = 0) {

@@ -5,7 +5,7 @@
 namespace {
 
 BijectorCase basic(const std::string& name, const std::string& yaml, flows::Index dim) {
-  return BijectorCase{name, FLOWS_BASIC_PLUGIN, yaml, dim};
+  return BijectorCase{name, FLOWS_PLUGIN_BASIC, yaml, dim};
 }
 
 }  // namespace
