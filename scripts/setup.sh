@@ -7,7 +7,7 @@ packages=(
   xtensor-dev libxtensor-blas-dev xtl-dev libxsimd-dev
   libyaml-cpp-dev libfmt-dev libboost-dev
   libopenblas-dev liblapack-dev
-  libgtest-dev libcli11-dev
+  libgtest-dev libbenchmark-dev libcli11-dev
 )
 
 missing=()

@@ -126,6 +126,17 @@ TEST(ConfigNode, SetOverridesNestedValues) {
   EXPECT_EQ(output, "runs/x");
 }
 
+TEST(ConfigNode, SetIndexesListsByNumber) {
+  ConfigNode root = ConfigNode::parse("model: {bijectors: [{type: a}, {type: b}]}\n", "p.yaml");
+  root.set("model.bijectors.1.layers", "4");
+  ConfigNode model = root.child("model");
+  auto items = model.children("bijectors");
+  Index layers = 0;
+  items[1].read("layers", layers);
+  EXPECT_EQ(layers, 4u);
+  EXPECT_THROW(root.set("model.bijectors.5.layers", "1"), ConfigError);
+}
+
 TEST(ClosestMatch, FindsNearNamesOnly) {
   EXPECT_EQ(closest_match("revrse", {"reverse", "affine", "actnorm"}), "reverse");
   EXPECT_EQ(closest_match("zzzzzzzzzz", {"reverse", "affine"}), "");

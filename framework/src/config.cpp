@@ -343,16 +343,35 @@ void ConfigNode::set(const std::string& dotted_path, const std::string& yaml_val
   std::stringstream parts(dotted_path);
   std::string part, next;
   std::getline(parts, part, '.');
+  // A numeric part indexes a list ("model.bijectors.0.layers").
+  auto list_index = [&](const std::string& key) -> std::optional<std::size_t> {
+    if (!cur.IsSequence() || key.empty() ||
+        key.find_first_not_of("0123456789") != std::string::npos)
+      return std::nullopt;
+    const std::size_t i = std::stoul(key);
+    if (i >= cur.size())
+      throw ConfigError(fmt::format("override {}: index {} is past the end of a list of {}",
+                                    dotted_path, i, cur.size()));
+    return i;
+  };
   while (std::getline(parts, next, '.')) {
-    if (!cur.IsMap() && !cur.IsNull())
-      throw ConfigError(fmt::format("override {}: '{}' is not a mapping", dotted_path, part));
-    YAML::Node child = cur[part];
-    if (!child.IsDefined() || child.IsNull()) cur[part] = YAML::Node(YAML::NodeType::Map);
-    cur.reset(cur[part]);
+    if (auto i = list_index(part)) {
+      cur.reset(cur[*i]);
+    } else {
+      if (!cur.IsMap() && !cur.IsNull())
+        throw ConfigError(fmt::format("override {}: '{}' is not a mapping", dotted_path, part));
+      YAML::Node child = cur[part];
+      if (!child.IsDefined() || child.IsNull()) cur[part] = YAML::Node(YAML::NodeType::Map);
+      cur.reset(cur[part]);
+    }
     part = next;
   }
   if (part.empty()) throw ConfigError(fmt::format("override '{}': empty key", dotted_path));
-  cur[part] = value;
+  if (auto i = list_index(part)) {
+    cur[*i] = value;
+  } else {
+    cur[part] = value;
+  }
 }
 
 std::size_t edit_distance(const std::string& a, const std::string& b) {

@@ -1,0 +1,320 @@
+#include "rational_quadratic_spline.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace flows::spline {
+
+namespace {
+
+// Upper bound on K, so that per-element scratch lives on the stack.
+constexpr Index kMaxBins = 128;
+
+// softplus(a) = log(1 + e^a) and its derivative σ(a), without overflow.
+inline Real softplus(Real a) { return std::max(a, Real(0)) + std::log1p(std::exp(-std::abs(a))); }
+inline Real sigmoid(Real a) {
+  if (a >= 0) return 1 / (1 + std::exp(-a));
+  const Real e = std::exp(a);
+  return e / (1 + e);
+}
+
+// p = softmax(raw[0], raw[stride], ..., raw[(K-1) stride]) into p[0..K).
+inline void softmax(const Real* raw, Index stride, Index bins, Real* p) {
+  Real top = raw[0];
+  for (Index k = 1; k < bins; ++k) top = std::max(top, raw[k * stride]);
+  Real sum = 0;
+  for (Index k = 0; k < bins; ++k) {
+    p[k] = std::exp(raw[k * stride] - top);
+    sum += p[k];
+  }
+  const Real inv = 1 / sum;
+  for (Index k = 0; k < bins; ++k) p[k] *= inv;
+}
+
+// The knots bounding bin k of the partition with normalized sizes
+// m + (1 - m K) p_j, scaled to [-B, B] as nflows scales them:
+// knot_j = 2B · cumsum_j + (-B), with the two ends exactly -B and B.
+struct Bin {
+  Index k;
+  Real lo, hi;
+};
+
+// The bin holding v (the number of inner knots ≤ v), and its two knots.
+inline Bin find_bin(Real v, const Real* p, Index bins, Real min_size, Real bound) {
+  const Real scale = 1 - min_size * Real(bins);
+  Real cum = 0;
+  Bin bin{0, -bound, bound};
+  for (Index j = 1; j < bins; ++j) {
+    cum += min_size + scale * p[j - 1];
+    const Real knot = 2 * bound * cum - bound;
+    if (v >= knot) {
+      bin.k = j;
+      bin.lo = knot;
+    } else {
+      bin.hi = knot;
+      break;
+    }
+  }
+  return bin;
+}
+
+// The knots of bin k.
+inline Bin bin_at(Index k, const Real* p, Index bins, Real min_size, Real bound) {
+  const Real scale = 1 - min_size * Real(bins);
+  Real cum = 0;
+  for (Index j = 0; j < k; ++j) cum += min_size + scale * p[j];
+  Bin bin{k, k == 0 ? -bound : 2 * bound * cum - bound, bound};
+  if (k + 1 < bins) bin.hi = 2 * bound * (cum + min_size + scale * p[k]) - bound;
+  return bin;
+}
+
+// Cache layout per element.
+enum Slot : Index { kInside, kBin, kXi, kWidth, kHeight, kD0, kD1, kSig0, kSig1, kSoftmax };
+
+}  // namespace
+
+SplineOptions SplineOptions::read(ConfigNode& node) {
+  SplineOptions o;
+  node.read("bins", o.bins);
+  node.read("tail_bound", o.tail_bound);
+  node.read("min_bin_width", o.min_bin_width);
+  node.read("min_bin_height", o.min_bin_height);
+  node.read("min_derivative", o.min_derivative);
+  node.expect(o.bins >= 1 && o.bins <= kMaxBins, "bins", "must be in [1, 128]");
+  node.expect(std::isfinite(o.tail_bound) && o.tail_bound > 0, "tail_bound",
+              "must be a positive number");
+  node.expect(o.min_bin_width >= 0 && o.min_bin_width * Real(o.bins) < 1, "min_bin_width",
+              "must be >= 0 with min_bin_width * bins < 1");
+  node.expect(o.min_bin_height >= 0 && o.min_bin_height * Real(o.bins) < 1, "min_bin_height",
+              "must be >= 0 with min_bin_height * bins < 1");
+  node.expect(o.min_derivative >= 0 && o.min_derivative < 1, "min_derivative",
+              "must be in [0, 1)");
+  return o;
+}
+
+RationalQuadraticSpline::RationalQuadraticSpline(const SplineOptions& options)
+    : options_(options) {}
+
+// Zero widths and heights give equal bins; softplus(log(e^{1-m} - 1)) = 1 - m
+// gives inner slopes of exactly 1 (nflows' boundary constant), so the spline
+// is the identity.
+Real RationalQuadraticSpline::identity_value(Index p) const {
+  if (p < 2 * options_.bins) return 0;
+  return std::log(std::expm1(1 - options_.min_derivative));
+}
+
+Real RationalQuadraticSpline::forward_one(Real x, const Real* raw, Index stride, Real& logdet,
+                                          Real* cache) const {
+  const Index K = options_.bins;
+  const Real B = options_.tail_bound;
+  if (!(x >= -B && x <= B)) {  // the identity tails (and NaN, which stays NaN)
+    logdet = 0;
+    if (cache) cache[kInside] = 0;
+    return x;
+  }
+  Real local[2 * kMaxBins];
+  Real* pw = cache ? cache + kSoftmax : local;
+  Real* ph = pw + K;
+  softmax(raw, stride, K, pw);
+  softmax(raw + K * stride, stride, K, ph);
+  const Bin bx = find_bin(x, pw, K, options_.min_bin_width, B);
+  const Index k = bx.k;
+  const Bin by = bin_at(k, ph, K, options_.min_bin_height, B);
+  const Real* e = raw + 2 * K * stride;
+  const Real d0 = k == 0 ? Real(1) : options_.min_derivative + softplus(e[(k - 1) * stride]);
+  const Real d1 = k + 1 == K ? Real(1) : options_.min_derivative + softplus(e[k * stride]);
+
+  const Real w = bx.hi - bx.lo;
+  const Real h = by.hi - by.lo;
+  const Real s = h / w;
+  const Real xi = (x - bx.lo) / w;
+  const Real t = xi * (1 - xi);
+  const Real num = h * (s * xi * xi + d0 * t);
+  const Real den = s + (d0 + d1 - 2 * s) * t;
+  const Real dnum = s * s * (d1 * xi * xi + 2 * s * t + d0 * (1 - xi) * (1 - xi));
+  logdet = std::log(dnum) - 2 * std::log(den);
+  if (cache) {
+    cache[kInside] = 1;
+    cache[kBin] = Real(k);
+    cache[kXi] = xi;
+    cache[kWidth] = w;
+    cache[kHeight] = h;
+    cache[kD0] = d0;
+    cache[kD1] = d1;
+    cache[kSig0] = k == 0 ? Real(0) : sigmoid(e[(k - 1) * stride]);
+    cache[kSig1] = k + 1 == K ? Real(0) : sigmoid(e[k * stride]);
+  }
+  return by.lo + num / den;
+}
+
+// The inverse solves a ξ² + b ξ + c = 0 for ξ ∈ [0, 1] (Durkan et al. 2019,
+// appendix A) with the root in the form 2c / (-b - √(b² - 4ac)), which does
+// not cancel: c = -s (y - y_k) ≤ 0 and the denominator is negative, and it
+// vanishes only when c = 0 and b ≤ 0, which cannot happen (c = 0 means
+// y = y_k, where b = h δ_k > 0).
+Real RationalQuadraticSpline::inverse_one(Real y, const Real* raw, Index stride,
+                                          Real& logdet) const {
+  const Index K = options_.bins;
+  const Real B = options_.tail_bound;
+  if (!(y >= -B && y <= B)) {
+    logdet = 0;
+    return y;
+  }
+  Real pw[kMaxBins], ph[kMaxBins];
+  softmax(raw, stride, K, pw);
+  softmax(raw + K * stride, stride, K, ph);
+  const Bin by = find_bin(y, ph, K, options_.min_bin_height, B);
+  const Index k = by.k;
+  const Bin bx = bin_at(k, pw, K, options_.min_bin_width, B);
+  const Real* e = raw + 2 * K * stride;
+  const Real d0 = k == 0 ? Real(1) : options_.min_derivative + softplus(e[(k - 1) * stride]);
+  const Real d1 = k + 1 == K ? Real(1) : options_.min_derivative + softplus(e[k * stride]);
+
+  const Real w = bx.hi - bx.lo;
+  const Real h = by.hi - by.lo;
+  const Real s = h / w;
+  const Real dy = y - by.lo;
+  const Real curve = d0 + d1 - 2 * s;
+  const Real a = h * (s - d0) + dy * curve;
+  const Real b = h * d0 - dy * curve;
+  const Real c = -s * dy;
+  const Real disc = std::max(b * b - 4 * a * c, Real(0));
+  const Real xi = 2 * c / (-b - std::sqrt(disc));
+  const Real t = xi * (1 - xi);
+  const Real den = s + curve * t;
+  const Real dnum = s * s * (d1 * xi * xi + 2 * s * t + d0 * (1 - xi) * (1 - xi));
+  logdet = 2 * std::log(den) - std::log(dnum);
+  return bx.lo + xi * w;
+}
+
+// Backward through y = y_k + h q(ξ, s, δ_k, δ_{k+1}) and
+// ℓ = log dy/dx = 2 log s + log M - 2 log D, where
+//   t = ξ(1-ξ),  n = s ξ² + δ_k t,  D = s + (δ_k + δ_{k+1} - 2s) t,  q = n / D,
+//   M = δ_{k+1} ξ² + 2 s t + δ_k (1-ξ)²,
+// then through ξ = (x - x_k)/w, s = h/w, w = x_{k+1} - x_k, h = y_{k+1} - y_k,
+// the knots' cumulative sums, the softmaxes and the softplus.
+Real RationalQuadraticSpline::backward_one(const Real* cache, Real gy, Real gl, Real* graw,
+                                           Index stride) const {
+  const Index K = options_.bins;
+  const Index P = params_per_dim();
+  for (Index p = 0; p < P; ++p) graw[p * stride] = 0;
+  if (cache[kInside] == 0) return gy;
+  const Real B = options_.tail_bound;
+  const Index k = static_cast<Index>(cache[kBin]);
+  const Real xi = cache[kXi], w = cache[kWidth], h = cache[kHeight];
+  const Real d0 = cache[kD0], d1 = cache[kD1];
+  const Real s = h / w;
+  const Real t = xi * (1 - xi);
+  const Real dt = 1 - 2 * xi;
+  const Real curve = d0 + d1 - 2 * s;
+  const Real n = s * xi * xi + d0 * t;
+  const Real D = s + curve * t;
+  const Real inv_D = 1 / D;
+  const Real q = n * inv_D;
+  const Real M = d1 * xi * xi + 2 * s * t + d0 * (1 - xi) * (1 - xi);
+  const Real inv_M = 1 / M;
+
+  // ∂q and ∂ℓ with respect to ξ, s, δ_k, δ_{k+1}.
+  const Real dq_dxi = ((2 * s * xi + d0 * dt) - q * curve * dt) * inv_D;
+  const Real dq_ds = (xi * xi - q * (1 - 2 * t)) * inv_D;
+  const Real dq_dd0 = t * (1 - q) * inv_D;
+  const Real dq_dd1 = -q * t * inv_D;
+  const Real dl_dxi = (2 * d1 * xi + 2 * s * dt - 2 * d0 * (1 - xi)) * inv_M - 2 * curve * dt * inv_D;
+  const Real dl_ds = 2 / s + 2 * t * inv_M - 2 * (1 - 2 * t) * inv_D;
+  const Real dl_dd0 = (1 - xi) * (1 - xi) * inv_M - 2 * t * inv_D;
+  const Real dl_dd1 = xi * xi * inv_M - 2 * t * inv_D;
+
+  const Real gq = gy * h;
+  const Real g_xi = gq * dq_dxi + gl * dl_dxi;
+  const Real g_s = gq * dq_ds + gl * dl_ds;
+  const Real g_d0 = gq * dq_dd0 + gl * dl_dd0;
+  const Real g_d1 = gq * dq_dd1 + gl * dl_dd1;
+  const Real inv_w = 1 / w;
+  const Real grad_x = g_xi * inv_w;
+  const Real g_h = gy * q + g_s * inv_w;            // h explicit and through s
+  const Real g_w = -(g_xi * xi + g_s * s) * inv_w;  // through ξ and s
+  const Real g_lo_x = -grad_x;                      // x_k through ξ
+  // Knot gradients: x_k gets g_lo_x - g_w, x_{k+1} gets g_w; y_k gets
+  // gy - g_h, y_{k+1} gets g_h. The end knots ±B are constants.
+  const Real ax = k >= 1 ? g_lo_x - g_w : 0, cx = k + 1 < K ? g_w : 0;
+  const Real ay = k >= 1 ? gy - g_h : 0, cy = k + 1 < K ? g_h : 0;
+
+  // knot_j = -B + 2B Σ_{i<j} (m + (1 - mK) p_i), so a knot gradient G_j
+  // reaches p_i for i < j; then softmax: dL/du_i = p_i (g_i - Σ_j p_j g_j).
+  auto through_softmax = [&](const Real* p, Real a, Real c, Real min_size, Real* out) {
+    const Real scale = 2 * B * (1 - min_size * Real(K));
+    Real below = 0;
+    for (Index i = 0; i < k; ++i) below += p[i];
+    const Real mean = a * below + c * (below + p[k]);
+    for (Index i = 0; i < K; ++i) {
+      const Real g = (i < k ? a : 0) + (i <= k ? c : 0);
+      out[i * stride] = scale * p[i] * (g - mean);
+    }
+  };
+  through_softmax(cache + kSoftmax, ax, cx, options_.min_bin_width, graw);
+  through_softmax(cache + kSoftmax + K, ay, cy, options_.min_bin_height, graw + K * stride);
+  Real* ge = graw + 2 * K * stride;
+  if (k >= 1) ge[(k - 1) * stride] = g_d0 * cache[kSig0];
+  if (k + 1 < K) ge[k * stride] = g_d1 * cache[kSig1];
+  return grad_x;
+}
+
+void RationalQuadraticSpline::forward(const Matrix& in, Matrix& out, Vector& logdet,
+                                      const ColumnSet& set, const Matrix& params,
+                                      Real* cache) const {
+  const Index rows = in.shape(0), cols = in.shape(1), pcols = params.shape(1);
+  const Index csize = cache_size();
+  const Real* x = in.data();
+  Real* y = out.data();
+  const Real* theta = params.data();
+  for (Index r = 0; r < rows; ++r) {
+    Real sum = 0;
+    for (Index j = 0; j < set.count; ++j) {
+      const Index c = set.cols[j];
+      Real ld;
+      y[r * cols + c] =
+          forward_one(x[r * cols + c], theta + r * pcols + set.offset + j, set.stride, ld,
+                      cache ? cache + (r * set.count + j) * csize : nullptr);
+      sum += ld;
+    }
+    logdet(r) += sum;
+  }
+}
+
+void RationalQuadraticSpline::inverse(const Matrix& in, Matrix& out, Vector& logdet,
+                                      const ColumnSet& set, const Matrix& params) const {
+  const Index rows = in.shape(0), cols = in.shape(1), pcols = params.shape(1);
+  const Real* z = in.data();
+  Real* x = out.data();
+  const Real* theta = params.data();
+  for (Index r = 0; r < rows; ++r) {
+    Real sum = 0;
+    for (Index j = 0; j < set.count; ++j) {
+      const Index c = set.cols[j];
+      Real ld;
+      x[r * cols + c] =
+          inverse_one(z[r * cols + c], theta + r * pcols + set.offset + j, set.stride, ld);
+      sum += ld;
+    }
+    logdet(r) += sum;
+  }
+}
+
+void RationalQuadraticSpline::backward(const Real* cache, const Matrix& grad_out,
+                                       const Vector& grad_logdet, const ColumnSet& set,
+                                       Matrix& grad_in, Matrix& grad_params) const {
+  const Index rows = grad_out.shape(0), cols = grad_out.shape(1), pcols = grad_params.shape(1);
+  const Index csize = cache_size();
+  const Real* g = grad_out.data();
+  Real* gx = grad_in.data();
+  Real* gtheta = grad_params.data();
+  for (Index r = 0; r < rows; ++r)
+    for (Index j = 0; j < set.count; ++j) {
+      const Index c = set.cols[j];
+      gx[r * cols + c] = backward_one(cache + (r * set.count + j) * csize, g[r * cols + c],
+                                      grad_logdet(r), gtheta + r * pcols + set.offset + j,
+                                      set.stride);
+    }
+}
+
+}  // namespace flows::spline
