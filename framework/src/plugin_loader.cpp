@@ -1,5 +1,7 @@
 #include "flows/plugin_loader.hpp"
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
@@ -14,8 +16,28 @@ namespace flows {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// The folder of this SDK library, wherever it was installed or built.
+fs::path sdk_library_dir() {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&default_plugin_search_path), &info) == 0 || !info.dli_fname)
+    return {};
+  return fs::weakly_canonical(fs::path(info.dli_fname)).parent_path();
+}
+
+}  // namespace
+
 std::vector<std::string> default_plugin_search_path() {
-  std::vector<std::string> path = {FLOWS_BUILD_PLUGIN_DIR, FLOWS_INSTALL_PLUGIN_DIR};
+  // The shipped plugins sit beside the library that loads them: the build's
+  // plugin folder for a build tree, <libdir>/flows/plugins for an install.
+  std::vector<std::string> path;
+  const fs::path sdk_dir = sdk_library_dir();
+  std::error_code ec;
+  if (!sdk_dir.empty() && fs::equivalent(sdk_dir, FLOWS_BUILD_SDK_DIR, ec))
+    path.push_back(FLOWS_BUILD_PLUGIN_DIR);
+  else if (!sdk_dir.empty())
+    path.push_back((sdk_dir / "flows" / "plugins").string());
   if (const char* env = std::getenv("FLOWS_PLUGIN_PATH")) {
     std::string entries = env;
     std::size_t start = 0;

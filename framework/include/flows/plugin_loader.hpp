@@ -7,9 +7,10 @@
 
 namespace flows {
 
-// The folders and files searched for plugins, in order: the build's plugin
-// folder, the install prefix's, each entry of $FLOWS_PLUGIN_PATH (':'-separated),
-// then any given by the pipeline's `plugins:` key.
+// The folders searched for plugins, in order: the shipped plugins beside the
+// SDK library (the build's plugin folder in a build tree, <libdir>/flows/plugins
+// when installed), then each entry of $FLOWS_PLUGIN_PATH (':'-separated). The
+// runner appends the pipeline's `plugins:` entries.
 FLOWS_API std::vector<std::string> default_plugin_search_path();
 
 struct LoadedPlugin {
