@@ -141,6 +141,54 @@ TEST(PluginLoader, ALibraryWithoutEntryPointsIsNotAPlugin) {
   }
 }
 
+TEST(PluginLoader, APluginRegisteringATakenNameIsRefusedWhole) {
+  Registry registry;
+  register_builtins(registry);
+  try {
+    load_plugin(FLOWS_TEST_PLUGIN_DUPLICATE, registry);
+    FAIL();
+  } catch (const PluginError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(FLOWS_TEST_PLUGIN_DUPLICATE), std::string::npos) << msg;
+    EXPECT_NE(msg.find("optimizer 'adam'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("already registered by built-in"), std::string::npos) << msg;
+  }
+  // Nothing of the refused plugin stays, not even the names it registered first.
+  EXPECT_FALSE(registry.contains(Kind::optimizer, "dup_first"));
+  EXPECT_TRUE(registry.contains(Kind::optimizer, "adam"));
+}
+
+TEST(PluginLoader, ABrokenPluginIsSkippedAndTheRestStillLoad) {
+  Registry registry;
+  register_builtins(registry);
+  auto loaded = load_plugins({FLOWS_TEST_PLUGIN_WRONG_ABI, FLOWS_TEST_PLUGIN_GOOD}, registry);
+  ASSERT_EQ(loaded.size(), 1u);
+  EXPECT_TRUE(registry.contains(Kind::optimizer, "test_noop"));
+  ASSERT_EQ(registry.failures().size(), 1u);
+  EXPECT_EQ(registry.failures()[0].file, FLOWS_TEST_PLUGIN_WRONG_ABI);
+  // A name it would have offered is unknown, and the error says why.
+  std::string msg = config_error(registry, "{type: from_the_broken_one}");
+  EXPECT_NE(msg.find("plugin " + std::string(FLOWS_TEST_PLUGIN_WRONG_ABI) + " was not loaded"),
+            std::string::npos)
+      << msg;
+}
+
+TEST(PluginLoader, AFactoryThatThrowsIsNamedWithItsPlugin) {
+  Registry registry;
+  load_plugin(FLOWS_TEST_PLUGIN_THROWING, registry);
+  try {
+    ConfigNode node = ConfigNode::parse("{type: always_throws}", "t.yaml");
+    registry.make<Optimizer>(node, BuildContext{1, 0, &registry});
+    FAIL();
+  } catch (const PluginError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("t.yaml:1:2"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("optimizer 'always_throws'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(FLOWS_TEST_PLUGIN_THROWING), std::string::npos) << msg;
+    EXPECT_NE(msg.find("out of coffee"), std::string::npos) << msg;
+  }
+}
+
 TEST(PluginLoader, SearchPathLoadsEachPluginFileOnce) {
   Registry registry;
   auto loaded = load_plugins({FLOWS_PLUGIN_DIR, FLOWS_PLUGIN_DIR}, registry);

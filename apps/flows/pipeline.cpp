@@ -57,6 +57,8 @@ void run_pipeline(const RunOptions& run) {
   if (!run.output.empty()) overrides.push_back("output=" + run.output);
   // Everything is checked and built before any work starts, so a typo fails fast.
   Pipeline pipeline = Pipeline::load(run.file, overrides);
+  for (const auto& failure : pipeline.registry->failures())
+    std::cerr << "warning: skipped a plugin: " << failure.message << "\n";
   const PipelineOptions& options = pipeline.options;
   const DataSplits& data = pipeline.data;
   const Model& model = pipeline.model;
@@ -131,6 +133,8 @@ void list_plugins(const std::vector<std::string>& extra_paths) {
   std::vector<std::string> search = default_plugin_search_path();
   search.insert(search.end(), extra_paths.begin(), extra_paths.end());
   load_plugins(search, registry);
+  for (const auto& failure : registry.failures())
+    std::cerr << "warning: skipped a plugin: " << failure.message << "\n";
   std::size_t width = 4;
   for (const auto& l : registry.listing()) width = std::max(width, l.name.size());
   std::cout << fmt::format("{:<13}{:<{}}  {}\n", "kind", "name", width, "from");

@@ -73,9 +73,12 @@ LoadedPlugin load_plugin(const std::string& file, Registry& registry) {
   registry.begin_plugin(file, library);
   try {
     register_plugin(registry);
-  } catch (...) {
-    registry.end_plugin();
-    throw;
+  } catch (const std::exception& e) {
+    registry.abandon_plugin();
+    const std::string what = e.what();
+    // Errors the registry raised already name the file.
+    if (what.find(file) != std::string::npos) throw PluginError(what);
+    throw PluginError(fmt::format("plugin {}: registration failed: {}", file, what));
   }
   registry.end_plugin();
   return {file, abi};
@@ -87,7 +90,13 @@ std::vector<LoadedPlugin> load_plugins(const std::vector<std::string>& search_pa
   std::set<std::string> seen_names;
   auto load_once = [&](const fs::path& file) {
     if (!seen_names.insert(file.filename().string()).second) return;
-    loaded.push_back(load_plugin(file.string(), registry));
+    try {
+      loaded.push_back(load_plugin(file.string(), registry));
+    } catch (const PluginError& e) {
+      // One broken plugin must not take the others down: it is recorded, and
+      // an unknown-name error later says why its names are missing.
+      registry.note_failure(file.string(), e.what());
+    }
   };
   for (const std::string& entry : search_path) {
     std::error_code ec;

@@ -29,12 +29,24 @@ const std::vector<Kind>& all_kinds() {
 }
 
 void Registry::add_erased(Kind kind, const std::string& name, std::shared_ptr<const void> factory) {
-  auto& table = entries_[kind];
-  auto found = table.find(name);
-  if (found != table.end())
-    throw PluginError(fmt::format("{} '{}' from {} is already registered by {}", kind_name(kind),
-                                  name, current_origin_, found->second.origin));
-  table.emplace(name, Entry{current_library_, std::move(factory), current_origin_});
+  for (const auto* tables : {&entries_, &pending_}) {
+    auto table = tables->find(kind);
+    if (table == tables->end()) continue;
+    auto found = table->second.find(name);
+    if (found != table->second.end())
+      throw PluginError(fmt::format("{} '{}' from {} is already registered by {}", kind_name(kind),
+                                    name, current_origin_, found->second.origin));
+  }
+  Entry entry{current_library_, std::move(factory), current_origin_};
+  (registering_plugin_ ? pending_ : entries_)[kind].emplace(name, std::move(entry));
+}
+
+PluginError Registry::factory_failure(Kind kind, ConfigNode& options, const Entry& entry,
+                                      const std::string& what) const {
+  std::string name;
+  options.read("type", name);
+  return PluginError(fmt::format("{}: {} '{}' (from {}) failed to build: {}", options.where("type"),
+                                 kind_name(kind), name, entry.origin, what));
 }
 
 const Registry::Entry& Registry::find(Kind kind, ConfigNode& options) const {
@@ -48,10 +60,14 @@ const Registry::Entry& Registry::find(Kind kind, ConfigNode& options) const {
   std::string list;
   for (const auto& n : available) list += (list.empty() ? "" : ", ") + n;
   std::string hint = closest_match(name, available);
+  std::string failed;
+  for (const Failure& f : failures_)
+    failed += fmt::format("; plugin {} was not loaded: {}", f.file, f.message);
   throw options.error(
-      "type", fmt::format("unknown {} '{}'{}; available: {}", kind_name(kind), name,
-                          hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint),
-                          list.empty() ? "(none: is its plugin on the search path?)" : list));
+      "type",
+      fmt::format("unknown {} '{}'{}; available: {}{}", kind_name(kind), name,
+                  hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint),
+                  list.empty() ? "(none: is its plugin on the search path?)" : list, failed));
 }
 
 bool Registry::contains(Kind kind, const std::string& name) const {
@@ -80,11 +96,25 @@ std::vector<Registry::Listing> Registry::listing() const {
 void Registry::begin_plugin(const std::string& origin, std::shared_ptr<void> library) {
   current_origin_ = origin;
   current_library_ = std::move(library);
+  registering_plugin_ = true;
+  pending_.clear();
 }
 
 void Registry::end_plugin() {
+  for (auto& [kind, table] : pending_)
+    for (auto& [name, entry] : table) entries_[kind].emplace(name, std::move(entry));
+  abandon_plugin();
+}
+
+void Registry::abandon_plugin() {
+  pending_.clear();
+  registering_plugin_ = false;
   current_origin_ = "built-in";
   current_library_.reset();
+}
+
+void Registry::note_failure(const std::string& file, const std::string& message) {
+  failures_.push_back({file, message});
 }
 
 }  // namespace flows

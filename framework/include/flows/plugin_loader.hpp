@@ -25,7 +25,8 @@ FLOWS_API LoadedPlugin load_plugin(const std::string& file, Registry& registry);
 
 // Loads every plugin file (flows_plugin_*.so) in each folder of `search_path`
 // (files are loaded directly); a plugin file name seen earlier on the path is
-// skipped, so the build's plugins shadow installed ones.
+// skipped, so the build's plugins shadow installed ones. A plugin that fails to
+// load is skipped and recorded in registry.failures(); the rest still load.
 FLOWS_API std::vector<LoadedPlugin> load_plugins(const std::vector<std::string>& search_path,
                                                  Registry& registry);
 

@@ -84,7 +84,16 @@ class FLOWS_API Registry {
   std::shared_ptr<T> make(ConfigNode& options, const BuildContext& context) const {
     const Entry& entry = find(KindOf<T>::value, options);
     auto& factory = *static_cast<const Factory<T>*>(entry.factory.get());
-    std::unique_ptr<T> object = factory(options, context);
+    std::unique_ptr<T> object;
+    try {
+      object = factory(options, context);
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw factory_failure(KindOf<T>::value, options, entry, e.what());
+    }
+    if (!object)
+      throw factory_failure(KindOf<T>::value, options, entry, "the factory returned nothing");
     std::shared_ptr<void> keep = entry.library;
     return std::shared_ptr<T>(object.release(), [keep](T* p) { delete p; });
   }
@@ -94,9 +103,20 @@ class FLOWS_API Registry {
   std::vector<Listing> listing() const;
 
   // Used by the plugin loader: entries added between begin_plugin and
-  // end_plugin carry `origin` and keep `library` alive.
+  // end_plugin carry `origin` and keep `library` alive; they are kept only if
+  // the whole registration succeeds (end_plugin), and dropped by
+  // abandon_plugin, so a plugin that fails halfway leaves nothing behind.
   void begin_plugin(const std::string& origin, std::shared_ptr<void> library);
   void end_plugin();
+  void abandon_plugin();
+
+  // Plugins that could not be loaded; unknown-name errors mention them.
+  struct Failure {
+    std::string file;
+    std::string message;
+  };
+  void note_failure(const std::string& file, const std::string& message);
+  const std::vector<Failure>& failures() const { return failures_; }
 
  private:
   struct Entry {
@@ -106,8 +126,13 @@ class FLOWS_API Registry {
   };
   void add_erased(Kind kind, const std::string& name, std::shared_ptr<const void> factory);
   const Entry& find(Kind kind, ConfigNode& options) const;
+  PluginError factory_failure(Kind kind, ConfigNode& options, const Entry& entry,
+                              const std::string& what) const;
 
   std::map<Kind, std::map<std::string, Entry>> entries_;
+  std::map<Kind, std::map<std::string, Entry>> pending_;  // of the plugin being registered
+  bool registering_plugin_ = false;
+  std::vector<Failure> failures_;
   std::string current_origin_ = "built-in";
   std::shared_ptr<void> current_library_;
 };
