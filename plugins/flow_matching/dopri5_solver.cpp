@@ -4,9 +4,9 @@
 #include <cmath>
 #include <utility>
 
+#include <fmt/format.h>
 #include <boost/numeric/odeint/stepper/controlled_runge_kutta.hpp>
 #include <boost/numeric/odeint/stepper/runge_kutta_dopri5.hpp>
-#include <fmt/format.h>
 
 #include <flows/error.hpp>
 
@@ -96,8 +96,7 @@ OdeStats Dopri5Solver::integrate(const OdeSystem& f, Matrix& x, Real t0, Real t1
   }
   h = std::min(h, span);
 
-  Controlled controlled(Checker(atol, rtol, /*a_x=*/1, /*a_dxdt=*/0), Adjuster(),
-                        Stepper(algebra));
+  Controlled controlled(Checker(atol, rtol, /*a_x=*/1, /*a_dxdt=*/0), Adjuster(), Stepper(algebra));
   Real t = t0;
   Real dt = direction * h;
   while (true) {
@@ -116,16 +115,17 @@ OdeStats Dopri5Solver::integrate(const OdeSystem& f, Matrix& x, Real t0, Real t1
       std::swap(x, x_new);
       std::swap(dxdt, dxdt_new);
       if (last) break;
-      dt = step;
     } else {
       ++stats.steps_rejected;
-      dt = step;
-      if (std::abs(dt) < options_.min_step)
-        throw NumericalError(fmt::format(
-            "dopri5: the step size fell to {:.3g} (min_step {:.3g}) at t = {} of [{}, {}] after "
-            "{} rejected steps; the velocity field is too stiff or not finite there",
-            std::abs(dt), options_.min_step, t, t0, t1, stats.steps_rejected));
     }
+    dt = step;
+    // A collapsing step (a singularity, a non-finite field, stiffness) is an
+    // error, not an endless loop; a short final stretch before t1 is fine.
+    if (std::abs(dt) < options_.min_step && std::abs(t1 - t) > options_.min_step)
+      throw NumericalError(fmt::format(
+          "dopri5: the step size fell to {:.3g} (min_step {:.3g}) at t = {} of [{}, {}] "
+          "({} accepted, {} rejected steps); the velocity field is too stiff or not finite there",
+          std::abs(dt), options_.min_step, t, t0, t1, stats.steps_accepted, stats.steps_rejected));
   }
   for (Real v : x)
     if (!std::isfinite(v))

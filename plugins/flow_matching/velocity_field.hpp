@@ -67,8 +67,9 @@ class VelocityField {
     // v and Hutchinson's estimate (1/K) Σ_k ε_kᵀ (∂v/∂x) ε_k per row
     // (Hutchinson 1989; Grathwohl et al. 2019, "FFJORD", eq. 7); probes[k] is
     // n x d, fixed for a whole solve.
-    void velocity_and_divergence_estimate(const Matrix& x, Real t, const std::vector<Matrix>& probes,
-                                          Matrix& v, Vector& divergence);
+    void velocity_and_divergence_estimate(const Matrix& x, Real t,
+                                          const std::vector<Matrix>& probes, Matrix& v,
+                                          Vector& divergence);
 
    private:
     void forward(const Matrix& x, Real t, Matrix& v, bool derivatives);
@@ -84,7 +85,7 @@ class VelocityField {
     Matrix w0t_;                         // W_0's time columns (h_0 x (1 + 2F))
     std::vector<Real> embedding_, c0_;   // e(t); b_0 + W_0t e(t)
     std::vector<Matrix> pre_, act_, deriv_, grad_;
-    Matrix ones_, input_grad_;
+    Matrix input_grad_;
   };
 
  private:
