@@ -66,11 +66,12 @@ TEST(Runner, QuickstartTrainsAndWritesEveryOutput) {
           dir);
   ASSERT_EQ(r.code, 0) << r.output;
   const std::string metrics = read(dir / "out/metrics.json");
-  // The basic plugin's flows are affine, so the best they can do on moons is
-  // the Gaussian fit: entropy of N(μ, Σ̂) ≈ 2.0 nats in data units.
+  // The quickstart's MAF reached 0.99 nats (data units) after these 200 steps
+  // (seed 0). The best Gaussian fit of moons is ≈ 2.0 nats, so below 1.5 the
+  // flow has learned the non-Gaussian shape; a full run reaches ≈ 0.36.
   const double test_nll = json_number(metrics, "test");
-  EXPECT_LT(test_nll, 2.05) << metrics;
-  EXPECT_GT(test_nll, 1.9) << metrics;
+  EXPECT_LT(test_nll, 1.5) << metrics;
+  EXPECT_GT(test_nll, 0.5) << metrics;
   EXPECT_EQ(json_number(metrics, "steps"), 200);
   EXPECT_GT(json_number(metrics, "parameters"), 0);
   EXPECT_EQ(count_lines(read(dir / "out/samples.csv")), 10001u);  // header + rows

@@ -49,9 +49,8 @@ void AffineTransform::inverse(const Matrix& in, Matrix& out, Vector& logdet, con
 
 // With g = dL/dy and γ = dL/dlogdet:
 //   dL/dx = g e^{s},  dL/dt = g,  dL/dr = (g x e^{s} + γ) (1 - (s/S)²).
-void AffineTransform::backward(const Real* cache, const Matrix& grad_out,
-                               const Vector& grad_logdet, const ColumnSet& set, Matrix& grad_in,
-                               Matrix& grad_params) const {
+void AffineTransform::backward(const Real* cache, const Matrix& grad_out, const Vector& grad_logdet,
+                               const ColumnSet& set, Matrix& grad_in, Matrix& grad_params) const {
   const Index rows = grad_out.shape(0), cols = grad_out.shape(1), pcols = grad_params.shape(1);
   for (Index r = 0; r < rows; ++r) {
     Real* gtheta = grad_params.data() + r * pcols + set.offset;

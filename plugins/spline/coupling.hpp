@@ -1,5 +1,6 @@
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,6 +14,12 @@
 #include "options.hpp"
 
 namespace flows::spline {
+
+// Rows per block of the inference paths.
+constexpr Index kInferenceBlock = 2048;
+// Calls f(values, logdet) on consecutive blocks of t's rows (copies when t
+// has more than one block), writing the results back.
+void for_each_block(Transformed& t, const std::function<void(Matrix&, Vector&)>& f);
 
 // A stack of coupling layers (Dinh, Krueger and Bengio 2015; Dinh,
 // Sohl-Dickstein and Bengio 2017, sec. 3.2-3.4): layer l splits the columns

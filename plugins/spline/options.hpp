@@ -26,7 +26,7 @@ struct CouplingNetworkOptions {
 // `nsf_coupling`: coupling layers whose transformer is a rational-quadratic spline.
 struct NsfCouplingOptions {
   CouplingNetworkOptions network;  // layers, hidden, activation, identity_init
-  SplineOptions spline;            // bins, tail_bound, min_bin_width, min_bin_height, min_derivative
+  SplineOptions spline;  // bins, tail_bound, min_bin_width, min_bin_height, min_derivative
 
   static NsfCouplingOptions from(ConfigNode& node);
 };
@@ -42,9 +42,9 @@ struct AffineCouplingOptions {
 // `nsf_autoregressive`: autoregressive layers, a MADE giving each dimension's
 // spline parameters from the dimensions before it.
 struct NsfAutoregressiveOptions {
-  Index layers = 5;      // autoregressive layers; the order reverses from one to the next
-  nn::MadeOptions made;  // hidden ([64, 64]), activation (relu), residual_blocks (0)
-  SplineOptions spline;  // bins, tail_bound, min_bin_width, min_bin_height, min_derivative
+  Index layers = 5;           // autoregressive layers; the order reverses from one to the next
+  nn::MadeOptions made;       // hidden ([64, 64]), activation (relu), residual_blocks (0)
+  SplineOptions spline;       // bins, tail_bound, min_bin_width, min_bin_height, min_derivative
   bool identity_init = true;  // each MADE's output layer starts at the identity spline
 
   static NsfAutoregressiveOptions from(ConfigNode& node);

@@ -2,6 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
+
+#include <xsimd/xsimd.hpp>
+#include <xtensor/xmath.hpp>
+#include <xtensor/xoperation.hpp>
 
 namespace flows::spline {
 
@@ -11,7 +16,9 @@ namespace {
 constexpr Index kMaxBins = 128;
 
 // softplus(a) = log(1 + e^a) and its derivative σ(a), without overflow.
-inline Real softplus(Real a) { return std::max(a, Real(0)) + std::log1p(std::exp(-std::abs(a))); }
+inline Real softplus(Real a) {
+  return std::max(a, Real(0)) + std::log1p(std::exp(-std::abs(a)));
+}
 inline Real sigmoid(Real a) {
   if (a >= 0) return 1 / (1 + std::exp(-a));
   const Real e = std::exp(a);
@@ -87,8 +94,7 @@ SplineOptions SplineOptions::read(ConfigNode& node) {
               "must be >= 0 with min_bin_width * bins < 1");
   node.expect(o.min_bin_height >= 0 && o.min_bin_height * Real(o.bins) < 1, "min_bin_height",
               "must be >= 0 with min_bin_height * bins < 1");
-  node.expect(o.min_derivative >= 0 && o.min_derivative < 1, "min_derivative",
-              "must be in [0, 1)");
+  node.expect(o.min_derivative >= 0 && o.min_derivative < 1, "min_derivative", "must be in [0, 1)");
   return o;
 }
 
@@ -197,8 +203,12 @@ Real RationalQuadraticSpline::backward_one(const Real* cache, Real gy, Real gl, 
                                            Index stride) const {
   const Index K = options_.bins;
   const Index P = params_per_dim();
-  for (Index p = 0; p < P; ++p) graw[p * stride] = 0;
-  if (cache[kInside] == 0) return gy;
+  if (cache[kInside] == 0) {
+    for (Index p = 0; p < P; ++p) graw[p * stride] = 0;
+    return gy;
+  }
+  // Widths and heights are all written below; derivatives only at k-1 and k.
+  for (Index p = 2 * K; p < P; ++p) graw[p * stride] = 0;
   const Real B = options_.tail_bound;
   const Index k = static_cast<Index>(cache[kBin]);
   const Real xi = cache[kXi], w = cache[kWidth], h = cache[kHeight];
@@ -219,7 +229,8 @@ Real RationalQuadraticSpline::backward_one(const Real* cache, Real gy, Real gl, 
   const Real dq_ds = (xi * xi - q * (1 - 2 * t)) * inv_D;
   const Real dq_dd0 = t * (1 - q) * inv_D;
   const Real dq_dd1 = -q * t * inv_D;
-  const Real dl_dxi = (2 * d1 * xi + 2 * s * dt - 2 * d0 * (1 - xi)) * inv_M - 2 * curve * dt * inv_D;
+  const Real dl_dxi =
+      (2 * d1 * xi + 2 * s * dt - 2 * d0 * (1 - xi)) * inv_M - 2 * curve * dt * inv_D;
   const Real dl_ds = 2 / s + 2 * t * inv_M - 2 * (1 - 2 * t) * inv_D;
   const Real dl_dd0 = (1 - xi) * (1 - xi) * inv_M - 2 * t * inv_D;
   const Real dl_dd1 = xi * xi * inv_M - 2 * t * inv_D;
@@ -259,44 +270,240 @@ Real RationalQuadraticSpline::backward_one(const Real* cache, Real gy, Real gl, 
   return grad_x;
 }
 
+namespace {
+
+// Rows per chunk of the batch paths: a chunk's parameters (3K - 1 columns of
+// 256 doubles) stay in L1/L2 while it is processed.
+constexpr Index kChunk = 256;
+
+// Per-thread scratch of the batch paths, in structure-of-arrays form so that
+// the exponentials and logarithms run over contiguous 1-D tensors (xsimd
+// vectorizes them). It only grows, so training steps do not allocate.
+struct Scratch {
+  std::vector<Vector> param;  // param[p][i]: parameter p of chunk row i, then its transform
+  std::vector<Vector> sig;    // σ(e) of the inner derivative parameters
+  Vector top, sum, tmp, arg;
+
+  void reserve(Index params, Index bins) {
+    auto sized = [](Vector& v) {
+      if (v.size() != kChunk) v = xt::zeros<Real>({kChunk});
+    };
+    if (param.size() < params) param.resize(params);
+    if (sig.size() + 1 < bins) sig.resize(bins - 1);
+    for (Vector& v : param) sized(v);
+    for (Vector& v : sig) sized(v);
+    sized(top), sized(sum), sized(tmp), sized(arg);
+  }
+};
+
+Scratch& scratch(Index params, Index bins) {
+  thread_local Scratch s;
+  s.reserve(params, bins);
+  return s;
+}
+
+// Copies parameter p of column j for rows [r0, r0 + m) into s.param[p].
+void gather(const Matrix& params, const ColumnSet& set, Index j, Index r0, Index m, Index count,
+            Scratch& s) {
+  const Index pcols = params.shape(1);
+  const Real* base = params.data() + r0 * pcols + set.offset + j;
+  for (Index p = 0; p < count; ++p) {
+    Real* out = s.param[p].data();
+    const Real* in = base + p * set.stride;
+    for (Index i = 0; i < m; ++i) out[i] = in[i * pcols];
+  }
+}
+
+// v ← log v for the first n entries of a chunk buffer, rounded up to whole
+// SIMD batches (the buffer holds kChunk, a multiple of the batch width; the
+// extra entries are scratch). xtensor 0.24 evaluates xt::log with the scalar
+// libm call; xsimd's vectorized log is several times faster.
+void log_in_place(Real* v, Index n) {
+  using Batch = xsimd::batch<Real>;
+  constexpr Index width = Batch::size;
+  static_assert(kChunk % width == 0, "a chunk is whole SIMD batches");
+  for (Index i = 0; i < n; i += width)
+    xsimd::log(Batch::load_unaligned(v + i)).store_unaligned(v + i);
+}
+
+// In place over the chunk: softmax of param[first .. first + K), and
+// δ = m_δ + softplus(e), σ(e) of the inner derivatives (all at once: cheaper
+// vectorized than two per element scalar).
+void normalize(Scratch& s, Index first, Index bins) {
+  xt::noalias(s.top) = s.param[first];
+  for (Index k = 1; k < bins; ++k) xt::noalias(s.top) = xt::maximum(s.top, s.param[first + k]);
+  s.sum.fill(0);
+  for (Index k = 0; k < bins; ++k) {
+    xt::noalias(s.param[first + k]) = xt::exp(s.param[first + k] - s.top);
+    xt::noalias(s.sum) += s.param[first + k];
+  }
+  xt::noalias(s.sum) = 1.0 / s.sum;
+  for (Index k = 0; k < bins; ++k) xt::noalias(s.param[first + k]) *= s.sum;
+}
+
+void derivatives(Scratch& s, Index first, Index bins, Real min_derivative) {
+  for (Index q = 0; q + 1 < bins; ++q) {
+    Vector& e = s.param[first + q];
+    xt::noalias(s.tmp) = xt::exp(-xt::abs(e));
+    xt::noalias(s.sig[q]) = xt::where(e >= 0.0, 1.0, s.tmp) / (1.0 + s.tmp);
+    // log(1 + t) rather than log1p(t): t ∈ (0, 1], so the absolute error is
+    // an ulp of 1, and log vectorizes (see log_in_place).
+    xt::noalias(s.arg) = 1.0 + s.tmp;
+    log_in_place(s.arg.data(), kChunk);
+    xt::noalias(e) = min_derivative + xt::maximum(e, 0.0) + s.arg;
+  }
+}
+
+}  // namespace
+
+// The batch paths compute what forward_one / inverse_one compute, chunk by
+// chunk: softmaxes, softplus and logarithms vectorized over rows, the bin
+// search and the rational-quadratic arithmetic per element.
 void RationalQuadraticSpline::forward(const Matrix& in, Matrix& out, Vector& logdet,
                                       const ColumnSet& set, const Matrix& params,
                                       Real* cache) const {
-  const Index rows = in.shape(0), cols = in.shape(1), pcols = params.shape(1);
-  const Index csize = cache_size();
-  const Real* x = in.data();
-  Real* y = out.data();
-  const Real* theta = params.data();
-  for (Index r = 0; r < rows; ++r) {
-    Real sum = 0;
-    for (Index j = 0; j < set.count; ++j) {
-      const Index c = set.cols[j];
-      Real ld;
-      y[r * cols + c] =
-          forward_one(x[r * cols + c], theta + r * pcols + set.offset + j, set.stride, ld,
-                      cache ? cache + (r * set.count + j) * csize : nullptr);
-      sum += ld;
+  const Index K = options_.bins, P = params_per_dim(), csize = cache_size();
+  const Real B = options_.tail_bound;
+  const Index rows = in.shape(0), cols = in.shape(1);
+  Scratch& s = scratch(P, K);
+  const Real* pw[kMaxBins];  // the chunk's normalized widths and heights, per bin
+  const Real* ph[kMaxBins];
+  for (Index k = 0; k < K; ++k) pw[k] = s.param[k].data(), ph[k] = s.param[K + k].data();
+  const Real wscale = 1 - options_.min_bin_width * Real(K);
+  const Real hscale = 1 - options_.min_bin_height * Real(K);
+  for (Index j = 0; j < set.count; ++j) {
+    const Index c = set.cols[j];
+    for (Index r0 = 0; r0 < rows; r0 += kChunk) {
+      const Index m = std::min(kChunk, rows - r0);
+      gather(params, set, j, r0, m, P, s);
+      normalize(s, 0, K);
+      normalize(s, K, K);
+      derivatives(s, 2 * K, K, options_.min_derivative);
+      Real* arg = s.arg.data();
+      for (Index i = 0; i < m; ++i) {
+        const Index r = r0 + i;
+        const Real x = in.data()[r * cols + c];
+        Real* slot = cache ? cache + (r * set.count + j) * csize : nullptr;
+        if (!(x >= -B && x <= B)) {
+          out.data()[r * cols + c] = x;
+          arg[i] = 1;
+          if (slot) slot[kInside] = 0;
+          continue;
+        }
+        // The bin: inner knots ≤ x, accumulated as find_bin does.
+        Index k = 0;
+        Real cum = 0, lo = -B, hi = B;
+        for (Index q = 1; q < K; ++q) {
+          cum += options_.min_bin_width + wscale * pw[q - 1][i];
+          const Real knot = 2 * B * cum - B;
+          if (x >= knot) {
+            k = q;
+            lo = knot;
+          } else {
+            hi = knot;
+            break;
+          }
+        }
+        Real hcum = 0;
+        for (Index q = 0; q < k; ++q) hcum += options_.min_bin_height + hscale * ph[q][i];
+        const Real ylo = k == 0 ? -B : 2 * B * hcum - B;
+        const Real yhi =
+            k + 1 < K ? 2 * B * (hcum + options_.min_bin_height + hscale * ph[k][i]) - B : B;
+        const Real d0 = k == 0 ? Real(1) : s.param[2 * K + k - 1][i];
+        const Real d1 = k + 1 == K ? Real(1) : s.param[2 * K + k][i];
+        const Real w = hi - lo, h = yhi - ylo, sl = h / w;
+        const Real xi = (x - lo) / w;
+        const Real t = xi * (1 - xi);
+        const Real den = sl + (d0 + d1 - 2 * sl) * t;
+        out.data()[r * cols + c] = ylo + h * (sl * xi * xi + d0 * t) / den;
+        arg[i] = sl * sl * (d1 * xi * xi + 2 * sl * t + d0 * (1 - xi) * (1 - xi)) / (den * den);
+        if (slot) {
+          slot[kInside] = 1;
+          slot[kBin] = Real(k);
+          slot[kXi] = xi;
+          slot[kWidth] = w;
+          slot[kHeight] = h;
+          slot[kD0] = d0;
+          slot[kD1] = d1;
+          slot[kSig0] = k == 0 ? Real(0) : s.sig[k - 1][i];
+          slot[kSig1] = k + 1 == K ? Real(0) : s.sig[k][i];
+          for (Index q = 0; q < K; ++q) {
+            slot[kSoftmax + q] = pw[q][i];
+            slot[kSoftmax + K + q] = ph[q][i];
+          }
+        }
+      }
+      log_in_place(arg, m);
+      for (Index i = 0; i < m; ++i) logdet(r0 + i) += arg[i];
     }
-    logdet(r) += sum;
   }
 }
 
 void RationalQuadraticSpline::inverse(const Matrix& in, Matrix& out, Vector& logdet,
                                       const ColumnSet& set, const Matrix& params) const {
-  const Index rows = in.shape(0), cols = in.shape(1), pcols = params.shape(1);
-  const Real* z = in.data();
-  Real* x = out.data();
-  const Real* theta = params.data();
-  for (Index r = 0; r < rows; ++r) {
-    Real sum = 0;
-    for (Index j = 0; j < set.count; ++j) {
-      const Index c = set.cols[j];
-      Real ld;
-      x[r * cols + c] =
-          inverse_one(z[r * cols + c], theta + r * pcols + set.offset + j, set.stride, ld);
-      sum += ld;
+  const Index K = options_.bins, P = params_per_dim();
+  const Real B = options_.tail_bound;
+  const Index rows = in.shape(0), cols = in.shape(1);
+  Scratch& s = scratch(P, K);
+  const Real* pw[kMaxBins];  // the chunk's normalized widths and heights, per bin
+  const Real* ph[kMaxBins];
+  for (Index k = 0; k < K; ++k) pw[k] = s.param[k].data(), ph[k] = s.param[K + k].data();
+  const Real wscale = 1 - options_.min_bin_width * Real(K);
+  const Real hscale = 1 - options_.min_bin_height * Real(K);
+  for (Index j = 0; j < set.count; ++j) {
+    const Index c = set.cols[j];
+    for (Index r0 = 0; r0 < rows; r0 += kChunk) {
+      const Index m = std::min(kChunk, rows - r0);
+      gather(params, set, j, r0, m, P, s);
+      normalize(s, 0, K);
+      normalize(s, K, K);
+      derivatives(s, 2 * K, K, options_.min_derivative);
+      Real* arg = s.arg.data();
+      for (Index i = 0; i < m; ++i) {
+        const Index r = r0 + i;
+        const Real y = in.data()[r * cols + c];
+        if (!(y >= -B && y <= B)) {
+          out.data()[r * cols + c] = y;
+          arg[i] = 1;
+          continue;
+        }
+        Index k = 0;
+        Real cum = 0, ylo = -B, yhi = B;
+        for (Index q = 1; q < K; ++q) {
+          cum += options_.min_bin_height + hscale * ph[q - 1][i];
+          const Real knot = 2 * B * cum - B;
+          if (y >= knot) {
+            k = q;
+            ylo = knot;
+          } else {
+            yhi = knot;
+            break;
+          }
+        }
+        Real wcum = 0;
+        for (Index q = 0; q < k; ++q) wcum += options_.min_bin_width + wscale * pw[q][i];
+        const Real lo = k == 0 ? -B : 2 * B * wcum - B;
+        const Real hi =
+            k + 1 < K ? 2 * B * (wcum + options_.min_bin_width + wscale * pw[k][i]) - B : B;
+        const Real d0 = k == 0 ? Real(1) : s.param[2 * K + k - 1][i];
+        const Real d1 = k + 1 == K ? Real(1) : s.param[2 * K + k][i];
+        const Real w = hi - lo, h = yhi - ylo, sl = h / w;
+        const Real dy = y - ylo;
+        const Real curve = d0 + d1 - 2 * sl;
+        const Real a = h * (sl - d0) + dy * curve;
+        const Real b = h * d0 - dy * curve;
+        const Real cc = -sl * dy;
+        const Real disc = std::max(b * b - 4 * a * cc, Real(0));
+        const Real xi = 2 * cc / (-b - std::sqrt(disc));
+        const Real t = xi * (1 - xi);
+        const Real den = sl + curve * t;
+        out.data()[r * cols + c] = lo + xi * w;
+        // log dx/dy = -log dy/dx
+        arg[i] = (den * den) / (sl * sl * (d1 * xi * xi + 2 * sl * t + d0 * (1 - xi) * (1 - xi)));
+      }
+      log_in_place(arg, m);
+      for (Index i = 0; i < m; ++i) logdet(r0 + i) += arg[i];
     }
-    logdet(r) += sum;
   }
 }
 
@@ -311,9 +518,9 @@ void RationalQuadraticSpline::backward(const Real* cache, const Matrix& grad_out
   for (Index r = 0; r < rows; ++r)
     for (Index j = 0; j < set.count; ++j) {
       const Index c = set.cols[j];
-      gx[r * cols + c] = backward_one(cache + (r * set.count + j) * csize, g[r * cols + c],
-                                      grad_logdet(r), gtheta + r * pcols + set.offset + j,
-                                      set.stride);
+      gx[r * cols + c] =
+          backward_one(cache + (r * set.count + j) * csize, g[r * cols + c], grad_logdet(r),
+                       gtheta + r * pcols + set.offset + j, set.stride);
     }
 }
 

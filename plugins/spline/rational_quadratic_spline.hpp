@@ -8,11 +8,11 @@ namespace flows::spline {
 
 // The shape of a rational-quadratic spline; nflows' defaults for the minima.
 struct SplineOptions {
-  Index bins = 8;               // K, the number of bins on [-tail_bound, tail_bound]
-  Real tail_bound = 3.0;        // B; outside [-B, B] the map is the identity
-  Real min_bin_width = 1e-3;    // each bin is at least this fraction of 2B wide
-  Real min_bin_height = 1e-3;   // and at least this fraction of 2B high
-  Real min_derivative = 1e-3;   // inner knot derivatives are at least this
+  Index bins = 8;              // K, the number of bins on [-tail_bound, tail_bound]
+  Real tail_bound = 3.0;       // B; outside [-B, B] the map is the identity
+  Real min_bin_width = 1e-3;   // each bin is at least this fraction of 2B wide
+  Real min_bin_height = 1e-3;  // and at least this fraction of 2B high
+  Real min_derivative = 1e-3;  // inner knot derivatives are at least this
 
   // Reads the five keys above from `node` and checks them, without finish()
   // (the bijector that owns the spline reads its other keys and finishes).

@@ -14,16 +14,22 @@ namespace flows::nn {
 
 namespace {
 
-// y = x wᵀ + b + beta·y (beta 0 or 1), every matrix contiguous row-major.
-void affine(const Matrix& x, const Matrix& w, const Matrix& b, Matrix& y, Real beta) {
+// y = x wᵀ + b (accumulate false) or y += x wᵀ + b (true), every matrix
+// contiguous row-major. The bias is written first and BLAS adds the product
+// (beta = 1), which spares OpenBLAS's separate zeroing pass over y.
+void affine(const Matrix& x, const Matrix& w, const Matrix& b, Matrix& y, bool accumulate) {
   const Index n = x.shape(0);
   const Index out = w.shape(0);
   if (n == 0) return;
-  xt::blas::gemm(x, w, y, false, true, Real(1), beta);
   const Real* bias = b.data();
   Real* row = y.data();
-  for (Index i = 0; i < n; ++i, row += out)
-    for (Index j = 0; j < out; ++j) row[j] += bias[j];
+  if (accumulate) {
+    for (Index i = 0; i < n; ++i, row += out)
+      for (Index j = 0; j < out; ++j) row[j] += bias[j];
+  } else {
+    for (Index i = 0; i < n; ++i, row += out) std::copy(bias, bias + out, row);
+  }
+  xt::blas::gemm(x, w, y, false, true, Real(1), Real(1));
 }
 
 // Resizes only when the shape changes, so reused buffers never reallocate.
@@ -31,8 +37,30 @@ void ensure(Matrix& m, Index rows, Index cols) {
   if (m.shape(0) != rows || m.shape(1) != cols) m.resize({rows, cols});
 }
 
-Matrix small_uniform(Index rows, Index cols, Real bound, Rng& rng) {
-  return detail::uniform_init(rows, cols, bound, rng);
+// h = f(a). ReLU, the common case, as a plain loop the compiler vectorizes
+// (max with 0); the others through Activation.
+void activate(const Activation& f, const Matrix& a, Matrix& h) {
+  if (f.kind() != Activation::Kind::relu) {
+    f.forward(a, h);
+    return;
+  }
+  ensure(h, a.shape(0), a.shape(1));
+  const Real* in = a.data();
+  Real* out = h.data();
+  const Index size = a.size();
+  for (Index k = 0; k < size; ++k) out[k] = in[k] > Real(0) ? in[k] : Real(0);
+}
+
+// grad ← grad ⊙ f'(a) (relu' = 1 for a > 0, else 0, as Activation).
+void activate_backward(const Activation& f, const Matrix& a, const Matrix& h, Matrix& grad) {
+  if (f.kind() != Activation::Kind::relu) {
+    f.backward(a, h, grad);
+    return;
+  }
+  const Real* in = a.data();
+  Real* g = grad.data();
+  const Index size = a.size();
+  for (Index k = 0; k < size; ++k) g[k] = in[k] > Real(0) ? g[k] : Real(0);
 }
 
 }  // namespace
@@ -99,8 +127,8 @@ Made::Made(const std::vector<Index>& order, const MadeOptions& options, Rng& rng
     // starts in U(-1e-3, 1e-3) as in nflows' MaskedResidualBlock.
     const bool block_out = residual() && k > 0 && k + 1 < masks.size() && k % 2 == 0;
     const Real bound = block_out ? Real(1e-3) : 1 / std::sqrt(Real(in));
-    Matrix w = small_uniform(out, in, bound, rng);
-    Matrix b = small_uniform(1, out, bound, rng);
+    Matrix w = detail::uniform_init(out, in, bound, rng);
+    Matrix b = detail::uniform_init(1, out, bound, rng);
     if (k + 1 == masks.size() && options_.zero_output) {
       w.fill(0);
       b.fill(0);
@@ -119,7 +147,8 @@ void Made::check_input(const Matrix& x) const {
                     std::to_string(dim()));
 }
 
-// Plain:    pre_[k] = post_[k-1] W_kᵀ + b_k (post_[-1] = x), post_[k] = f(pre_[k]).
+// Plain:    pre_[k] = post_[k-1] W_kᵀ + b_k (post_[-1] = x), post_[k] = f(pre_[k])
+//           (pre_ unused for ReLU).
 // Residual: pre_[k] = h_k (k = 0..B), post_[k] = f(h_k); pre_[B+1+k] = v_k =
 //           f(h_k) A_kᵀ + a_k, post_[B+1+k] = f(v_k); h_{k+1} = h_k + f(v_k) B_kᵀ + b_k.
 void Made::forward(const Matrix& x, Matrix& y) {
@@ -136,31 +165,42 @@ void Made::forward(const Matrix& x, Matrix& y) {
     pre_.resize(hidden);
     post_.resize(hidden);
     const Matrix* in = &x_;
+    // ReLU keeps only its output: relu'(a) = 1 iff f(a) > 0, so backward reads
+    // post_ and the recorded activations (what backward streams back from
+    // memory) halve.
+    const bool relu = f.kind() == Activation::Kind::relu;
     for (Index k = 0; k < hidden; ++k) {
-      ensure(pre_[k], n, layers_[k].mask.shape(0));
-      affine(*in, layers_[k].masked, layers_[k].bias.value, pre_[k], 0);
-      f.forward(pre_[k], post_[k]);
+      if (relu) {
+        ensure(post_[k], n, layers_[k].mask.shape(0));
+        affine(*in, layers_[k].masked, layers_[k].bias.value, post_[k], false);
+        Real* h = post_[k].data();
+        for (Index e = 0; e < post_[k].size(); ++e) h[e] = h[e] > Real(0) ? h[e] : Real(0);
+      } else {
+        ensure(pre_[k], n, layers_[k].mask.shape(0));
+        affine(*in, layers_[k].masked, layers_[k].bias.value, pre_[k], false);
+        activate(f, pre_[k], post_[k]);
+      }
       in = &post_[k];
     }
-    affine(*in, layers_.back().masked, layers_.back().bias.value, y, 0);
+    affine(*in, layers_.back().masked, layers_.back().bias.value, y, false);
   } else {
     const Index blocks = options_.residual_blocks;
     const Index width = options_.hidden.front();
     pre_.resize(2 * blocks + 1);
     post_.resize(2 * blocks + 1);
     for (Matrix& m : pre_) ensure(m, n, width);
-    affine(x_, layers_[0].masked, layers_[0].bias.value, pre_[0], 0);
+    affine(x_, layers_[0].masked, layers_[0].bias.value, pre_[0], false);
     for (Index k = 0; k < blocks; ++k) {
-      f.forward(pre_[k], post_[k]);
+      activate(f, pre_[k], post_[k]);
       Matrix& v = pre_[blocks + 1 + k];
-      affine(post_[k], layers_[1 + 2 * k].masked, layers_[1 + 2 * k].bias.value, v, 0);
-      f.forward(v, post_[blocks + 1 + k]);
+      affine(post_[k], layers_[1 + 2 * k].masked, layers_[1 + 2 * k].bias.value, v, false);
+      activate(f, v, post_[blocks + 1 + k]);
       std::copy(pre_[k].begin(), pre_[k].end(), pre_[k + 1].begin());
       affine(post_[blocks + 1 + k], layers_[2 + 2 * k].masked, layers_[2 + 2 * k].bias.value,
-             pre_[k + 1], 1);
+             pre_[k + 1], true);
     }
-    f.forward(pre_[blocks], post_[blocks]);
-    affine(post_[blocks], layers_.back().masked, layers_.back().bias.value, y, 0);
+    activate(f, pre_[blocks], post_[blocks]);
+    affine(post_[blocks], layers_.back().masked, layers_.back().bias.value, y, false);
   }
   recorded_ = true;
 }
@@ -177,14 +217,16 @@ void Made::backward(const Matrix& grad_y, Matrix& grad_x, bool accumulate_param_
                     " x " + std::to_string(out_features()) + "]");
   const Activation& f = options_.activation;
   // One layer: grad_in = grad_out (W ⊙ M), and the parameter gradients.
-  auto layer_backward = [&](Layer& layer, const Matrix& in, const Matrix& grad_out, Matrix& grad_in,
-                            Real beta) {
+  auto layer_backward = [&](Layer& layer, const Matrix& in, const Matrix& grad_out,
+                            Matrix& grad_in) {
     ensure(grad_in, n, layer.mask.shape(1));
-    if (n > 0) xt::blas::gemm(grad_out, layer.masked, grad_in, false, false, Real(1), beta);
+    if (n > 0) xt::blas::gemm(grad_out, layer.masked, grad_in, false, false);
     if (!accumulate_param_grads) return;
-    ensure(weight_grad_, layer.mask.shape(0), layer.mask.shape(1));
-    detail::affine_weight_gradient(in, grad_out, weight_grad_, Real(0));
-    xt::noalias(layer.weight.grad) += weight_grad_ * layer.mask;
+    // dL/dW accumulates straight into the gradient, then the mask zeroes its
+    // masked entries again (they held 0 before: nothing else writes there),
+    // saving a scratch matrix and a pass.
+    if (n > 0) xt::blas::gemm(grad_out, in, layer.weight.grad, true, false, Real(1), Real(1));
+    xt::noalias(layer.weight.grad) *= layer.mask;
     detail::accumulate_bias_gradient(grad_out, layer.bias.grad);
   };
 
@@ -194,27 +236,28 @@ void Made::backward(const Matrix& grad_y, Matrix& grad_x, bool accumulate_param_
     const Matrix* upstream = &grad_y;
     for (Index k = hidden; k > 0; --k) {
       Matrix& g = grad_[k % 2];
-      layer_backward(layers_[k], post_[k - 1], *upstream, g, 0);
-      f.backward(pre_[k - 1], post_[k - 1], g);
+      layer_backward(layers_[k], post_[k - 1], *upstream, g);
+      const bool relu = f.kind() == Activation::Kind::relu;
+      activate_backward(f, relu ? post_[k - 1] : pre_[k - 1], post_[k - 1], g);
       upstream = &g;
     }
-    layer_backward(layers_[0], x_, *upstream, grad_x, 0);
+    layer_backward(layers_[0], x_, *upstream, grad_x);
   } else {
     const Index blocks = options_.residual_blocks;
     Matrix& grad_h = grad_[0];
     Matrix& grad_w = grad_[1];
-    layer_backward(layers_.back(), post_[blocks], grad_y, grad_h, 0);
-    f.backward(pre_[blocks], post_[blocks], grad_h);
+    layer_backward(layers_.back(), post_[blocks], grad_y, grad_h);
+    activate_backward(f, pre_[blocks], post_[blocks], grad_h);
     for (Index k = blocks; k-- > 0;) {
       // h_{k+1} = h_k + f(v_k) B_kᵀ + b_k,  v_k = f(h_k) A_kᵀ + a_k.
-      layer_backward(layers_[2 + 2 * k], post_[blocks + 1 + k], grad_h, grad_w, 0);
-      f.backward(pre_[blocks + 1 + k], post_[blocks + 1 + k], grad_w);
+      layer_backward(layers_[2 + 2 * k], post_[blocks + 1 + k], grad_h, grad_w);
+      activate_backward(f, pre_[blocks + 1 + k], post_[blocks + 1 + k], grad_w);
       Matrix& grad_u = grad_[2];
-      layer_backward(layers_[1 + 2 * k], post_[k], grad_w, grad_u, 0);
-      f.backward(pre_[k], post_[k], grad_u);
+      layer_backward(layers_[1 + 2 * k], post_[k], grad_w, grad_u);
+      activate_backward(f, pre_[k], post_[k], grad_u);
       xt::noalias(grad_h) += grad_u;
     }
-    layer_backward(layers_[0], x_, grad_h, grad_x, 0);
+    layer_backward(layers_[0], x_, grad_h, grad_x);
   }
 }
 
@@ -233,24 +276,24 @@ void Made::infer(const Matrix& x, Matrix& y, Workspace& ws) const {
     const Matrix* in = &x;
     for (Index k = 0; k < hidden; ++k) {
       ensure(ws.a, n, layers_[k].mask.shape(0));
-      affine(*in, ws.weights[k], layers_[k].bias.value, ws.a, 0);
-      f.forward(ws.a, ws.h);
+      affine(*in, ws.weights[k], layers_[k].bias.value, ws.a, false);
+      activate(f, ws.a, ws.h);
       in = &ws.h;
     }
-    affine(*in, ws.weights.back(), layers_.back().bias.value, y, 0);
+    affine(*in, ws.weights.back(), layers_.back().bias.value, y, false);
   } else {
     const Index width = options_.hidden.front();
     ensure(ws.h, n, width);
     ensure(ws.b, n, width);
-    affine(x, ws.weights[0], layers_[0].bias.value, ws.h, 0);
+    affine(x, ws.weights[0], layers_[0].bias.value, ws.h, false);
     for (Index k = 0; k < options_.residual_blocks; ++k) {
-      f.forward(ws.h, ws.a);
-      affine(ws.a, ws.weights[1 + 2 * k], layers_[1 + 2 * k].bias.value, ws.b, 0);
-      f.forward(ws.b, ws.a);
-      affine(ws.a, ws.weights[2 + 2 * k], layers_[2 + 2 * k].bias.value, ws.h, 1);
+      activate(f, ws.h, ws.a);
+      affine(ws.a, ws.weights[1 + 2 * k], layers_[1 + 2 * k].bias.value, ws.b, false);
+      activate(f, ws.b, ws.a);
+      affine(ws.a, ws.weights[2 + 2 * k], layers_[2 + 2 * k].bias.value, ws.h, true);
     }
-    f.forward(ws.h, ws.a);
-    affine(ws.a, ws.weights.back(), layers_.back().bias.value, y, 0);
+    activate(f, ws.h, ws.a);
+    affine(ws.a, ws.weights.back(), layers_.back().bias.value, y, false);
   }
 }
 

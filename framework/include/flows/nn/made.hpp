@@ -123,7 +123,6 @@ class FLOWS_API Made {
   std::vector<Matrix> pre_;   // pre-activations
   std::vector<Matrix> post_;  // activations
   std::vector<Matrix> grad_;  // backward scratch
-  Matrix weight_grad_;
   bool recorded_ = false;
 };
 

@@ -1,0 +1,129 @@
+#include "batch_norm.hpp"
+
+#include <cmath>
+
+#include "checks.hpp"
+
+namespace flows::maf {
+
+BatchNorm::BatchNorm(Index dim, Real momentum, Real epsilon)
+    : log_gamma_("log_gamma", xt::zeros<Real>({Index(1), dim})),
+      beta_("beta", xt::zeros<Real>({Index(1), dim})),
+      momentum_(momentum),
+      epsilon_(epsilon),
+      running_mean_(xt::zeros<Real>({Index(1), dim})),
+      running_var_(xt::ones<Real>({Index(1), dim})) {}
+
+// z = (x − m̄) / sqrt(v̄ + ε) ⊙ e^γ + β with the running averages.
+Transformed BatchNorm::forward(const Matrix& x, const Matrix&) const {
+  require_columns(x, dim(), "batch_norm", "input");
+  const Index n = x.shape(0), d = dim();
+  Transformed out{Matrix({n, d}), xt::empty<Real>({n})};
+  Real logdet = 0;
+  for (Index j = 0; j < d; ++j) {
+    const Real scale = std::exp(log_gamma_.value(0, j)) / std::sqrt(running_var_(0, j) + epsilon_);
+    logdet += std::log(scale);
+    for (Index i = 0; i < n; ++i)
+      out.value(i, j) = (x(i, j) - running_mean_(0, j)) * scale + beta_.value(0, j);
+  }
+  out.logdet.fill(logdet);
+  return out;
+}
+
+// x = (z − β) e^{−γ} sqrt(v̄ + ε) + m̄.
+Transformed BatchNorm::inverse(const Matrix& z, const Matrix&) const {
+  require_columns(z, dim(), "batch_norm", "latent input");
+  const Index n = z.shape(0), d = dim();
+  Transformed out{Matrix({n, d}), xt::empty<Real>({n})};
+  Real logdet = 0;
+  for (Index j = 0; j < d; ++j) {
+    const Real scale = std::exp(-log_gamma_.value(0, j)) * std::sqrt(running_var_(0, j) + epsilon_);
+    logdet += std::log(scale);
+    for (Index i = 0; i < n; ++i)
+      out.value(i, j) = (z(i, j) - beta_.value(0, j)) * scale + running_mean_(0, j);
+  }
+  out.logdet.fill(logdet);
+  return out;
+}
+
+void BatchNorm::forward_train(const Matrix& x, const Matrix&, Matrix& z, Vector& logdet) {
+  require_columns(x, dim(), "batch_norm", "input");
+  recorded_ = false;
+  const Index n = x.shape(0), d = dim();
+  if (n == 0) throw DataError("batch_norm: forward_train needs at least one row");
+  ensure(z, n, d);
+  ensure(logdet, n);
+  ensure(normalized_, n, d);
+  ensure(inv_std_, 1, d);
+  Real total = 0;
+  for (Index j = 0; j < d; ++j) {
+    Real mean = 0;
+    for (Index i = 0; i < n; ++i) mean += x(i, j);
+    mean /= static_cast<Real>(n);
+    Real var = 0;
+    for (Index i = 0; i < n; ++i) var += (x(i, j) - mean) * (x(i, j) - mean);
+    var /= static_cast<Real>(n);
+    const Real inv_std = 1 / std::sqrt(var + epsilon_);
+    const Real gamma = std::exp(log_gamma_.value(0, j));
+    inv_std_(0, j) = inv_std;
+    for (Index i = 0; i < n; ++i) {
+      normalized_(i, j) = (x(i, j) - mean) * inv_std;
+      z(i, j) = normalized_(i, j) * gamma + beta_.value(0, j);
+    }
+    total += log_gamma_.value(0, j) + std::log(inv_std);
+    running_mean_(0, j) = (1 - momentum_) * running_mean_(0, j) + momentum_ * mean;
+    running_var_(0, j) = (1 - momentum_) * running_var_(0, j) + momentum_ * var;
+  }
+  logdet.fill(total);
+  recorded_ = true;
+}
+
+// With r = 1/sqrt(v + ε), x̂ = (x − m) r, g = dL/dz, s = dL/dlogdet, S = Σ_i s_i
+// (per column; means over the n rows):
+//   dL/dβ = Σ g,   dL/dγ = Σ g x̂ e^γ + S,   dL/dx̂ = g e^γ,
+//   dL/dx = r (dL/dx̂ − mean(dL/dx̂) − x̂ mean(dL/dx̂ ⊙ x̂)) − S r x̂ / n,
+// the last term from −½ log(v + ε) in every row's logdet (∂v/∂x_i = 2(x_i − m)/n).
+void BatchNorm::backward(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x) {
+  const Index n = normalized_.shape(0), d = dim();
+  require_backward_shapes(grad_z, grad_logdet, n, d, recorded_, "batch_norm");
+  ensure(grad_x, n, d);
+  Real s_total = 0;
+  for (Index i = 0; i < n; ++i) s_total += grad_logdet(i);
+  const Real inv_n = 1 / static_cast<Real>(n);
+  for (Index j = 0; j < d; ++j) {
+    const Real gamma = std::exp(log_gamma_.value(0, j));
+    Real sum_g = 0, sum_gx = 0;
+    for (Index i = 0; i < n; ++i) {
+      sum_g += grad_z(i, j);
+      sum_gx += grad_z(i, j) * normalized_(i, j);
+    }
+    beta_.grad(0, j) += sum_g;
+    log_gamma_.grad(0, j) += sum_gx * gamma + s_total;
+    const Real r = inv_std_(0, j);
+    const Real mean_dxhat = sum_g * gamma * inv_n;
+    const Real mean_dxhat_xhat = sum_gx * gamma * inv_n;
+    for (Index i = 0; i < n; ++i) {
+      const Real xhat = normalized_(i, j);
+      grad_x(i, j) = r * (grad_z(i, j) * gamma - mean_dxhat - xhat * mean_dxhat_xhat) -
+                     s_total * r * xhat * inv_n;
+    }
+  }
+}
+
+BatchNormOptions BatchNormOptions::from(ConfigNode& node) {
+  BatchNormOptions o;
+  node.read("momentum", o.momentum);
+  node.read("epsilon", o.epsilon);
+  node.expect(o.momentum > 0 && o.momentum <= 1, "momentum", "must be in (0, 1]");
+  node.expect(o.epsilon > 0 && std::isfinite(o.epsilon), "epsilon", "must be > 0");
+  node.finish();
+  return o;
+}
+
+std::unique_ptr<Bijector> make_batch_norm(ConfigNode& node, const BuildContext& context) {
+  const BatchNormOptions options = BatchNormOptions::from(node);
+  if (context.dim == 0) throw node.error("", "needs a data dimension of at least 1");
+  return std::make_unique<BatchNorm>(context.dim, options.momentum, options.epsilon);
+}
+
+}  // namespace flows::maf

@@ -1,0 +1,57 @@
+#pragma once
+#include <memory>
+
+#include <flows/bijector.hpp>
+#include <flows/config.hpp>
+#include <flows/registry.hpp>
+
+namespace flows::maf {
+
+// Batch normalisation as a bijector (Dinh, Sohl-Dickstein & Bengio 2017,
+// "Density estimation using Real NVP", sec. 3.6; Papamakarios, Pavlakou &
+// Murray 2017, "Masked Autoregressive Flow for Density Estimation", sec. 3.4):
+//   z = (x − m) / sqrt(v + ε) ⊙ e^γ + β,   log|det ∂z/∂x| = Σ_j (γ_j − ½ log(v_j + ε)),
+// with learnable γ ("log_gamma") and β ("beta"). forward_train uses the
+// batch's mean and (biased) variance for m, v and updates running averages,
+//   m̄ ← (1 − momentum) m̄ + momentum m,   v̄ ← (1 − momentum) v̄ + momentum v;
+// forward and inverse use the running averages (m̄ = 0, v̄ = 1 at start).
+// The running averages are members, not parameters: they are not trained and
+// a checkpoint (which holds parameters only) does not keep them.
+class BatchNorm final : public Bijector {
+ public:
+  BatchNorm(Index dim, Real momentum, Real epsilon);
+
+  Index dim() const override { return log_gamma_.value.shape(1); }
+  Transformed forward(const Matrix& x, const Matrix& context) const override;
+  Transformed inverse(const Matrix& z, const Matrix& context) const override;
+  void forward_train(const Matrix& x, const Matrix& context, Matrix& z, Vector& logdet) override;
+  void backward(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x) override;
+  ParameterList parameters() override { return {&log_gamma_, &beta_}; }
+
+  const Matrix& running_mean() const { return running_mean_; }
+  const Matrix& running_var() const { return running_var_; }
+
+ private:
+  Parameter log_gamma_;  // γ, 1 x d
+  Parameter beta_;       // β, 1 x d
+  Real momentum_;
+  Real epsilon_;
+  Matrix running_mean_;  // m̄, 1 x d
+  Matrix running_var_;   // v̄, 1 x d
+  // Record of the last forward_train.
+  Matrix normalized_;  // x̂ = (x − m) / sqrt(v + ε)
+  Matrix inv_std_;     // 1 / sqrt(v + ε), 1 x d
+  bool recorded_ = false;
+};
+
+struct BatchNormOptions {
+  Real momentum = 0.1;  // weight of each new batch in the running averages, in (0, 1]
+  Real epsilon = 1e-5;  // added to every variance before the square root, > 0
+
+  static BatchNormOptions from(ConfigNode& node);
+};
+
+// Factory of `batch_norm`.
+std::unique_ptr<Bijector> make_batch_norm(ConfigNode& node, const BuildContext& context);
+
+}  // namespace flows::maf
