@@ -1,6 +1,8 @@
 // End-to-end tests of the `flows` runner binary.
 #include <gtest/gtest.h>
 
+#include "runner_support.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -15,43 +17,22 @@
 namespace {
 
 namespace fs = std::filesystem;
+using namespace flows::test_support;
 
 struct Result {
   int code;
   std::string output;  // stdout and stderr together
 };
 
-fs::path temp_dir(const std::string& name) {
-  fs::path dir =
-      fs::temp_directory_path() / ("flows_runner_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-std::string read(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 Result run(const std::string& args, const fs::path& dir) {
   const fs::path log = dir / "runner_output.txt";
-  const std::string cmd = std::string(FLOWS_RUNNER) + " " + args + " > " + log.string() + " 2>&1";
-  const int status = std::system(cmd.c_str());
-  return {WEXITSTATUS(status), read(log)};
+  const int code = run_logged(std::string(FLOWS_RUNNER) + " " + args, log);
+  return {code, read_file(log)};
 }
 
 fs::path write(const fs::path& dir, const std::string& name, const std::string& text) {
   std::ofstream(dir / name) << text;
   return dir / name;
-}
-
-double json_number(const std::string& json, const std::string& key) {
-  const auto at = json.find("\"" + key + "\": ");
-  if (at == std::string::npos) return NAN;
-  return std::stod(json.substr(at + key.size() + 4));
 }
 
 std::size_t count_lines(const std::string& text) {
@@ -65,7 +46,7 @@ TEST(Runner, QuickstartTrainsAndWritesEveryOutput) {
               "/configs/quickstart.yaml --set trainer.steps=200 -o " + (dir / "out").string(),
           dir);
   ASSERT_EQ(r.code, 0) << r.output;
-  const std::string metrics = read(dir / "out/metrics.json");
+  const std::string metrics = read_file(dir / "out/metrics.json");
   // The quickstart's MAF reached 0.99 nats (data units) after these 200 steps
   // (seed 0). The best Gaussian fit of moons is ≈ 2.0 nats, so below 1.5 the
   // flow has learned the non-Gaussian shape; a full run reaches ≈ 0.36.
@@ -74,9 +55,9 @@ TEST(Runner, QuickstartTrainsAndWritesEveryOutput) {
   EXPECT_GT(test_nll, 0.5) << metrics;
   EXPECT_EQ(json_number(metrics, "steps"), 200);
   EXPECT_GT(json_number(metrics, "parameters"), 0);
-  EXPECT_EQ(count_lines(read(dir / "out/samples.csv")), 10001u);  // header + rows
-  EXPECT_GE(count_lines(read(dir / "out/training_curve.csv")), 3u);
-  EXPECT_NE(read(dir / "out/train.log").find("step 200/200"), std::string::npos);
+  EXPECT_EQ(count_lines(read_file(dir / "out/samples.csv")), 10001u);  // header + rows
+  EXPECT_GE(count_lines(read_file(dir / "out/training_curve.csv")), 3u);
+  EXPECT_NE(read_file(dir / "out/train.log").find("step 200/200"), std::string::npos);
   EXPECT_NE(r.output.find("test NLL"), std::string::npos) << r.output;
   EXPECT_TRUE(fs::exists(dir / "out/checkpoint.yaml"));
   EXPECT_FALSE(fs::exists(dir / "out/metrics.json.tmp"));
@@ -89,7 +70,7 @@ TEST(Runner, SameSeedGivesTheSameRun) {
       "/configs/quickstart.yaml -q --set trainer.steps=50 --set sample.n=100 -o ";
   ASSERT_EQ(run(base + (dir / "a").string(), dir).code, 0);
   ASSERT_EQ(run(base + (dir / "b").string(), dir).code, 0);
-  EXPECT_EQ(read(dir / "a/samples.csv"), read(dir / "b/samples.csv"));
+  EXPECT_EQ(read_file(dir / "a/samples.csv"), read_file(dir / "b/samples.csv"));
 }
 
 TEST(Runner, MisspelledKeyFailsNamingLineAndKey) {

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "checks.hpp"
+#include <flows/checks.hpp>
 
 namespace flows::basic {
 

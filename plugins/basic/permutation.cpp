@@ -5,7 +5,7 @@
 #include <flows/error.hpp>
 #include <flows/rng.hpp>
 
-#include "checks.hpp"
+#include <flows/checks.hpp>
 
 namespace flows::basic {
 

@@ -6,8 +6,8 @@
 #include <flows/nn/made_masks.hpp>
 #include <flows/rng.hpp>
 
+#include <flows/checks.hpp>
 #include "batch_norm.hpp"
-#include "checks.hpp"
 #include "masked_affine.hpp"
 
 namespace flows::maf {

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "checks.hpp"
+#include <flows/checks.hpp>
 
 namespace flows::maf {
 

@@ -2,6 +2,8 @@
 // on reduced step and row counts.
 #include <gtest/gtest.h>
 
+#include "runner_support.hpp"
+
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -16,34 +18,13 @@
 namespace {
 
 namespace fs = std::filesystem;
-
-fs::path temp_dir(const std::string& name) {
-  fs::path dir =
-      fs::temp_directory_path() / ("flows_fm_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-std::string read(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using namespace flows::test_support;
 
 int run(const std::string& args, const fs::path& dir, std::string& output) {
   const fs::path log = dir / "runner_output.txt";
-  const int status = std::system(
-      (std::string(FLOWS_RUNNER) + " " + args + " > " + log.string() + " 2>&1").c_str());
-  output = read(log);
-  return WEXITSTATUS(status);
-}
-
-double json_number(const std::string& json, const std::string& key) {
-  const auto at = json.find("\"" + key + "\": ");
-  if (at == std::string::npos) return NAN;
-  return std::stod(json.substr(at + key.size() + 4));
+  const int code = run_logged(std::string(FLOWS_RUNNER) + " " + args, log);
+  output = read_file(log);
+  return code;
 }
 
 std::vector<std::pair<double, double>> read_samples(const fs::path& csv) {
@@ -72,7 +53,7 @@ TEST(FlowMatchingPipelines, EightGaussiansReachesTheStatedNllAndHitsEveryMode) {
                 dir, output),
             0)
       << output;
-  const std::string metrics = read(dir / "out/metrics.json");
+  const std::string metrics = read_file(dir / "out/metrics.json");
   const double test_nll = json_number(metrics, "test");
   EXPECT_LT(test_nll, 3.3) << metrics;
   EXPECT_GT(test_nll, 2.7) << metrics;  // not below the data's own entropy (minus noise)
@@ -108,7 +89,7 @@ TEST(FlowMatchingPipelines, EightGaussiansReachesTheStatedNllAndHitsEveryMode) {
 // rk4 works without a rebuild.
 TEST(FlowMatchingPipelines, MoonsTrainsWithDopri5AndWithRk4FromYaml) {
   const fs::path dir = temp_dir("moons");
-  std::string config = read(std::string(FLOWS_SOURCE_DIR) + "/configs/fm_moons.yaml");
+  std::string config = read_file(std::string(FLOWS_SOURCE_DIR) + "/configs/fm_moons.yaml");
   const std::string dopri5 = "solver: {type: dopri5, rtol: 1.0e-5, atol: 1.0e-5}";
   const auto at = config.find(dopri5);
   ASSERT_NE(at, std::string::npos);
@@ -121,7 +102,7 @@ TEST(FlowMatchingPipelines, MoonsTrainsWithDopri5AndWithRk4FromYaml) {
     const fs::path out = dir / (file.find("rk4") == std::string::npos ? "dopri5" : "rk4");
     ASSERT_EQ(run("run " + file + " -q" + kReduced + " -o " + out.string(), dir, output), 0)
         << output;
-    const std::string metrics = read(out / "metrics.json");
+    const std::string metrics = read_file(out / "metrics.json");
     // Moons (noise 0.05) in data units: a Gaussian fit gives ≈ 2.0 nats,
     // good flows ≈ 0.35; 1,000 steps of flow matching reach well below 1.6.
     EXPECT_LT(json_number(metrics, "test"), 1.6) << metrics;

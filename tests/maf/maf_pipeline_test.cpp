@@ -2,6 +2,8 @@
 // reduced step counts, and what they write is checked.
 #include <gtest/gtest.h>
 
+#include "runner_support.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -21,21 +23,7 @@
 namespace {
 
 namespace fs = std::filesystem;
-
-fs::path temp_dir(const std::string& name) {
-  fs::path dir =
-      fs::temp_directory_path() / ("flows_maf_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-std::string read(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using namespace flows::test_support;
 
 struct Result {
   int code;
@@ -45,17 +33,10 @@ struct Result {
 // Runs `flows run <config> <args> -o <dir>/out` quietly.
 Result run(const std::string& config, const std::string& args, const fs::path& dir) {
   const fs::path log = dir / "runner_output.txt";
-  const std::string cmd = std::string(FLOWS_RUNNER) + " run " + FLOWS_SOURCE_DIR + "/configs/" +
-                          config + " -q " + args + " -o " + (dir / "out").string() + " > " +
-                          log.string() + " 2>&1";
-  const int status = std::system(cmd.c_str());
-  return {WEXITSTATUS(status), read(log)};
-}
-
-double json_number(const std::string& json, const std::string& key) {
-  const auto at = json.find("\"" + key + "\": ");
-  if (at == std::string::npos) return NAN;
-  return std::stod(json.substr(at + key.size() + 4));
+  const int code = run_logged(std::string(FLOWS_RUNNER) + " run " + FLOWS_SOURCE_DIR + "/configs/" +
+                                  config + " -q " + args + " -o " + (dir / "out").string(),
+                              log);
+  return {code, read_file(log)};
 }
 
 // The rows of a CSV file with a header line.
@@ -138,7 +119,7 @@ Result* MafMoons::result_ = nullptr;
 // the margin of the worst seed yet fails any model that misses the moons.
 TEST_F(MafMoons, ReachesTheStatedTestNll) {
   ASSERT_EQ(result_->code, 0) << result_->output;
-  const std::string metrics = read(*dir_ / "out/metrics.json");
+  const std::string metrics = read_file(*dir_ / "out/metrics.json");
   const double test_nll = json_number(metrics, "test");
   EXPECT_LT(test_nll, 0.9) << metrics;
   EXPECT_GT(test_nll, 0.0) << metrics;  // the moons' noise bounds the density
@@ -182,7 +163,7 @@ TEST(MafPipelines, IafTrainsFromTheSameConfig) {
       run("maf_moons.yaml",
           "--set trainer.steps=300 --set sample.n=1000 --set model.bijectors.0.type=iaf", dir);
   ASSERT_EQ(r.code, 0) << r.output;
-  const std::string metrics = read(dir / "out/metrics.json");
+  const std::string metrics = read_file(dir / "out/metrics.json");
   EXPECT_LT(json_number(metrics, "test"), 1.2) << metrics;
   fs::remove_all(dir);
 }
@@ -194,7 +175,7 @@ TEST(MafPipelines, CsvPipelineLearnsTheFourDimensionalData) {
   const fs::path dir = temp_dir("banana");
   const Result r = run("maf_banana4d.yaml", "--set trainer.steps=600 --set sample.n=1000", dir);
   ASSERT_EQ(r.code, 0) << r.output;
-  const std::string metrics = read(dir / "out/metrics.json");
+  const std::string metrics = read_file(dir / "out/metrics.json");
   EXPECT_LT(json_number(metrics, "test"), 3.3) << metrics;
   EXPECT_EQ(json_number(metrics, "dim"), 4);
   fs::remove_all(dir);

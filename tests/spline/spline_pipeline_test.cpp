@@ -4,6 +4,8 @@
 // with no rebuild.
 #include <gtest/gtest.h>
 
+#include "runner_support.hpp"
+
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -17,21 +19,7 @@
 namespace {
 
 namespace fs = std::filesystem;
-
-fs::path temp_dir(const std::string& name) {
-  fs::path dir =
-      fs::temp_directory_path() / ("flows_spline_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-std::string read(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using namespace flows::test_support;
 
 struct RunResult {
   int code;
@@ -41,10 +29,10 @@ struct RunResult {
 
 RunResult run(const fs::path& yaml, const std::string& args, const fs::path& out) {
   const fs::path log = out.string() + ".log";
-  const std::string cmd = std::string(FLOWS_RUNNER) + " run " + yaml.string() + " -q " + args +
-                          " -o " + out.string() + " > " + log.string() + " 2>&1";
-  const int status = std::system(cmd.c_str());
-  return {WEXITSTATUS(status), read(log), read(out / "metrics.json")};
+  const int code = run_logged(
+      std::string(FLOWS_RUNNER) + " run " + yaml.string() + " -q " + args + " -o " + out.string(),
+      log);
+  return {code, read_file(log), read_file(out / "metrics.json")};
 }
 
 double test_nll(const std::string& metrics) {
@@ -55,7 +43,7 @@ double test_nll(const std::string& metrics) {
 
 // configs/nsf_checkerboard.yaml with its bijector entry replaced by `entry`.
 fs::path checkerboard_with(const fs::path& dir, const std::string& name, const std::string& entry) {
-  std::string yaml = read(fs::path(FLOWS_SOURCE_DIR) / "configs/nsf_checkerboard.yaml");
+  std::string yaml = read_file(fs::path(FLOWS_SOURCE_DIR) / "configs/nsf_checkerboard.yaml");
   const auto begin = yaml.find("    - type: nsf_coupling");
   const auto end = yaml.find("trainer:");
   EXPECT_NE(begin, std::string::npos);

@@ -1,11 +1,11 @@
 #pragma once
-// Argument checks shared by the maf plugin's bijectors.
+// Argument checks every bijector needs (plugins share them through the SDK).
 #include <string>
 
-#include <flows/error.hpp>
-#include <flows/tensor.hpp>
+#include "flows/error.hpp"
+#include "flows/tensor.hpp"
 
-namespace flows::maf {
+namespace flows {
 
 // Raises DataError unless `m` has `dim` columns; `who` names the bijector and
 // `what` the argument.
@@ -36,4 +36,4 @@ inline void ensure(Vector& v, Index rows) {
   if (v.size() != rows) v.resize({rows});
 }
 
-}  // namespace flows::maf
+}  // namespace flows

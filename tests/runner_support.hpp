@@ -1,0 +1,50 @@
+#pragma once
+// Helpers for end-to-end tests that run the `flows` binary (FLOWS_RUNNER).
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace flows::test_support {
+
+namespace fs = std::filesystem;
+
+// A fresh folder under the system's temporary folder, unique to this process.
+inline fs::path temp_dir(const std::string& name) {
+  fs::path dir =
+      fs::temp_directory_path() / ("flows_test_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+inline std::string read_file(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Runs a shell command with stdout and stderr sent to `log`; its exit code.
+inline int run_logged(const std::string& command, const fs::path& log) {
+  const int status = std::system((command + " > " + log.string() + " 2>&1").c_str());
+  return WEXITSTATUS(status);
+}
+
+// The number after "key": in a JSON text (NaN when absent or null).
+inline double json_number(const std::string& json, const std::string& key) {
+  const auto at = json.find("\"" + key + "\": ");
+  if (at == std::string::npos) return NAN;
+  try {
+    return std::stod(json.substr(at + key.size() + 4));
+  } catch (const std::exception&) {
+    return NAN;
+  }
+}
+
+}  // namespace flows::test_support
