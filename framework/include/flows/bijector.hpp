@@ -22,7 +22,8 @@ class FLOWS_API Bijector {
 
   virtual Index dim() const = 0;
 
-  // Inference, no state kept. forward: z = f(x) and log|det ∂f/∂x|.
+  // Inference, no state kept, safe to call from several threads at once
+  // (Flow runs row blocks in parallel). forward: z = f(x) and log|det ∂f/∂x|.
   virtual Transformed forward(const Matrix& x, const Matrix& context) const = 0;
   // x = f⁻¹(z) and log|det ∂f⁻¹/∂z| (the negative of forward's at x).
   virtual Transformed inverse(const Matrix& z, const Matrix& context) const = 0;

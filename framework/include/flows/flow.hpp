@@ -22,7 +22,8 @@ class FLOWS_API Flow {
   // Puts a bijector at the front of the chain (the data standardization).
   void prepend(std::shared_ptr<Bijector> bijector);
 
-  // log p(x) per row.
+  // log p(x) per row. Inference (log_prob, sample) splits large batches into
+  // row blocks run on $FLOWS_NUM_THREADS threads (default: every core).
   Vector log_prob(const Matrix& x, const Matrix& context = {}) const;
   // Mean negative log-likelihood of x, evaluated in batches of `batch` rows.
   Real mean_nll(const Matrix& x, Index batch = 8192) const;
@@ -41,6 +42,10 @@ class FLOWS_API Flow {
   ParameterList parameters();
 
  private:
+  Vector log_prob_rows(const Matrix& x, const Matrix& context) const;
+  Transformed sample_and_log_prob(Index n, Rng& rng, const Matrix& context,
+                                  bool with_log_prob) const;
+
   std::shared_ptr<BaseDistribution> base_;
   std::vector<std::shared_ptr<Bijector>> chain_;
   // Buffers of the training pass, kept to avoid reallocating every step.
