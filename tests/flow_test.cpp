@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 
 #include "flows/error.hpp"
 #include "flows/normal.hpp"
@@ -104,6 +105,23 @@ TEST(Flow, NllGradientMatchesFiniteDifferencesOfMeanNll) {
       w = saved;
       EXPECT_NEAR(p->grad.data()[k], (up - down) / (2 * h), 1e-6) << p->name << "[" << k << "]";
     }
+}
+
+TEST(Flow, ParallelInferenceGivesWhatOneThreadGives) {
+  Flow flow = make_flow();
+  ::setenv("FLOWS_NUM_THREADS", "1", 1);
+  Rng a(3);
+  Transformed one = flow.sample_and_log_prob(3000, a);
+  Vector one_lp = flow.log_prob(one.value);
+  ::setenv("FLOWS_NUM_THREADS", "4", 1);
+  Rng b(3);
+  Transformed four = flow.sample_and_log_prob(3000, b);
+  Vector four_lp = flow.log_prob(four.value);
+  ::unsetenv("FLOWS_NUM_THREADS");
+  EXPECT_EQ(one.value, four.value);
+  EXPECT_EQ(one.logdet, four.logdet);
+  EXPECT_EQ(one_lp, four_lp);
+  for (Index i = 0; i < 3000; ++i) ASSERT_NEAR(four.logdet(i), four_lp(i), 1e-11) << i;
 }
 
 TEST(Flow, WrongDataDimensionIsADataError) {
