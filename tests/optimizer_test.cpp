@@ -49,6 +49,20 @@ TEST(Adam, ConvergesOnAQuadratic) {
   EXPECT_NEAR(w(0, 1), 1.5, 1e-3);
 }
 
+TEST(Optimizer, NonTrainableParametersAreNeverUpdated) {
+  Registry registry;
+  register_builtins(registry);
+  for (const char* yaml : {"{type: adam, lr: 0.1}", "{type: sgd, lr: 0.1, weight_decay: 0.5}"}) {
+    auto optimizer = make(registry, yaml);
+    Parameter state("running_mean", Matrix{{1.0, 2.0}}, /*trainable=*/false);
+    state.grad = Matrix{{3.0, -3.0}};
+    ParameterList params = {&state};
+    optimizer->step(params, 0.1);
+    EXPECT_EQ(state.value, (Matrix{{1.0, 2.0}})) << yaml;
+    EXPECT_EQ(parameter_count(params), 0u);
+  }
+}
+
 TEST(Sgd, StepIsMinusLearningRateTimesGradient) {
   Registry registry;
   register_builtins(registry);

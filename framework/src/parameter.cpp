@@ -4,8 +4,11 @@
 
 namespace flows {
 
-Parameter::Parameter(std::string name_, Matrix value_)
-    : name(std::move(name_)), value(std::move(value_)), grad(xt::zeros_like(value)) {}
+Parameter::Parameter(std::string name_, Matrix value_, bool trainable_)
+    : name(std::move(name_)),
+      value(std::move(value_)),
+      grad(xt::zeros_like(value)),
+      trainable(trainable_) {}
 
 void Parameter::zero_grad() {
   std::fill(grad.begin(), grad.end(), Real(0));
@@ -17,7 +20,8 @@ void zero_grad(const ParameterList& params) {
 
 Index parameter_count(const ParameterList& params) {
   Index n = 0;
-  for (const Parameter* p : params) n += p->size();
+  for (const Parameter* p : params)
+    if (p->trainable) n += p->size();
   return n;
 }
 

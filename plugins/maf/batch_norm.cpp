@@ -11,8 +11,8 @@ BatchNorm::BatchNorm(Index dim, Real momentum, Real epsilon)
       beta_("beta", xt::zeros<Real>({Index(1), dim})),
       momentum_(momentum),
       epsilon_(epsilon),
-      running_mean_(xt::zeros<Real>({Index(1), dim})),
-      running_var_(xt::ones<Real>({Index(1), dim})) {}
+      running_mean_("running_mean", xt::zeros<Real>({Index(1), dim}), /*trainable=*/false),
+      running_var_("running_var", xt::ones<Real>({Index(1), dim}), /*trainable=*/false) {}
 
 // z = (x − m̄) / sqrt(v̄ + ε) ⊙ e^γ + β with the running averages.
 Transformed BatchNorm::forward(const Matrix& x, const Matrix&) const {
@@ -21,10 +21,11 @@ Transformed BatchNorm::forward(const Matrix& x, const Matrix&) const {
   Transformed out{Matrix({n, d}), xt::empty<Real>({n})};
   Real logdet = 0;
   for (Index j = 0; j < d; ++j) {
-    const Real scale = std::exp(log_gamma_.value(0, j)) / std::sqrt(running_var_(0, j) + epsilon_);
+    const Real scale =
+        std::exp(log_gamma_.value(0, j)) / std::sqrt(running_var_.value(0, j) + epsilon_);
     logdet += std::log(scale);
     for (Index i = 0; i < n; ++i)
-      out.value(i, j) = (x(i, j) - running_mean_(0, j)) * scale + beta_.value(0, j);
+      out.value(i, j) = (x(i, j) - running_mean_.value(0, j)) * scale + beta_.value(0, j);
   }
   out.logdet.fill(logdet);
   return out;
@@ -37,10 +38,11 @@ Transformed BatchNorm::inverse(const Matrix& z, const Matrix&) const {
   Transformed out{Matrix({n, d}), xt::empty<Real>({n})};
   Real logdet = 0;
   for (Index j = 0; j < d; ++j) {
-    const Real scale = std::exp(-log_gamma_.value(0, j)) * std::sqrt(running_var_(0, j) + epsilon_);
+    const Real scale =
+        std::exp(-log_gamma_.value(0, j)) * std::sqrt(running_var_.value(0, j) + epsilon_);
     logdet += std::log(scale);
     for (Index i = 0; i < n; ++i)
-      out.value(i, j) = (z(i, j) - beta_.value(0, j)) * scale + running_mean_(0, j);
+      out.value(i, j) = (z(i, j) - beta_.value(0, j)) * scale + running_mean_.value(0, j);
   }
   out.logdet.fill(logdet);
   return out;
@@ -71,8 +73,8 @@ void BatchNorm::forward_train(const Matrix& x, const Matrix&, Matrix& z, Vector&
       z(i, j) = normalized_(i, j) * gamma + beta_.value(0, j);
     }
     total += log_gamma_.value(0, j) + std::log(inv_std);
-    running_mean_(0, j) = (1 - momentum_) * running_mean_(0, j) + momentum_ * mean;
-    running_var_(0, j) = (1 - momentum_) * running_var_(0, j) + momentum_ * var;
+    running_mean_.value(0, j) = (1 - momentum_) * running_mean_.value(0, j) + momentum_ * mean;
+    running_var_.value(0, j) = (1 - momentum_) * running_var_.value(0, j) + momentum_ * var;
   }
   logdet.fill(total);
   recorded_ = true;

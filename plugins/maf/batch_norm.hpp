@@ -15,8 +15,9 @@ namespace flows::maf {
 // batch's mean and (biased) variance for m, v and updates running averages,
 //   m̄ ← (1 − momentum) m̄ + momentum m,   v̄ ← (1 − momentum) v̄ + momentum v;
 // forward and inverse use the running averages (m̄ = 0, v̄ = 1 at start).
-// The running averages are members, not parameters: they are not trained and
-// a checkpoint (which holds parameters only) does not keep them.
+// The running averages are parameters marked not trainable: optimizers skip
+// them, and the trainer's best-parameter snapshot and checkpoints keep them
+// together with γ and β.
 class BatchNorm final : public Bijector {
  public:
   BatchNorm(Index dim, Real momentum, Real epsilon);
@@ -26,18 +27,20 @@ class BatchNorm final : public Bijector {
   Transformed inverse(const Matrix& z, const Matrix& context) const override;
   void forward_train(const Matrix& x, const Matrix& context, Matrix& z, Vector& logdet) override;
   void backward(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x) override;
-  ParameterList parameters() override { return {&log_gamma_, &beta_}; }
+  ParameterList parameters() override {
+    return {&log_gamma_, &beta_, &running_mean_, &running_var_};
+  }
 
-  const Matrix& running_mean() const { return running_mean_; }
-  const Matrix& running_var() const { return running_var_; }
+  const Matrix& running_mean() const { return running_mean_.value; }
+  const Matrix& running_var() const { return running_var_.value; }
 
  private:
   Parameter log_gamma_;  // γ, 1 x d
   Parameter beta_;       // β, 1 x d
   Real momentum_;
   Real epsilon_;
-  Matrix running_mean_;  // m̄, 1 x d
-  Matrix running_var_;   // v̄, 1 x d
+  Parameter running_mean_;  // m̄, 1 x d, not trained
+  Parameter running_var_;   // v̄, 1 x d, not trained
   // Record of the last forward_train.
   Matrix normalized_;  // x̂ = (x − m) / sqrt(v + ε)
   Matrix inv_std_;     // 1 / sqrt(v + ε), 1 x d

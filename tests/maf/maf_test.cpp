@@ -231,10 +231,15 @@ TEST_F(MafPlugin, BatchNormRunningAveragesFollowTheMomentum) {
 TEST_F(MafPlugin, StackParametersAreNamedPerLayer) {
   auto b = make("{type: maf, layers: 3, hidden: [8], batch_norm: true}", 2);
   const auto params = b->parameters();
-  // 3 MADEs (input, output: 4 tensors each) and 2 batch norms (2 each).
-  ASSERT_EQ(params.size(), 16u);
+  // 3 MADEs (input, output: 4 tensors each) and 2 batch norms (γ, β and the
+  // two running averages, which travel with the parameters but are not trained).
+  ASSERT_EQ(params.size(), 20u);
   EXPECT_EQ(params.front()->name, "0.input.weight");
   EXPECT_EQ(params[4]->name, "1.log_gamma");
+  EXPECT_EQ(params[6]->name, "1.running_mean");
+  EXPECT_FALSE(params[6]->trainable);
+  EXPECT_FALSE(params[7]->trainable);
+  EXPECT_TRUE(params[4]->trainable);
   EXPECT_EQ(params.back()->name, "4.output.bias");
 }
 

@@ -13,9 +13,13 @@ struct FLOWS_API Parameter {
   std::string name;
   Matrix value;
   Matrix grad;
+  // False for state that lives with the parameters but is not trained, such
+  // as batch-norm running averages: optimizers skip it, while best-parameter
+  // snapshots and checkpoints keep it together with the trained values.
+  bool trainable = true;
 
   Parameter() = default;
-  Parameter(std::string name_, Matrix value_);
+  Parameter(std::string name_, Matrix value_, bool trainable_ = true);
   Index size() const { return value.size(); }
   void zero_grad();
 };
@@ -24,6 +28,7 @@ struct FLOWS_API Parameter {
 using ParameterList = std::vector<Parameter*>;
 
 FLOWS_API void zero_grad(const ParameterList& params);
+// Number of trainable values.
 FLOWS_API Index parameter_count(const ParameterList& params);
 // Euclidean norm of all gradients together.
 FLOWS_API Real gradient_norm(const ParameterList& params);

@@ -39,6 +39,7 @@ void Adam::step(const ParameterList& params, Real lr) {
   const Real step_size = lr / correction1;
   const Real decay = lr * options_.weight_decay;
   for (std::size_t k = 0; k < params.size(); ++k) {
+    if (!params[k]->trainable) continue;
     Real* w = params[k]->value.data();
     const Real* g = params[k]->grad.data();
     Real* m = m_[k].data();

@@ -20,6 +20,7 @@ void Sgd::step(const ParameterList& params, Real lr) {
     for (const Parameter* p : params) velocity_.push_back(xt::zeros_like(p->value));
   }
   for (std::size_t k = 0; k < params.size(); ++k) {
+    if (!params[k]->trainable) continue;
     Real* w = params[k]->value.data();
     const Real* g = params[k]->grad.data();
     Real* v = velocity_[k].data();
