@@ -3,32 +3,17 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 
 #include <fmt/format.h>
 
-#include "flows/error.hpp"
+#include "flows/detail/file_io.hpp"
 
 namespace flows::app {
 
 void write_file_atomically(const std::string& path, const std::string& text) {
-  const std::string temp = path + ".tmp";
-  {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    if (!out) throw IoError(fmt::format("{}: cannot open for writing", temp));
-    out << text;
-    out.flush();
-    if (!out) {
-      std::remove(temp.c_str());
-      throw IoError(fmt::format("{}: write failed", temp));
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(temp, path, ec);
-  if (ec) {
-    std::remove(temp.c_str());
-    throw IoError(fmt::format("{}: cannot rename into place: {}", path, ec.message()));
-  }
+  detail::write_atomically(path, [&](std::FILE* file) {
+    return std::fwrite(text.data(), 1, text.size(), file) == text.size();
+  });
 }
 
 std::string json_escape(const std::string& s) {

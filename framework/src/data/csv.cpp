@@ -11,7 +11,7 @@
 
 #include <fmt/format.h>
 
-#include "atomic_file.hpp"
+#include "flows/detail/file_io.hpp"
 #include "flows/error.hpp"
 
 namespace flows {
@@ -60,26 +60,10 @@ std::string unquote(std::string_view s) {
   return std::string(s);
 }
 
-std::string read_whole_file(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec))
-    throw IoError(fmt::format("{}: cannot read: it is a folder, not a file", path));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    const bool exists = std::filesystem::exists(path, ec);
-    throw IoError(
-        fmt::format("{}: cannot open: {}", path, exists ? std::strerror(errno) : "no such file"));
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw IoError(fmt::format("{}: read failed", path));
-  return text.str();
-}
-
 }  // namespace
 
 Matrix read_csv(const std::string& path, std::vector<std::string>* header, CsvHeader mode) {
-  const std::string text = read_whole_file(path);
+  const std::string text = detail::read_whole_file(path);
   std::string_view rest(text);
   if (rest.substr(0, 3) == "\xEF\xBB\xBF") rest.remove_prefix(3);  // UTF-8 byte order mark
 

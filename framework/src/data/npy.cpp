@@ -15,7 +15,7 @@
 
 #include <fmt/format.h>
 
-#include "atomic_file.hpp"
+#include "flows/detail/file_io.hpp"
 #include "flows/error.hpp"
 
 // The .npy format: a 6-byte magic "\x93NUMPY", a major and minor version byte,
@@ -207,26 +207,10 @@ std::string shape_text(const std::vector<std::uint64_t>& dims) {
   return out + (dims.size() == 1 ? ",)" : ")");
 }
 
-std::string read_whole_file(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec))
-    throw IoError(fmt::format("{}: cannot read: it is a folder, not a file", path));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    const bool exists = std::filesystem::exists(path, ec);
-    throw IoError(
-        fmt::format("{}: cannot open: {}", path, exists ? std::strerror(errno) : "no such file"));
-  }
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  if (in.bad()) throw IoError(fmt::format("{}: read failed", path));
-  return bytes.str();
-}
-
 }  // namespace
 
 Matrix read_npy(const std::string& path) {
-  const std::string bytes = read_whole_file(path);
+  const std::string bytes = detail::read_whole_file(path);
   const auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
   const std::size_t size = bytes.size();
 

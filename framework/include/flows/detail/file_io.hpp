@@ -1,14 +1,17 @@
 #pragma once
-// Private to the SDK: writes a file through a temporary in the same folder and
-// renames it into place, so a failed or interrupted write never leaves a
-// half-written file under the final name (rename is atomic within a folder).
+// File helpers shared by the SDK's readers and writers and the runner.
+// write_atomically writes through a temporary in the same folder and renames
+// it into place, so a failed or interrupted write never leaves a half-written
+// file under the final name (rename is atomic within a folder).
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <sstream>
 #include <string>
 
 #include <fmt/format.h>
@@ -16,6 +19,23 @@
 #include "flows/error.hpp"
 
 namespace flows::detail {
+
+// The whole file as bytes; IoError names the path and why it cannot be read.
+inline std::string read_whole_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw IoError(fmt::format("{}: cannot read: it is a folder, not a file", path));
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    const bool exists = std::filesystem::exists(path, ec);
+    throw IoError(
+        fmt::format("{}: cannot open: {}", path, exists ? std::strerror(errno) : "no such file"));
+  }
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  if (in.bad()) throw IoError(fmt::format("{}: read failed", path));
+  return bytes.str();
+}
 
 // Calls write(file) on a temporary next to `path`, then renames it to `path`.
 // `write` returns false (or throws) on failure; any failure removes the
