@@ -59,7 +59,9 @@ TEST(Runner, QuickstartTrainsAndWritesEveryOutput) {
   EXPECT_GE(count_lines(read_file(dir / "out/training_curve.csv")), 3u);
   EXPECT_NE(read_file(dir / "out/train.log").find("step 200/200"), std::string::npos);
   EXPECT_NE(r.output.find("test NLL"), std::string::npos) << r.output;
-  EXPECT_TRUE(fs::exists(dir / "out/checkpoint.yaml"));
+  EXPECT_TRUE(fs::exists(dir / "out/model.flows"));
+  EXPECT_TRUE(fs::exists(dir / "out/report.html"));
+  EXPECT_GT(json_number(metrics, "sliced_w1"), 0) << metrics;
   EXPECT_FALSE(fs::exists(dir / "out/metrics.json.tmp"));
 }
 

@@ -1,11 +1,27 @@
-// The flows runner: `flows run pipeline.yaml`, `flows plugins`.
+// The flows runner: `flows run pipeline.yaml`, the commands on saved models
+// (sample, log-prob, evaluate, info) and `flows plugins`.
 #include <exception>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
 
 #include "flows/error.hpp"
+#include "model_commands.hpp"
 #include "pipeline.hpp"
+
+namespace {
+
+// The options every command on a saved model takes.
+void add_model_options(CLI::App* cmd, flows::app::ModelCommand& command) {
+  cmd->add_option("model", command.model, "Saved model (model.flows, from the save stage)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--plugins", command.plugins,
+                  "Extra plugin files or folders (the model's recorded plugin files and the "
+                  "default search path are tried too)");
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -16,9 +32,9 @@ int main(int argc, char** argv) {
   flows::app::RunOptions run;
   CLI::App* run_cmd = app.add_subcommand(
       "run",
-      "Run a pipeline: check every key, then run its stages (train, evaluate, sample, save).\n"
-      "Outputs go to the pipeline's output folder: metrics.json, training_curve.csv,\n"
-      "train.log, samples.csv, checkpoint.yaml.");
+      "Run a pipeline: check every key, then run its stages (train, evaluate, sample, save,\n"
+      "report). Outputs go to the pipeline's output folder: metrics.json, training_curve.csv,\n"
+      "train.log, samples.csv, model.flows, report.html.");
   run_cmd->add_option("pipeline", run.file, "Pipeline YAML file")
       ->required()
       ->check(CLI::ExistingFile);
@@ -28,6 +44,39 @@ int main(int argc, char** argv) {
                       "Output folder (replaces the pipeline's `output`)");
   run_cmd->add_flag("-q,--quiet", run.quiet,
                     "No progress on the terminal (the log file still gets it)");
+
+  flows::app::SampleCommand sample;
+  CLI::App* sample_cmd =
+      app.add_subcommand("sample", "Draw samples from a saved model, in the data's units.");
+  add_model_options(sample_cmd, sample);
+  sample_cmd->add_option("-n", sample.n, "Number of samples")->required();
+  sample_cmd->add_option("-o,--output", sample.output, "Output file, .csv or .npy")->required();
+  sample_cmd->add_option("--seed", sample.seed, "Random seed (default 0)");
+
+  flows::app::LogProbCommand log_prob;
+  CLI::App* log_prob_cmd = app.add_subcommand(
+      "log-prob", "Write log p(x) of every row of INPUT (nats, in the data's units).");
+  add_model_options(log_prob_cmd, log_prob);
+  log_prob_cmd->add_option("input", log_prob.input, "Rows to score, .csv or .npy")
+      ->required()
+      ->check(CLI::ExistingFile);
+  log_prob_cmd->add_option("-o,--output", log_prob.output, "Output file, .csv or .npy")->required();
+
+  flows::app::EvaluateCommand evaluate;
+  CLI::App* evaluate_cmd = app.add_subcommand(
+      "evaluate", "Mean negative log-likelihood of INPUT's rows, with its standard error.");
+  add_model_options(evaluate_cmd, evaluate);
+  evaluate_cmd->add_option("input", evaluate.input, "Rows to score, .csv or .npy")
+      ->required()
+      ->check(CLI::ExistingFile);
+  evaluate_cmd->add_flag("--bits-per-dim", evaluate.bits_per_dim,
+                         "Also report bits per dimension, NLL / (d ln 2)");
+  evaluate_cmd->add_flag("--json", evaluate.json, "Print one JSON object");
+
+  flows::app::ModelCommand info;
+  CLI::App* info_cmd = app.add_subcommand(
+      "info", "Describe a saved model: dimensions, parameters, plugins, its pipeline YAML.");
+  add_model_options(info_cmd, info);
 
   std::vector<std::string> plugin_paths;
   CLI::App* plugins_cmd = app.add_subcommand(
@@ -39,6 +88,10 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     if (*run_cmd) flows::app::run_pipeline(run);
+    if (*sample_cmd) flows::app::sample_command(sample);
+    if (*log_prob_cmd) flows::app::log_prob_command(log_prob);
+    if (*evaluate_cmd) flows::app::evaluate_command(evaluate);
+    if (*info_cmd) flows::app::info_command(info);
     if (*plugins_cmd) flows::app::list_plugins(plugin_paths);
   } catch (const flows::Error& e) {
     std::cerr << "error: " << e.what() << "\n";

@@ -7,15 +7,18 @@
 
 #include <fmt/format.h>
 
+#include "flows/checkpoint.hpp"
 #include "flows/config.hpp"
 #include "flows/data/csv.hpp"
+#include "flows/error.hpp"
 #include "flows/flow.hpp"
+#include "flows/metrics.hpp"
 #include "flows/pipeline.hpp"
 #include "flows/plugin_loader.hpp"
 #include "flows/registry.hpp"
-#include "flows/version.hpp"
 #include "outputs.hpp"
 #include "progress.hpp"
+#include "report.hpp"
 
 namespace flows::app {
 
@@ -23,28 +26,18 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A checkpoint of what this stage can write today: the model section, the
-// standardization and every parameter, as YAML (no loader yet).
-std::string checkpoint_yaml(const std::string& model_yaml, const Model& model) {
-  auto row = [](const Matrix& m) {
-    std::string s = "[";
-    for (std::size_t i = 0; i < m.size(); ++i)
-      s += (i ? ", " : "") + fmt::format("{:.17g}", m.data()[i]);
-    return s + "]";
-  };
-  std::string out = fmt::format(
-      "format: flows-checkpoint-yaml\nformat_version: 0\nsdk_version: {}\n", sdk_version());
-  out += "model: " + json_escape(model_yaml) + "\n";
-  if (model.standardize) {
-    out += "standardize:\n  mean: " + row(model.standardize->mean()) + "\n";
-    out += "  scale: " + row(model.standardize->scale()) + "\n";
-  }
-  out += "parameters:\n";
-  ParameterList params = model.flow->parameters();
-  for (std::size_t k = 0; k < params.size(); ++k)
-    out += fmt::format("  - {{index: {}, name: {}, shape: [{}, {}], values: {}}}\n", k,
-                       json_escape(params[k]->name), params[k]->value.shape(0),
-                       params[k]->value.shape(1), row(params[k]->value));
+// The held-out rows the model is judged on: test, else validation, else training.
+std::pair<const Matrix*, const char*> held_out(const DataSplits& data) {
+  if (data.test.shape(0) > 0) return {&data.test, "test"};
+  if (data.val.shape(0) > 0) return {&data.val, "val"};
+  return {&data.train, "train"};
+}
+
+// At most `rows` rows of m, evenly spaced (deterministic).
+Matrix first_rows(const Matrix& m, Index rows) {
+  if (m.shape(0) <= rows) return m;
+  Matrix out = xt::empty<Real>({rows, m.shape(1)});
+  for (Index i = 0; i < rows; ++i) xt::row(out, i) = xt::row(m, i * m.shape(0) / rows);
   return out;
 }
 
@@ -78,6 +71,8 @@ void run_pipeline(const RunOptions& run) {
   metrics.integer("dim", static_cast<long long>(dim));
   metrics.integer("parameters", static_cast<long long>(parameter_count(model.flow->parameters())));
 
+  Matrix samples;  // the sample stage's, reused by the report
+  std::vector<std::pair<std::string, std::string>> shown;  // metrics the report lists
   for (const std::string& stage : options.stages) {
     if (stage == "train") {
       ProgressReporter reporter(options.log_every, run.quiet, out + "/train.log");
@@ -96,21 +91,68 @@ void run_pipeline(const RunOptions& run) {
         if (m.shape(0) == 0) return;
         const Real value = model.flow->mean_nll(m);
         nll.number(split, value);
+        shown.emplace_back(fmt::format("{} NLL (nats)", split), fmt::format("{:.4f}", value));
         std::cerr << fmt::format("{} NLL: {:.4f} nats (data units)\n", split, value);
       };
       score("train", data.train);
       score("val", data.val);
       score("test", data.test);
       metrics.object("nll", nll);
+
+      const auto [reference, split] = held_out(data);
+      Rng quality_rng = Rng(options.seed).derive(5);
+      const Matrix drawn = model.flow->sample(options.quality_rows, quality_rng);
+      SampleQuality q;
+      try {
+        Rng metric_rng = Rng(options.seed).derive(6);
+        q = sample_quality(*reference, drawn, metric_rng, options.quality_rows,
+                           options.projections);
+      } catch (const DataError& e) {
+        // A diverged model's non-finite samples: the NLL above already tells.
+        std::cerr << fmt::format("warning: no MMD or sliced W1: {}\n", e.what());
+        continue;
+      }
+      JsonObject quality;
+      quality.text("split", split).integer("rows", static_cast<long long>(q.rows));
+      quality.number("mmd2", q.mmd.mmd2).number("mmd_bandwidth", q.mmd.bandwidth);
+      quality.text("mmd_kernel", "gaussian exp(-|a-b|^2/(2h^2)), h = median pairwise distance");
+      quality.number("sliced_w1", q.sliced_w1);
+      quality.integer("projections", static_cast<long long>(q.projections));
+      metrics.object("quality", quality);
+      shown.emplace_back(fmt::format("MMD² vs {} (h = {:.3g})", split, q.mmd.bandwidth),
+                         fmt::format("{:.5f}", q.mmd.mmd2));
+      shown.emplace_back(fmt::format("sliced W1 vs {} ({} directions)", split, q.projections),
+                         fmt::format("{:.4f}", q.sliced_w1));
+      std::cerr << fmt::format("{} rows vs samples: MMD² {:.5f}, sliced W1 {:.4f}\n", split,
+                               q.mmd.mmd2, q.sliced_w1);
     } else if (stage == "sample") {
       Rng sample_rng = Rng(options.seed).derive(4);
-      Matrix samples = model.flow->sample(options.sample_count, sample_rng);
+      samples = model.flow->sample(options.sample_count, sample_rng);
       write_csv(out + "/samples.csv", samples, data.columns);
       std::cerr << fmt::format("wrote {} samples to {}/samples.csv\n", options.sample_count, out);
     } else if (stage == "save") {
-      write_file_atomically(out + "/checkpoint.yaml",
-                            checkpoint_yaml(pipeline.model_node.dump(), model));
-      std::cerr << fmt::format("saved {}/checkpoint.yaml\n", out);
+      write_checkpoint(out + "/model.flows", make_checkpoint(pipeline));
+      std::cerr << fmt::format("saved {}/model.flows\n", out);
+    } else if (stage == "report") {
+      ReportInputs inputs;
+      inputs.title = options.name;
+      if (trained) {
+        inputs.loss_name = report.loss_name;
+        inputs.curve = report.curve;
+      }
+      inputs.columns = data.columns;
+      inputs.data = first_rows(*held_out(data).first, 2000);
+      if (samples.shape(0) == 0) {
+        Rng sample_rng = Rng(options.seed).derive(4);
+        samples = model.flow->sample(2000, sample_rng);
+      }
+      inputs.samples = first_rows(samples, 2000);
+      const std::shared_ptr<Flow> flow = model.flow;
+      inputs.log_prob = [flow](const Matrix& x) { return flow->log_prob(x); };
+      inputs.metrics = shown;
+      inputs.pipeline_yaml = pipeline.root.dump();
+      write_file_atomically(out + "/report.html", render_report(inputs));
+      std::cerr << fmt::format("wrote {}/report.html\n", out);
     }
   }
 

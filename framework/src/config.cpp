@@ -325,6 +325,10 @@ void ConfigNode::finish() const {
   }
 }
 
+std::vector<std::string> ConfigNode::known_keys() const {
+  return std::vector<std::string>(impl_->known.begin(), impl_->known.end());
+}
+
 std::string ConfigNode::dump() const {
   YAML::Emitter out;
   out << impl_->node;

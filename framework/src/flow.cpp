@@ -182,4 +182,13 @@ ParameterList Flow::parameters() {
   return params;
 }
 
+void Flow::visit_state(StateVisitor& visitor) {
+  ScopedStateVisitor base(visitor, "base/");
+  base_->visit_state(base);
+  for (std::size_t k = 0; k < chain_.size(); ++k) {
+    ScopedStateVisitor scoped(visitor, "bijector" + std::to_string(k) + "/");
+    chain_[k]->visit_state(scoped);
+  }
+}
+
 }  // namespace flows

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "flows/checkpoint.hpp"
 #include "flows/plugin_loader.hpp"
 
 namespace flows {
@@ -11,7 +12,7 @@ namespace flows {
 namespace fs = std::filesystem;
 
 const std::vector<std::string>& pipeline_stages() {
-  static const std::vector<std::string> stages = {"train", "evaluate", "sample", "save"};
+  static const std::vector<std::string> stages = {"train", "evaluate", "sample", "save", "report"};
   return stages;
 }
 
@@ -30,6 +31,12 @@ PipelineOptions read_options(ConfigNode& root) {
   sample.read("n", o.sample_count);
   sample.expect(o.sample_count > 0, "n", "must be > 0");
   sample.finish();
+  ConfigNode evaluate = root.child("evaluate", true);
+  evaluate.read("quality_rows", o.quality_rows);
+  evaluate.read("projections", o.projections);
+  evaluate.expect(o.quality_rows >= 2, "quality_rows", "must be >= 2");
+  evaluate.expect(o.projections > 0, "projections", "must be > 0");
+  evaluate.finish();
   ConfigNode progress = root.child("progress", true);
   progress.read("log_every", o.log_every);
   progress.finish();
@@ -44,10 +51,10 @@ std::string resolve_relative(const std::string& origin, const std::string& path)
 
 }  // namespace
 
-Model build_model(ConfigNode& model_node, Registry& registry, const Matrix& train, Index seed,
-                  bool standardize) {
-  const Index dim = train.shape(1);
-  ConfigNode base_node = model_node.child("base", true);
+Model build_model(ConfigNode& model_node, Registry& registry, Index dim, Index seed) {
+  // Defaults are written into the section, so that a checkpoint's copy names them.
+  if (!model_node.has("base")) model_node.set("base", "{type: standard_normal}");
+  ConfigNode base_node = model_node.child("base");
   if (!base_node.has("type")) base_node.set("type", "standard_normal");
   auto base =
       registry.make<BaseDistribution>(base_node, BuildContext{dim, mix_seed(seed, 100), &registry});
@@ -58,10 +65,6 @@ Model build_model(ConfigNode& model_node, Registry& registry, const Matrix& trai
         registry.make<Bijector>(items[k], BuildContext{dim, mix_seed(seed, 1000 + k), &registry}));
   Model model;
   model.flow = std::make_shared<Flow>(base, chain);
-  if (standardize) {
-    model.standardize = std::make_shared<Standardize>(Standardize::fit(train));
-    model.flow->prepend(model.standardize);
-  }
   return model;
 }
 
@@ -96,14 +99,26 @@ Pipeline Pipeline::load(const std::string& file, const std::vector<std::string>&
   p.model_node.read("standardize", p.options.standardize);
   ConfigNode trainer_node = root.child("trainer", true);
   if (!trainer_node.has("type")) trainer_node.set("type", "mle");
+  trainer_node.read("resume_from", p.options.resume_from);
+  if (!p.options.resume_from.empty()) {
+    p.options.resume_from = resolve_relative(file, p.options.resume_from);
+    if (!fs::is_regular_file(p.options.resume_from))
+      throw trainer_node.error("resume_from",
+                               fmt::format("'{}' is not a file", p.options.resume_from));
+  }
 
   Rng data_rng = Rng(seed).derive(1);
   p.data = dataset->load(data_rng);
-  p.model = build_model(p.model_node, registry, p.data.train, seed, p.options.standardize);
-  p.model_node.finish();
   const Index dim = p.data.train.shape(1);
+  p.model = build_model(p.model_node, registry, dim, seed);
+  p.model_node.finish();
+  if (p.options.standardize) {
+    p.model.standardize = std::make_shared<Standardize>(Standardize::fit(p.data.train));
+    p.model.flow->prepend(p.model.standardize);
+  }
   p.trainer = registry.make<Trainer>(trainer_node, BuildContext{dim, mix_seed(seed, 2), &registry});
   root.finish();
+  if (!p.options.resume_from.empty()) resume_from_checkpoint(p, p.options.resume_from);
   return p;
 }
 

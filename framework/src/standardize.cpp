@@ -12,6 +12,19 @@ namespace flows {
 
 Standardize::Standardize(Matrix mean, Matrix scale)
     : mean_(std::move(mean)), scale_(std::move(scale)) {
+  check_and_sum();
+}
+
+void Standardize::visit_state(StateVisitor& visitor) {
+  Matrix mean = mean_, scale = scale_;
+  visitor.tensor("mean", mean);
+  visitor.tensor("scale", scale);
+  Standardize loaded(std::move(mean), std::move(scale));  // checks before anything changes
+  *this = std::move(loaded);
+}
+
+void Standardize::check_and_sum() {
+  log_scale_sum_ = 0;
   if (mean_.shape(0) != 1 || scale_.shape(0) != 1 || mean_.shape(1) != scale_.shape(1))
     throw DataError(
         fmt::format("standardization: mean is {} x {} and scale is {} x {}; both must be 1 x d",

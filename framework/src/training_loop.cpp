@@ -74,14 +74,21 @@ void restore(const ParameterList& params, const std::vector<Matrix>& values) {
 TrainReport run_training_loop(const TrainingOptions& options, Optimizer& optimizer,
                               const ParameterList& params, const Matrix& train,
                               const TrainingObjective& objective, bool has_validation, Rng& rng,
-                              const TrainerCallbacks& callbacks) {
+                              const TrainerCallbacks& callbacks, Index first_step) {
+  if (first_step >= options.steps)
+    throw Error(
+        fmt::format("nothing to train: training resumes at step {} and trainer.steps is {}; raise "
+                    "trainer.steps to train further",
+                    first_step, options.steps));
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   auto seconds = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
 
   TrainReport report;
   report.loss_name = objective.loss_name;
-  MinibatchSampler sampler(train, options.batch_size, rng);
+  // A resumed run draws other batches than the first run's opening steps.
+  Rng resumed_rng = rng.derive(first_step);
+  MinibatchSampler sampler(train, options.batch_size, first_step > 0 ? resumed_rng : rng);
   std::vector<Matrix> best = snapshot(params);
   bool have_best = false;
   Index evaluations_without_gain = 0;
@@ -114,7 +121,9 @@ TrainReport run_training_loop(const TrainingOptions& options, Optimizer& optimiz
     report.curve.push_back(point);
   };
 
-  for (Index step = 0; step < options.steps; ++step) {
+  report.steps = first_step;
+  progress.step = first_step;
+  for (Index step = first_step; step < options.steps; ++step) {
     const Real lr = options.lr_schedule.at(optimizer.learning_rate(), step, options.steps);
     zero_grad(params);
     const Real loss = objective.loss_and_gradient(sampler.next());
@@ -150,6 +159,17 @@ TrainReport run_training_loop(const TrainingOptions& options, Optimizer& optimiz
   if (have_best) restore(params, best);
   report.seconds = seconds();
   return report;
+}
+
+void visit_training_state(Index& steps_done, Optimizer& optimizer, const ParameterList& params,
+                          StateVisitor& visitor) {
+  Matrix steps = {{static_cast<Real>(steps_done)}};
+  visitor.tensor("steps_done", steps);
+  if (!(steps(0, 0) >= 0) || steps(0, 0) != std::floor(steps(0, 0)))
+    throw DataError(fmt::format("stored steps_done {} is not a whole number", steps(0, 0)));
+  steps_done = static_cast<Index>(steps(0, 0));
+  ScopedStateVisitor scoped(visitor, "optimizer/");
+  optimizer.visit_state(params, scoped);
 }
 
 }  // namespace flows

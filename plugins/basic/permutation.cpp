@@ -1,5 +1,7 @@
 #include "permutation.hpp"
 
+#include <cmath>
+
 #include <utility>
 
 #include <flows/error.hpp>
@@ -31,12 +33,36 @@ Matrix gather(const Matrix& in, const std::vector<Index>& order, bool forward) {
 
 Permutation::Permutation(std::vector<Index> order, std::string name)
     : order_(std::move(order)), name_(std::move(name)) {
+  check_order();
+}
+
+void Permutation::check_order() const {
   std::vector<bool> seen(order_.size(), false);
   for (Index k : order_) {
     if (k >= order_.size() || seen[k])
-      throw Error(name_ + ": the column order is not a permutation of 0.." +
-                  std::to_string(order_.size()) + "-1");
+      throw DataError(name_ + ": the column order is not a permutation of 0.." +
+                      std::to_string(order_.size()) + "-1");
     seen[k] = true;
+  }
+}
+
+void Permutation::visit_state(StateVisitor& visitor) {
+  Matrix order = index_row(order_);
+  visitor.tensor("order", order);
+  std::vector<Index> loaded(order_.size());
+  for (Index k = 0; k < loaded.size(); ++k) {
+    const Real v = order(0, k);
+    if (!(v >= 0 && v < static_cast<Real>(order_.size())) || v != std::floor(v))
+      throw DataError(name_ +
+                      ": a stored column order entry is not an index: " + std::to_string(v));
+    loaded[k] = static_cast<Index>(v);
+  }
+  std::swap(order_, loaded);
+  try {
+    check_order();
+  } catch (...) {
+    std::swap(order_, loaded);
+    throw;
   }
 }
 
@@ -66,11 +92,9 @@ void Permutation::backward(const Matrix& grad_z, const Vector& grad_logdet, Matr
 
 PermutationOptions PermutationOptions::from(ConfigNode& node) {
   PermutationOptions o;
-  if (node.has("seed")) {
-    Index seed = 0;
-    node.read("seed", seed);
-    o.seed = seed;
-  }
+  Index seed = 0;
+  node.read("seed", seed);  // read even when absent, so that "did you mean" knows the key
+  if (node.has("seed")) o.seed = seed;
   node.finish();
   return o;
 }

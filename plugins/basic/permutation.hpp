@@ -26,8 +26,11 @@ class Permutation final : public Bijector {
   void forward_train(const Matrix& x, const Matrix& context, Matrix& z, Vector& logdet) override;
   void backward(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x) override;
   ParameterList parameters() override { return {}; }
+  // The order is state ("order"): a loaded order replaces it after checking.
+  void visit_state(StateVisitor& visitor) override;
 
  private:
+  void check_order() const;
   std::vector<Index> order_;  // z column j takes x column order_[j]
   std::string name_;
   Index recorded_rows_ = 0;

@@ -123,8 +123,7 @@ CfmOptions CfmOptions::from(ConfigNode& node) {
   return o;
 }
 
-TrainReport CfmTrainer::train(Flow& flow, const Matrix& train, const Matrix& val, Rng& rng,
-                              const TrainerCallbacks& callbacks) {
+CfmTrainer::Located CfmTrainer::locate(Flow& flow) {
   const auto& chain = flow.chain();
   FlowMatchingBijector* bijector = nullptr;
   Index position = 0;
@@ -146,6 +145,16 @@ TrainReport CfmTrainer::train(Flow& flow, const Matrix& train, const Matrix& val
           "trainer cfm: bijector {} of the chain has trainable parameters, but cfm trains only the "
           "velocity field of the flow_matching bijector",
           k));
+  return {bijector, position};
+}
+
+void CfmTrainer::visit_state(Flow& flow, StateVisitor& visitor) {
+  visit_training_state(steps_done_, *optimizer_, locate(flow).bijector->parameters(), visitor);
+}
+
+TrainReport CfmTrainer::train(Flow& flow, const Matrix& train, const Matrix& val, Rng& rng,
+                              const TrainerCallbacks& callbacks) {
+  const auto [bijector, position] = locate(flow);
   if (train.shape(1) != flow.dim())
     throw DataError(fmt::format("the model has {} dimensions but the data has {} columns",
                                 flow.dim(), train.shape(1)));
@@ -153,7 +162,9 @@ TrainReport CfmTrainer::train(Flow& flow, const Matrix& train, const Matrix& val
   const Matrix train_in = push_forward(flow, position, train);
   const Matrix val_in = val.shape(0) > 0 ? push_forward(flow, position, val) : Matrix();
   CfmObjective objective(options_, flow, position, *bijector);
+  // A resumed run continues with other draws than the first run's opening steps.
   Rng draw_rng = rng.derive(mix_seed(seed_, 11));
+  if (steps_done_ > 0) draw_rng = draw_rng.derive(steps_done_);
 
   TrainingObjective loop;
   loop.loss_name = "cfm_mse";
@@ -172,8 +183,11 @@ TrainReport CfmTrainer::train(Flow& flow, const Matrix& train, const Matrix& val
     }
     return sum / static_cast<Real>(n);
   };
-  return run_training_loop(options_.training, *optimizer_, bijector->parameters(), train_in, loop,
-                           val_in.shape(0) > 0, rng, callbacks);
+  TrainReport report =
+      run_training_loop(options_.training, *optimizer_, bijector->parameters(), train_in, loop,
+                        val_in.shape(0) > 0, rng, callbacks, steps_done_);
+  steps_done_ = report.steps;
+  return report;
 }
 
 std::unique_ptr<Trainer> make_cfm_trainer(ConfigNode& node, const BuildContext& context) {

@@ -8,6 +8,8 @@
 
 namespace flows::flow_matching {
 
+class FlowMatchingBijector;
+
 struct CfmOptions {
   TrainingOptions training;              // steps, batch_size, eval_every, patience, … (as mle)
   std::string path = "straight";         // straight | vp (see ProbabilityPath)
@@ -35,11 +37,21 @@ class CfmTrainer : public Trainer {
       : options_(std::move(options)), optimizer_(std::move(optimizer)), seed_(seed) {}
   TrainReport train(Flow& flow, const Matrix& train, const Matrix& val, Rng& rng,
                     const TrainerCallbacks& callbacks) override;
+  void visit_state(Flow& flow, StateVisitor& visitor) override;
 
  private:
+  // The chain's one flow_matching bijector and its position; ConfigError
+  // when there is none, several, or another bijector has parameters.
+  struct Located {
+    FlowMatchingBijector* bijector;
+    Index position;
+  };
+  static Located locate(Flow& flow);
+
   CfmOptions options_;
   std::shared_ptr<Optimizer> optimizer_;
   std::uint64_t seed_;
+  Index steps_done_ = 0;
 };
 
 std::unique_ptr<Trainer> make_cfm_trainer(ConfigNode& node, const BuildContext& context);

@@ -92,11 +92,9 @@ AutoregressiveOptions AutoregressiveOptions::from(ConfigNode& node) {
   node.read("batch_norm_epsilon", o.batch_norm_epsilon);
   node.read("log_scale_bound", o.log_scale_bound);
   node.read("identity_init", o.identity_init);
-  if (node.has("seed")) {
-    Index seed = 0;
-    node.read("seed", seed);
-    o.seed = seed;
-  }
+  Index seed = 0;
+  node.read("seed", seed);  // read even when absent, so that "did you mean" knows the key
+  if (node.has("seed")) o.seed = seed;
   node.expect(o.layers >= 1, "layers", "must be at least 1");
   node.expect_one_of("order", o.order, nn::order_names());
   node.expect_one_of("permute", o.permute, {"reverse", "random", "none"});
@@ -150,6 +148,13 @@ std::unique_ptr<Bijector> make_maf(ConfigNode& node, const BuildContext& context
 
 std::unique_ptr<Bijector> make_iaf(ConfigNode& node, const BuildContext& context) {
   return make_stack(node, context, true);
+}
+
+void AutoregressiveStack::visit_state(StateVisitor& visitor) {
+  visit_parameters(parameters_, visitor);
+  for (std::size_t k = 0; k < layers_.size(); ++k)
+    if (const auto* layer = dynamic_cast<const MaskedAffine*>(layers_[k].get()))
+      visitor.structure(std::to_string(k) + ".order", index_row(layer->made().order()));
 }
 
 }  // namespace flows::maf

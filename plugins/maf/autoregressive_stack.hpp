@@ -29,6 +29,8 @@ class AutoregressiveStack final : public Bijector {
   void forward_train(const Matrix& x, const Matrix& context, Matrix& z, Vector& logdet) override;
   void backward(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x) override;
   ParameterList parameters() override { return parameters_; }
+  // Parameters, and each MADE layer's ordering as structure ("<k>.order").
+  void visit_state(StateVisitor& visitor) override;
 
   const std::vector<std::unique_ptr<Bijector>>& layers() const { return layers_; }
 

@@ -141,4 +141,10 @@ std::unique_ptr<Bijector> make_nsf_autoregressive(ConfigNode& node, const BuildC
   return std::make_unique<NsfAutoregressive>(context.dim, options, context.seed);
 }
 
+void NsfAutoregressive::visit_state(StateVisitor& visitor) {
+  visit_parameters(params_, visitor);
+  for (std::size_t l = 0; l < layers_.size(); ++l)
+    visitor.structure("layer" + std::to_string(l) + ".order", index_row(layers_[l].made->order()));
+}
+
 }  // namespace flows::spline

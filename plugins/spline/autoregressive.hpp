@@ -31,6 +31,8 @@ class NsfAutoregressive final : public Bijector {
   void forward_train(const Matrix& x, const Matrix& context, Matrix& z, Vector& logdet) override;
   void backward(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x) override;
   ParameterList parameters() override { return params_; }
+  // Parameters, and each layer's ordering as structure ("layer<l>.order").
+  void visit_state(StateVisitor& visitor) override;
 
  private:
   struct Layer {

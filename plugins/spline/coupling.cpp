@@ -179,4 +179,12 @@ std::unique_ptr<Bijector> make_affine_coupling(ConfigNode& node, const BuildCont
                                     context.seed, "affine_coupling");
 }
 
+void Coupling::visit_state(StateVisitor& visitor) {
+  visit_parameters(params_, visitor);
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    visitor.structure("layer" + std::to_string(l) + ".conditioning", index_row(layers_[l].cond));
+    visitor.structure("layer" + std::to_string(l) + ".transformed", index_row(layers_[l].trans));
+  }
+}
+
 }  // namespace flows::spline

@@ -52,6 +52,8 @@ class Coupling final : public Bijector {
   void forward_train(const Matrix& x, const Matrix& context, Matrix& z, Vector& logdet) override;
   void backward(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x) override;
   ParameterList parameters() override { return params_; }
+  // Parameters, and each layer's column split as structure.
+  void visit_state(StateVisitor& visitor) override;
 
  private:
   struct Layer {

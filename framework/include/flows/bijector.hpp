@@ -1,6 +1,7 @@
 #pragma once
 #include "flows/export.hpp"
 #include "flows/parameter.hpp"
+#include "flows/state.hpp"
 #include "flows/tensor.hpp"
 
 namespace flows {
@@ -37,6 +38,12 @@ class FLOWS_API Bijector {
   virtual void backward(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x) = 0;
 
   virtual ParameterList parameters() = 0;
+
+  // Saves or restores everything that, with the options, defines this
+  // bijector (checkpoints). The default visits parameters(); bijectors with
+  // other state (a permutation) or structure drawn from the seed (orderings)
+  // override it, call visit_parameters, and validate after loading.
+  virtual void visit_state(StateVisitor& visitor);
 };
 
 }  // namespace flows

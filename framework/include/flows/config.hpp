@@ -83,6 +83,10 @@ class FLOWS_API ConfigNode {
   void mark_read(const std::string& key);
   // Raises ConfigError for the first key nothing read, naming the closest known key.
   void finish() const;
+  // The keys some reader asked for on this node so far (read, require_string,
+  // child, children, mark_read), sorted: the options a component understands.
+  // Keys of nested sections belong to the child nodes, not to this one.
+  std::vector<std::string> known_keys() const;
 
   // The node as YAML text (what a checkpoint stores).
   std::string dump() const;

@@ -2,6 +2,7 @@
 #include "flows/export.hpp"
 #include "flows/parameter.hpp"
 #include "flows/rng.hpp"
+#include "flows/state.hpp"
 #include "flows/tensor.hpp"
 
 namespace flows {
@@ -22,6 +23,8 @@ class FLOWS_API BaseDistribution {
   virtual void log_prob_backward(const Matrix& z, const Matrix& context,
                                  const Vector& grad_log_prob, Matrix& grad_z) = 0;
   virtual ParameterList parameters() = 0;
+  // Checkpoints: the default visits parameters().
+  virtual void visit_state(StateVisitor& visitor);
 };
 
 }  // namespace flows

@@ -40,6 +40,9 @@ class FLOWS_API Flow {
 
   // Base parameters first, then each bijector's in chain order.
   ParameterList parameters();
+  // Saves or restores the state of the base ("base/...") and of every
+  // bijector ("bijector<k>/..." in chain order).
+  void visit_state(StateVisitor& visitor);
 
  private:
   Vector log_prob_rows(const Matrix& x, const Matrix& context) const;

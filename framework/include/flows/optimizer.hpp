@@ -3,6 +3,7 @@
 
 #include "flows/export.hpp"
 #include "flows/parameter.hpp"
+#include "flows/state.hpp"
 
 namespace flows {
 
@@ -15,6 +16,9 @@ class FLOWS_API Optimizer {
   virtual Real learning_rate() const = 0;
   // One update of every parameter in `params` (same list, same order each call).
   virtual void step(const ParameterList& params, Real lr) = 0;
+  // Saves or restores the optimizer's state for `params` (moments, step
+  // count), so that training resumes where it stopped. Default: no state.
+  virtual void visit_state(const ParameterList& params, StateVisitor& visitor);
 };
 
 // Learning rate at `step` (0-based) of `total`: constant, or cosine decay from

@@ -21,8 +21,11 @@ struct PipelineOptions {
   Index seed = 0;                    // every random draw of the run derives from it
   std::string output;                // output folder (default runs/<name>)
   std::vector<std::string> plugins;  // extra plugin files or folders, relative to the YAML file
-  std::vector<std::string> stages = {"train", "evaluate", "sample", "save"};
+  std::vector<std::string> stages = {"train", "evaluate", "sample", "save", "report"};
   Index sample_count = 10000;  // sample.n: rows the sample stage writes
+  Index quality_rows = 2000;   // evaluate.quality_rows: rows per side for MMD and sliced W1
+  Index projections = 128;     // evaluate.projections: directions of the sliced W1
+  std::string resume_from;     // trainer.resume_from: checkpoint to continue (resolved path)
   Index log_every = 0;         // progress.log_every: steps between log lines (0: a tenth)
   bool standardize = true;     // model.standardize: standardize with the training split
 };
@@ -34,11 +37,11 @@ struct Model {
   std::shared_ptr<Standardize> standardize;
 };
 
-// Builds the model: base (standard_normal when absent), the bijectors in order
-// (data side first), each seeded from `seed`, and the standardization fitted
-// on `train`. The data dimension comes from `train`.
-FLOWS_API Model build_model(ConfigNode& model_node, Registry& registry, const Matrix& train,
-                            Index seed, bool standardize);
+// Builds the model for `dim`-dimensional data: base (standard_normal when
+// absent) and the bijectors in order (data side first), each seeded from
+// `seed`, so the same section and seed always build the same model. The data
+// standardization is added by the caller (fitted, or restored).
+FLOWS_API Model build_model(ConfigNode& model_node, Registry& registry, Index dim, Index seed);
 
 // Everything a pipeline file describes, checked and built, before any work.
 struct FLOWS_API Pipeline {

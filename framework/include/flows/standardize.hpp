@@ -30,8 +30,12 @@ class FLOWS_API Standardize : public Bijector {
   // grad_x = grad_z / scale; logdet does not depend on x, so grad_logdet adds nothing.
   void backward(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x) override;
   ParameterList parameters() override { return {}; }
+  // Mean and scale are state ("mean", "scale"), checked when loaded.
+  void visit_state(StateVisitor& visitor) override;
 
  private:
+  // DataError unless mean and scale are 1 x d, finite, scale > 0; sets log_scale_sum_.
+  void check_and_sum();
   void check_columns(const Matrix& m, const char* what) const;
 
   Matrix mean_;

@@ -7,6 +7,7 @@
 #include "flows/export.hpp"
 #include "flows/flow.hpp"
 #include "flows/rng.hpp"
+#include "flows/state.hpp"
 
 namespace flows {
 
@@ -51,6 +52,10 @@ class FLOWS_API Trainer {
   virtual ~Trainer() = default;
   virtual TrainReport train(Flow& flow, const Matrix& train, const Matrix& val, Rng& rng,
                             const TrainerCallbacks& callbacks) = 0;
+  // Saves or restores what resuming needs (steps done, optimizer state); a
+  // later train() continues from the restored step. Default: no state, so
+  // training restarts from step 0 with the restored parameters.
+  virtual void visit_state(Flow& flow, StateVisitor& visitor);
 };
 
 }  // namespace flows

@@ -56,10 +56,19 @@ struct TrainingObjective {
 // The shared loop: zero gradients, objective step, clip, schedule, optimizer
 // step; validation every eval_every steps with early stopping that restores the
 // best parameters; progress after every step. A non-finite training loss
-// restores the best parameters seen and raises NumericalError.
+// restores the best parameters seen and raises NumericalError. `first_step`
+// > 0 resumes: steps first_step .. options.steps-1 run, the schedule continues
+// from there and mini-batches come from rng.derive(first_step); resuming with
+// nothing left to train is an Error.
 FLOWS_API TrainReport run_training_loop(const TrainingOptions& options, Optimizer& optimizer,
                                         const ParameterList& params, const Matrix& train,
                                         const TrainingObjective& objective, bool has_validation,
-                                        Rng& rng, const TrainerCallbacks& callbacks);
+                                        Rng& rng, const TrainerCallbacks& callbacks,
+                                        Index first_step = 0);
+
+// What a mini-batch trainer keeps in a checkpoint so that it can resume: the
+// steps done ("steps_done") and the optimizer's state ("optimizer/...").
+FLOWS_API void visit_training_state(Index& steps_done, Optimizer& optimizer,
+                                    const ParameterList& params, StateVisitor& visitor);
 
 }  // namespace flows

@@ -2,6 +2,10 @@
 
 #include <cmath>
 
+#include <fmt/format.h>
+
+#include "flows/error.hpp"
+
 namespace flows {
 
 AdamOptions AdamOptions::from(ConfigNode& node) {
@@ -22,16 +26,32 @@ AdamOptions AdamOptions::from(ConfigNode& node) {
 
 // Adam (Kingma & Ba 2015, Algorithm 1) with bias correction; weight decay is
 // decoupled as in AdamW (Loshchilov & Hutter 2019).
-void Adam::step(const ParameterList& params, Real lr) {
-  if (m_.size() != params.size()) {
-    m_.clear();
-    v_.clear();
-    for (const Parameter* p : params) {
-      m_.push_back(xt::zeros_like(p->value));
-      v_.push_back(xt::zeros_like(p->value));
-    }
-    t_ = 0;
+void Adam::ensure_moments(const ParameterList& params) {
+  if (m_.size() == params.size()) return;
+  m_.clear();
+  v_.clear();
+  for (const Parameter* p : params) {
+    m_.push_back(xt::zeros_like(p->value));
+    v_.push_back(xt::zeros_like(p->value));
   }
+  t_ = 0;
+}
+
+void Adam::visit_state(const ParameterList& params, StateVisitor& visitor) {
+  ensure_moments(params);
+  Matrix t = {{static_cast<Real>(t_)}};
+  visitor.tensor("step", t);
+  if (!(t(0, 0) >= 0) || t(0, 0) != std::floor(t(0, 0)))
+    throw DataError(fmt::format("adam: stored step count {} is not a whole number", t(0, 0)));
+  t_ = static_cast<Index>(t(0, 0));
+  for (std::size_t k = 0; k < params.size(); ++k) {
+    visitor.tensor(fmt::format("m{}", k), m_[k]);
+    visitor.tensor(fmt::format("v{}", k), v_[k]);
+  }
+}
+
+void Adam::step(const ParameterList& params, Real lr) {
+  ensure_moments(params);
   ++t_;
   const Real b1 = options_.beta1, b2 = options_.beta2;
   const Real correction1 = 1.0 - std::pow(b1, static_cast<Real>(t_));

@@ -20,8 +20,11 @@ class Adam : public Optimizer {
   explicit Adam(AdamOptions options) : options_(options) {}
   Real learning_rate() const override { return options_.lr; }
   void step(const ParameterList& params, Real lr) override;
+  void visit_state(const ParameterList& params, StateVisitor& visitor) override;
 
  private:
+  // Zero moments shaped like `params` unless they already are.
+  void ensure_moments(const ParameterList& params);
   AdamOptions options_;
   std::vector<Matrix> m_, v_;
   Index t_ = 0;

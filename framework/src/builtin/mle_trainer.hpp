@@ -14,10 +14,12 @@ class MleTrainer : public Trainer {
       : options_(options), optimizer_(std::move(optimizer)) {}
   TrainReport train(Flow& flow, const Matrix& train, const Matrix& val, Rng& rng,
                     const TrainerCallbacks& callbacks) override;
+  void visit_state(Flow& flow, StateVisitor& visitor) override;
 
  private:
   TrainingOptions options_;
   std::shared_ptr<Optimizer> optimizer_;
+  Index steps_done_ = 0;
 };
 
 std::unique_ptr<Trainer> make_mle_trainer(ConfigNode& node, const BuildContext& context);

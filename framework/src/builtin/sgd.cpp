@@ -14,11 +14,20 @@ SgdOptions SgdOptions::from(ConfigNode& node) {
   return o;
 }
 
+void Sgd::ensure_velocity(const ParameterList& params) {
+  if (velocity_.size() == params.size()) return;
+  velocity_.clear();
+  for (const Parameter* p : params) velocity_.push_back(xt::zeros_like(p->value));
+}
+
+void Sgd::visit_state(const ParameterList& params, StateVisitor& visitor) {
+  ensure_velocity(params);
+  for (std::size_t k = 0; k < params.size(); ++k)
+    visitor.tensor("velocity" + std::to_string(k), velocity_[k]);
+}
+
 void Sgd::step(const ParameterList& params, Real lr) {
-  if (velocity_.size() != params.size()) {
-    velocity_.clear();
-    for (const Parameter* p : params) velocity_.push_back(xt::zeros_like(p->value));
-  }
+  ensure_velocity(params);
   for (std::size_t k = 0; k < params.size(); ++k) {
     if (!params[k]->trainable) continue;
     Real* w = params[k]->value.data();

@@ -20,8 +20,10 @@ class Sgd : public Optimizer {
   explicit Sgd(SgdOptions options) : options_(options) {}
   Real learning_rate() const override { return options_.lr; }
   void step(const ParameterList& params, Real lr) override;
+  void visit_state(const ParameterList& params, StateVisitor& visitor) override;
 
  private:
+  void ensure_velocity(const ParameterList& params);
   SgdOptions options_;
   std::vector<Matrix> velocity_;
 };

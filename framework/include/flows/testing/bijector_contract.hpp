@@ -377,6 +377,37 @@ TEST_P(BijectorContract, SameSeedBuildsTheSameBijector) {
   EXPECT_TRUE(all_near(b.logdet, a.logdet, 0.0, "logdet of a second build"));
 }
 
+// Checkpoints: the state the bijector visits (Bijector::visit_state) holds
+// every parameter and restores the bijector exactly into a second build whose
+// parameters were moved away.
+TEST_P(BijectorContract, SavedStateRestoresTheBijector) {
+  TensorStore store;
+  StateSaver saver(store);
+  bijector_->visit_state(saver);
+  for (Parameter* p : bijector_->parameters())
+    EXPECT_NE(store.find(p->name), nullptr) << "parameter " << p->name << " is not saved";
+
+  const std::shared_ptr<Bijector> restored = build();
+  for (Parameter* p : restored->parameters()) {
+    if (p->trainable)
+      p->value += 0.5;
+    else
+      p->value *= 1.5;  // keeps running variances positive
+  }
+  StateLoader loader(store, "the contract's saved state");
+  restored->visit_state(loader);
+  EXPECT_TRUE(loader.unvisited("").empty());
+
+  const Matrix x = random_input(kBatch);
+  const Transformed a = bijector_->forward(x, no_context());
+  const Transformed b = restored->forward(x, no_context());
+  EXPECT_TRUE(all_near(b.value, a.value, 0.0, "forward after restoring"));
+  EXPECT_TRUE(all_near(b.logdet, a.logdet, 0.0, "logdet after restoring"));
+  const Matrix z = random_latent(kBatch);
+  EXPECT_TRUE(all_near(restored->inverse(z, no_context()).value,
+                       bijector_->inverse(z, no_context()).value, 0.0, "inverse after restoring"));
+}
+
 #endif  // FLOWS_BIJECTOR_CONTRACT_INSTANTIATE_ONLY
 
 }  // namespace flows::testing

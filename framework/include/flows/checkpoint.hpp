@@ -1,0 +1,93 @@
+#pragma once
+// Trained models as files. A checkpoint holds the model's YAML, every tensor
+// of its state (parameters, batch-norm statistics, permutations, the data
+// standardization), the trainer's state for resuming, the SDK and format
+// versions, and a CRC-32 of all of it. Loading rebuilds the model from its
+// YAML and seed through the registry, then restores each tensor by name, so
+// a plugin's bijector saves and restores itself (Bijector::visit_state)
+// without the SDK knowing its type.
+//
+// In C++, scoring and sampling a saved model takes a few lines:
+//
+//   flows::LoadedModel m = flows::load_model("runs/quickstart/model.flows");
+//   flows::Vector log_p = m.model.flow->log_prob(x);  // x: n x m.info.dim, data units
+//   flows::Rng rng(7);
+//   flows::Matrix samples = m.model.flow->sample(1000, rng);
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "flows/export.hpp"
+#include "flows/pipeline.hpp"
+#include "flows/state.hpp"
+
+namespace flows {
+
+// The layout this build writes and reads (see checkpoint.cpp).
+inline constexpr std::uint32_t kCheckpointFormatVersion = 1;
+
+// What a checkpoint says about itself (the YAML header of the file).
+struct CheckpointInfo {
+  std::uint32_t format_version = kCheckpointFormatVersion;
+  std::string sdk_version;  // of the flows that wrote it
+  std::string created;      // UTC, ISO 8601
+  std::string name;         // the pipeline's name
+  Index seed = 0;           // the model was built with this seed
+  Index dim = 0;            // data dimension
+  std::vector<std::string> columns;
+  bool standardize = false;  // the chain starts with the data standardization
+  Index trained_steps = 0;
+  Index parameter_count = 0;  // trainable values
+  // A component the model is built from, and where it came from.
+  struct Component {
+    std::string kind;    // "bijector", "distribution", ...
+    std::string name;    // its registered name
+    std::string origin;  // "built-in" or the plugin file it was loaded from
+  };
+  std::vector<Component> components;
+  std::string model_yaml;     // the model section, as the model was built from it
+  std::string pipeline_yaml;  // the whole pipeline, overrides applied
+};
+
+struct Checkpoint {
+  CheckpointInfo info;
+  TensorStore tensors;  // "model/..." (the flow) and "trainer/..." (for resuming)
+};
+
+// The state of a pipeline's model and trainer, as a checkpoint.
+FLOWS_API Checkpoint make_checkpoint(Pipeline& pipeline);
+
+// Writes to a temporary file in the same folder, flushes it to disk and
+// renames it into place, so a failure leaves any previous file untouched.
+// IoError names the path and the cause.
+FLOWS_API void write_checkpoint(const std::string& path, const Checkpoint& checkpoint);
+
+// Reads and verifies a checkpoint: its size, magic, format version, checksum,
+// header and tensor table. A truncated, corrupted or foreign file is a
+// DataError (IoError when it cannot be read) that names the path and fault.
+FLOWS_API Checkpoint read_checkpoint(const std::string& path);
+
+// Restores every "model/" tensor into `model`, which must have been built from
+// the checkpoint's model YAML and seed. A missing, extra or misshapen tensor
+// is a DataError naming `source` and the tensor.
+FLOWS_API void restore_model(const Checkpoint& checkpoint, Model& model, const std::string& source);
+
+struct LoadedModel {
+  std::shared_ptr<Registry> registry;  // the components it was built from
+  Model model;                         // model.flow scores and samples in data units
+  CheckpointInfo info;
+};
+
+// Reads `path`, loads the plugins the model needs (the default search path,
+// `plugin_paths`, then the plugin files recorded in the checkpoint), rebuilds
+// the model and restores its state. A component that no plugin provides is a
+// PluginError naming it and the plugin file it came from.
+FLOWS_API LoadedModel load_model(const std::string& path,
+                                 const std::vector<std::string>& plugin_paths = {});
+
+// Continues a pipeline from a checkpoint (trainer.resume_from): restores the
+// model's state and the trainer's (steps done, optimizer moments).
+FLOWS_API void resume_from_checkpoint(Pipeline& pipeline, const std::string& path);
+
+}  // namespace flows
