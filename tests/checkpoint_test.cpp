@@ -228,6 +228,43 @@ TEST(Checkpoint, ChangedStructureIsRefused) {
   EXPECT_NE(msg.find("structure 'model/bijector1/1.order' differs"), std::string::npos) << msg;
 }
 
+// State a component cannot hold: the error names the file.
+TEST(Checkpoint, InvalidStateValuesAreRefusedNamingTheFile) {
+  const fs::path dir = temp_dir("ckpt_values");
+  Pipeline p = Pipeline::load(
+      write_pipeline(dir, "{type: maf, layers: 2, hidden: [8], batch_norm: true}").string());
+  const Checkpoint good = make_checkpoint(p);
+  auto damaged = [&](const std::string& tensor, Real value) {
+    Checkpoint c = good;
+    bool found = false;
+    for (auto& e : c.tensors.entries)
+      if (e.name == tensor) e.value(0, 0) = value, found = true;
+    EXPECT_TRUE(found) << tensor;
+    write_checkpoint((dir / "bad.flows").string(), c);
+    return load_error(dir / "bad.flows");
+  };
+  std::string msg = damaged("model/bijector1/1.running_var", -5);
+  EXPECT_NE(msg.find("bad.flows: batch_norm: loaded running variance"), std::string::npos) << msg;
+  msg = damaged("model/bijector0/scale", 0);
+  EXPECT_NE(msg.find("bad.flows: standardization: scale of column 1"), std::string::npos) << msg;
+  msg = damaged("model/bijector1/0.input.weight", NAN);
+  EXPECT_NE(msg.find("non-finite entry"), std::string::npos) << msg;
+}
+
+TEST(Checkpoint, ResumingWithAnotherSeedIsRefused) {
+  const fs::path dir = temp_dir("ckpt_seed");
+  const fs::path file = saved_maf(dir);
+  try {
+    Pipeline::load((dir / "pipeline.yaml").string(),
+                   {"seed=5", "trainer.resume_from=" + file.string()});
+    FAIL() << "resumed with another seed";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("built with seed 3, this pipeline has seed 5"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(Checkpoint, ALoadedPermutationReplacesTheRebuiltOne) {
   const fs::path dir = temp_dir("ckpt_perm");
   Pipeline p = Pipeline::load(write_pipeline(dir, "{type: permutation, seed: 1}").string());

@@ -123,6 +123,14 @@ TEST_F(ModelCommands, BadFilesGiveClearErrors) {
   Result r = run("sample " + model() + " -n 5 -o " + path("s.txt"));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.output.find("must end in .csv or .npy"), std::string::npos) << r.output;
+  for (const std::string& args : {"sample " + model() + " -n -1 -o " + path("s.csv"),
+                                  "sample " + model() + " -n 5 --seed -3 -o " + path("s.csv"),
+                                  "evaluate " + model() + " " + path("absent.csv")}) {
+    r = run(args);
+    EXPECT_EQ(r.code, 1) << args << "\n" << r.output;
+    EXPECT_EQ(r.output.rfind("error: ", 0), 0u) << args << "\n" << r.output;
+  }
+  EXPECT_FALSE(fs::exists(path("s.csv")));
 
   std::string bytes = read_file(model());
   bytes[bytes.size() / 2] ^= 0x01;

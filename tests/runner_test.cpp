@@ -120,6 +120,33 @@ TEST(Runner, UnknownStageIsRejected) {
   EXPECT_NE(r.output.find("stages: 'evaluat' is not one of"), std::string::npos) << r.output;
 }
 
+// An error raised inside a plugin's code unwinds through the pipeline that
+// holds the plugin; it must still end as one error line and exit status 1.
+TEST(Runner, AnErrorThrownByAPluginEndsCleanly) {
+  fs::path dir = temp_dir("plugin_error");
+  fs::path yaml = write(dir, "actnorm.yaml",
+                        "data: {type: moons, n_train: 100}\n"
+                        "model: {bijectors: [{type: actnorm}]}\n"
+                        "trainer: {batch_size: 1, steps: 5}\n");
+  Result r = run("run -q " + yaml.string() + " -o " + (dir / "out").string(), dir);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("error: actnorm: data-dependent initialisation"), std::string::npos)
+      << r.output;
+}
+
+TEST(Runner, BadArgumentsAreOneErrorLine) {
+  fs::path dir = temp_dir("bad_arguments");
+  Result r = run("run " + (dir / "absent.yaml").string(), dir);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_EQ(r.output.rfind("error: ", 0), 0u) << r.output;
+  write(dir, "a_file", "x");
+  r = run(std::string("run -q ") + FLOWS_SOURCE_DIR + "/configs/quickstart.yaml -o " +
+              (dir / "a_file").string(),
+          dir);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("error: "), std::string::npos) << r.output;
+}
+
 TEST(Runner, BadCsvIsNamedByRowAndColumn) {
   fs::path dir = temp_dir("csv");
   write(dir, "data.csv", "a,b\n1,2\n3,oops\n5,6\n");

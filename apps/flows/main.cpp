@@ -2,6 +2,7 @@
 // (sample, log-prob, evaluate, info) and `flows plugins`.
 #include <exception>
 #include <iostream>
+#include <new>
 
 #include <CLI/CLI.hpp>
 
@@ -49,9 +50,14 @@ int main(int argc, char** argv) {
   CLI::App* sample_cmd =
       app.add_subcommand("sample", "Draw samples from a saved model, in the data's units.");
   add_model_options(sample_cmd, sample);
-  sample_cmd->add_option("-n", sample.n, "Number of samples")->required();
+  // Signed, so that a negative number is refused rather than wrapped around.
+  long long sample_n = 0, sample_seed = 0;
+  sample_cmd->add_option("-n", sample_n, "Number of samples (1 to 10^9)")
+      ->required()
+      ->check(CLI::Range(1LL, 1000000000LL));
   sample_cmd->add_option("-o,--output", sample.output, "Output file, .csv or .npy")->required();
-  sample_cmd->add_option("--seed", sample.seed, "Random seed (default 0)");
+  sample_cmd->add_option("--seed", sample_seed, "Random seed, >= 0 (default 0)")
+      ->check(CLI::NonNegativeNumber);
 
   flows::app::LogProbCommand log_prob;
   CLI::App* log_prob_cmd = app.add_subcommand(
@@ -85,7 +91,15 @@ int main(int argc, char** argv) {
       "Searched: the build's plugin folder, the install prefix, $FLOWS_PLUGIN_PATH.");
   plugins_cmd->add_option("--path", plugin_paths, "Extra plugin files or folders to search");
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    std::cerr << "error: " << e.what() << " (see flows --help)\n";
+    return 1;
+  }
+  sample.n = static_cast<flows::Index>(sample_n);
+  sample.seed = static_cast<flows::Index>(sample_seed);
   try {
     if (*run_cmd) flows::app::run_pipeline(run);
     if (*sample_cmd) flows::app::sample_command(sample);
@@ -93,12 +107,13 @@ int main(int argc, char** argv) {
     if (*evaluate_cmd) flows::app::evaluate_command(evaluate);
     if (*info_cmd) flows::app::info_command(info);
     if (*plugins_cmd) flows::app::list_plugins(plugin_paths);
-  } catch (const flows::Error& e) {
-    std::cerr << "error: " << e.what() << "\n";
+  } catch (const std::bad_alloc&) {
+    std::cerr << "error: out of memory\n";
     return 1;
   } catch (const std::exception& e) {
+    // flows::Error and the rest (a filesystem error, say) alike: one line.
     std::cerr << "error: " << e.what() << "\n";
-    return 2;
+    return 1;
   }
   return 0;
 }

@@ -51,6 +51,14 @@ Matrix read_input(const std::string& path, const LoadedModel& loaded) {
   return x;
 }
 
+// The model, with a warning for every plugin that could not be loaded.
+LoadedModel load(const ModelCommand& command) {
+  LoadedModel loaded = load_model(command.model, command.plugins);
+  for (const auto& failure : loaded.registry->failures())
+    std::cerr << "warning: skipped a plugin: " << failure.message << "\n";
+  return loaded;
+}
+
 void write_table(const std::string& path, const Matrix& m,
                  const std::vector<std::string>& columns) {
   if (format_of(path, "output") == TableFormat::npy)
@@ -64,7 +72,7 @@ void write_table(const std::string& path, const Matrix& m,
 void sample_command(const SampleCommand& command) {
   format_of(command.output, "output");  // fail before the work
   if (command.n == 0) throw ConfigError("-n: must be > 0");
-  LoadedModel loaded = load_model(command.model, command.plugins);
+  LoadedModel loaded = load(command);
   Rng rng(command.seed);
   const Matrix samples = loaded.model.flow->sample(command.n, rng);
   write_table(command.output, samples, loaded.info.columns);
@@ -73,7 +81,7 @@ void sample_command(const SampleCommand& command) {
 
 void log_prob_command(const LogProbCommand& command) {
   format_of(command.output, "output");
-  LoadedModel loaded = load_model(command.model, command.plugins);
+  LoadedModel loaded = load(command);
   const Matrix x = read_input(command.input, loaded);
   const Vector log_p = loaded.model.flow->log_prob(x);
   Matrix column = xt::empty<Real>({log_p.size(), Index{1}});
@@ -84,7 +92,7 @@ void log_prob_command(const LogProbCommand& command) {
 }
 
 void evaluate_command(const EvaluateCommand& command) {
-  LoadedModel loaded = load_model(command.model, command.plugins);
+  LoadedModel loaded = load(command);
   const Matrix x = read_input(command.input, loaded);
   const Vector log_p = loaded.model.flow->log_prob(x);
   const Index n = log_p.size();
@@ -94,28 +102,30 @@ void evaluate_command(const EvaluateCommand& command) {
   mean /= static_cast<Real>(n);
   Real squares = 0;
   for (Real v : log_p) squares += (-v - mean) * (-v - mean);
-  const Real stderr_ = n > 1 ? std::sqrt(squares / static_cast<Real>(n - 1) / n) : NAN;
+  const Real std_error = n > 1 ? std::sqrt(squares / static_cast<Real>(n - 1) / n) : NAN;
   // Bits per dimension: nats / (d ln 2).
   const Real to_bits = 1.0 / (static_cast<Real>(loaded.info.dim) * std::log(2.0));
   if (command.json) {
     JsonObject out;
     out.integer("rows", static_cast<long long>(n))
         .number("nll", mean)
-        .number("nll_stderr", stderr_);
+        .number("nll_stderr", std_error);
     if (command.bits_per_dim)
-      out.number("bits_per_dim", mean * to_bits).number("bits_per_dim_stderr", stderr_ * to_bits);
+      out.number("bits_per_dim", mean * to_bits).number("bits_per_dim_stderr", std_error * to_bits);
     std::cout << out.str(2) << "\n";
     return;
   }
-  std::cout << fmt::format("rows: {}\nNLL: {:.6f} ± {:.6f} nats per row (data units)\n", n, mean,
-                           stderr_);
+  // One row has no standard error.
+  auto plus_minus = [n](Real se) { return n > 1 ? fmt::format(" ± {:.6f}", se) : std::string(); };
+  std::cout << fmt::format("rows: {}\nNLL: {:.6f}{} nats per row (data units)\n", n, mean,
+                           plus_minus(std_error));
   if (command.bits_per_dim)
-    std::cout << fmt::format("bits per dimension: {:.6f} ± {:.6f}\n", mean * to_bits,
-                             stderr_ * to_bits);
+    std::cout << fmt::format("bits per dimension: {:.6f}{}\n", mean * to_bits,
+                             plus_minus(std_error * to_bits));
 }
 
 void info_command(const ModelCommand& command) {
-  const LoadedModel loaded = load_model(command.model, command.plugins);
+  const LoadedModel loaded = load(command);
   const CheckpointInfo& i = loaded.info;
   std::cout << fmt::format("model:          {}\n", command.model);
   std::cout << fmt::format("name:           {}\n", i.name);

@@ -83,8 +83,11 @@ void run_pipeline(const RunOptions& run) {
       reporter.finish();
       trained = true;
       write_file_atomically(out + "/training_curve.csv", curve_csv(report));
-      std::cerr << fmt::format("trained {} steps in {:.2f}s{}\n", report.steps, report.seconds,
-                               report.stopped_early ? " (stopped early)" : "");
+      std::cerr << fmt::format(
+          "trained {} steps in {:.2f}s{}{}\n", report.steps - report.first_step, report.seconds,
+          report.first_step ? fmt::format(", from step {} to {}", report.first_step, report.steps)
+                            : "",
+          report.stopped_early ? " (stopped early)" : "");
     } else if (stage == "evaluate") {
       JsonObject nll;
       auto score = [&](const char* split, const Matrix& m) {

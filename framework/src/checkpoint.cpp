@@ -216,6 +216,9 @@ Checkpoint read_checkpoint(const std::string& path) {
         version, sdk_version(), kCheckpointFormatVersion,
         version > kCheckpointFormatVersion ? "; it was written by a newer flows" : ""));
 
+  if (get_le(bytes, 12, 4) != 0)
+    throw DataError(
+        fmt::format("{}: corrupted checkpoint: the reserved header field is not 0", path));
   const std::uint64_t header_bytes = get_le(bytes, 16, 8);
   const std::uint64_t tensor_bytes = get_le(bytes, 24, 8);
   const std::uint64_t limit = std::uint64_t{1} << 50;  // no real checkpoint comes near
@@ -259,7 +262,10 @@ Checkpoint read_checkpoint(const std::string& path) {
   i.parameter_count = header_value<Index>(header, "parameter_count", path);
   i.model_yaml = header_value<std::string>(header, "model", path);
   i.pipeline_yaml = header_value<std::string>(header, "pipeline", path);
-  for (const YAML::Node& comp : header["components"])
+  const YAML::Node components = header["components"];
+  if (!components || !components.IsSequence())
+    throw DataError(fmt::format("{}: the checkpoint header has no component list", path));
+  for (const YAML::Node& comp : components)
     i.components.push_back({header_value<std::string>(comp, "kind", path),
                             header_value<std::string>(comp, "name", path),
                             header_value<std::string>(comp, "origin", path)});
@@ -302,14 +308,20 @@ void restore_model(const Checkpoint& checkpoint, Model& model, const std::string
     throw DataError(fmt::format("{}: the checkpoint's model has {} dimensions, this one {}", source,
                                 checkpoint.info.dim, model.flow->dim()));
   if ((model.standardize != nullptr) != checkpoint.info.standardize)
-    throw DataError(
-        fmt::format("{}: the checkpoint's model {} the data standardization, this one "
-                    "{} (model.standardize)",
-                    source, checkpoint.info.standardize ? "has" : "has not",
-                    model.standardize ? "has" : "has not"));
+    throw DataError(fmt::format(
+        "{}: the checkpoint's model {} the data standardization, this one {} (model.standardize)",
+        source, checkpoint.info.standardize ? "includes" : "does not include",
+        model.standardize ? "does" : "does not"));
   StateLoader loader(checkpoint.tensors, source);
   ScopedStateVisitor scoped(loader, "model/");
-  model.flow->visit_state(scoped);
+  try {
+    model.flow->visit_state(scoped);
+  } catch (const DataError& e) {
+    // A component's own check (not a permutation, a scale <= 0) names no file.
+    const std::string what = e.what();
+    if (what.compare(0, source.size(), source) == 0) throw;
+    throw DataError(fmt::format("{}: {}", source, what));
+  }
   const std::vector<std::string> extra = loader.unvisited("model/");
   if (!extra.empty())
     throw DataError(fmt::format(
@@ -336,7 +348,11 @@ LoadedModel load_model(const std::string& path, const std::vector<std::string>& 
       throw DataError(fmt::format("{}: unknown component kind '{}'", path, component.kind));
     if (registry->contains(kind, component.name)) continue;
     std::error_code ec;
-    if (component.origin != "built-in" && fs::is_regular_file(component.origin, ec))
+    // Only files named the way flows_add_plugin names them are tried, so that
+    // a checkpoint cannot make the loader open an arbitrary library.
+    const bool plugin_file =
+        fs::path(component.origin).filename().string().rfind("flows_plugin_", 0) == 0;
+    if (plugin_file && fs::is_regular_file(component.origin, ec))
       load_plugins({component.origin}, *registry);
     if (registry->contains(kind, component.name)) continue;
     std::string searched;
@@ -365,6 +381,12 @@ LoadedModel load_model(const std::string& path, const std::vector<std::string>& 
 
 void resume_from_checkpoint(Pipeline& pipeline, const std::string& path) {
   const Checkpoint checkpoint = read_checkpoint(path);
+  // Random structure (orderings, splits) comes from the seed.
+  if (checkpoint.info.seed != pipeline.options.seed)
+    throw DataError(fmt::format(
+        "{}: the checkpoint's model was built with seed {}, this pipeline has seed {}; resuming "
+        "needs the same seed",
+        path, checkpoint.info.seed, pipeline.options.seed));
   restore_model(checkpoint, pipeline.model, path);
   StateLoader loader(checkpoint.tensors, path);
   ScopedStateVisitor trainer(loader, "trainer/");

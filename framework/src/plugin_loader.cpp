@@ -5,9 +5,12 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
 #include <set>
+#include <vector>
 
 #include <fmt/format.h>
+
 #include <boost/dll/shared_library.hpp>
 
 #include "flows/plugin.hpp"
@@ -51,6 +54,22 @@ std::vector<std::string> default_plugin_search_path() {
   return path;
 }
 
+namespace {
+
+// Plugins stay loaded until the process ends. An exception that a plugin's
+// code throws refers to destructors and type information inside the plugin,
+// and it may still be in flight after the registry and every object made from
+// the plugin are gone (a pipeline destroyed while the error unwinds).
+void keep_loaded_until_exit(std::shared_ptr<boost::dll::shared_library> library) {
+  static std::mutex mutex;
+  static auto* kept =
+      new std::vector<std::shared_ptr<boost::dll::shared_library>>();  // never freed
+  std::lock_guard<std::mutex> lock(mutex);
+  kept->push_back(std::move(library));
+}
+
+}  // namespace
+
 LoadedPlugin load_plugin(const std::string& file, Registry& registry) {
   if (!fs::exists(file)) throw PluginError(fmt::format("plugin {}: no such file", file));
   auto library = std::make_shared<boost::dll::shared_library>();
@@ -70,6 +89,7 @@ LoadedPlugin load_plugin(const std::string& file, Registry& registry) {
         "rebuild the plugin against this SDK",
         file, abi, FLOWS_SDK_ABI_VERSION));
   auto& register_plugin = library->get<void(Registry&)>("flows_plugin_register");
+  keep_loaded_until_exit(library);
   registry.begin_plugin(file, library);
   try {
     register_plugin(registry);

@@ -1,5 +1,7 @@
 #include "flows/state.hpp"
 
+#include <cmath>
+
 #include <fmt/format.h>
 
 #include "flows/error.hpp"
@@ -54,7 +56,12 @@ const TensorStore::Entry& StateLoader::entry(const std::string& name, const Matr
 }
 
 void StateLoader::tensor(const std::string& name, Matrix& value) {
-  value = entry(name, value, false).value;
+  const Matrix& stored = entry(name, value, false).value;
+  for (Index k = 0; k < stored.size(); ++k)
+    if (!std::isfinite(stored.flat(k)))
+      throw DataError(fmt::format("{}: tensor '{}' has a non-finite entry ({}) at flat index {}",
+                                  source_, name, stored.flat(k), k));
+  value = stored;
 }
 
 void StateLoader::structure(const std::string& name, const Matrix& value) {

@@ -121,6 +121,7 @@ TrainReport run_training_loop(const TrainingOptions& options, Optimizer& optimiz
     report.curve.push_back(point);
   };
 
+  report.first_step = first_step;
   report.steps = first_step;
   progress.step = first_step;
   for (Index step = first_step; step < options.steps; ++step) {
@@ -165,8 +166,10 @@ void visit_training_state(Index& steps_done, Optimizer& optimizer, const Paramet
                           StateVisitor& visitor) {
   Matrix steps = {{static_cast<Real>(steps_done)}};
   visitor.tensor("steps_done", steps);
-  if (!(steps(0, 0) >= 0) || steps(0, 0) != std::floor(steps(0, 0)))
-    throw DataError(fmt::format("stored steps_done {} is not a whole number", steps(0, 0)));
+  if (!((steps(0, 0)) >= 0 && (steps(0, 0)) < 9007199254740992.0) ||
+      (steps(0, 0)) != std::floor(steps(0, 0)))
+    throw DataError(
+        fmt::format("stored steps_done {} is not a whole number below 2^53", steps(0, 0)));
   steps_done = static_cast<Index>(steps(0, 0));
   ScopedStateVisitor scoped(visitor, "optimizer/");
   optimizer.visit_state(params, scoped);

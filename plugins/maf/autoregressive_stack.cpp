@@ -151,10 +151,13 @@ std::unique_ptr<Bijector> make_iaf(ConfigNode& node, const BuildContext& context
 }
 
 void AutoregressiveStack::visit_state(StateVisitor& visitor) {
-  visit_parameters(parameters_, visitor);
-  for (std::size_t k = 0; k < layers_.size(); ++k)
+  // Each layer visits its own state (batch norm checks its variances); the
+  // names already carry the layer's position.
+  for (std::size_t k = 0; k < layers_.size(); ++k) {
+    layers_[k]->visit_state(visitor);
     if (const auto* layer = dynamic_cast<const MaskedAffine*>(layers_[k].get()))
       visitor.structure(std::to_string(k) + ".order", index_row(layer->made().order()));
+  }
 }
 
 }  // namespace flows::maf

@@ -128,4 +128,16 @@ std::unique_ptr<Bijector> make_batch_norm(ConfigNode& node, const BuildContext& 
   return std::make_unique<BatchNorm>(context.dim, options.momentum, options.epsilon);
 }
 
+void BatchNorm::visit_state(StateVisitor& visitor) {
+  const Matrix previous = running_var_.value;
+  visit_parameters(parameters(), visitor);
+  for (Index j = 0; j < running_var_.value.size(); ++j)
+    if (!(running_var_.value.flat(j) > 0)) {
+      const Real bad = running_var_.value.flat(j);
+      running_var_.value = previous;
+      throw DataError("batch_norm: loaded running variance of column " + std::to_string(j + 1) +
+                      " is " + std::to_string(bad) + "; it must be > 0");
+    }
+}
+
 }  // namespace flows::maf

@@ -30,6 +30,8 @@ class BatchNorm final : public Bijector {
   ParameterList parameters() override {
     return {&log_gamma_, &beta_, &running_mean_, &running_var_};
   }
+  // The parameters; a loaded running variance must be > 0.
+  void visit_state(StateVisitor& visitor) override;
 
   const Matrix& running_mean() const { return running_mean_.value; }
   const Matrix& running_var() const { return running_var_.value; }

@@ -69,8 +69,9 @@ FLOWS_API void write_checkpoint(const std::string& path, const Checkpoint& check
 FLOWS_API Checkpoint read_checkpoint(const std::string& path);
 
 // Restores every "model/" tensor into `model`, which must have been built from
-// the checkpoint's model YAML and seed. A missing, extra or misshapen tensor
-// is a DataError naming `source` and the tensor.
+// the checkpoint's model YAML and seed. A missing, extra, misshapen or
+// non-finite tensor is a DataError naming `source` and the tensor. Tensors are
+// restored in place, so after an error the model is partly restored: discard it.
 FLOWS_API void restore_model(const Checkpoint& checkpoint, Model& model, const std::string& source);
 
 struct LoadedModel {
@@ -80,14 +81,19 @@ struct LoadedModel {
 };
 
 // Reads `path`, loads the plugins the model needs (the default search path,
-// `plugin_paths`, then the plugin files recorded in the checkpoint), rebuilds
+// `plugin_paths`, then the plugin files recorded in the checkpoint, when they
+// are named flows_plugin_*), rebuilds
 // the model and restores its state. A component that no plugin provides is a
 // PluginError naming it and the plugin file it came from.
 FLOWS_API LoadedModel load_model(const std::string& path,
                                  const std::vector<std::string>& plugin_paths = {});
 
 // Continues a pipeline from a checkpoint (trainer.resume_from): restores the
-// model's state and the trainer's (steps done, optimizer moments).
+// model's state and the trainer's (steps done, optimizer moments). The seed
+// must be the checkpoint's. After early stopping a checkpoint holds the best
+// step's parameters with the last step's optimizer state and step count. A
+// resumed run draws other mini-batches than an uninterrupted run would, so
+// the two agree in distribution, not bit for bit.
 FLOWS_API void resume_from_checkpoint(Pipeline& pipeline, const std::string& path);
 
 }  // namespace flows

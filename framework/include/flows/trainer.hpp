@@ -31,7 +31,8 @@ struct CurvePoint {
 };
 
 struct TrainReport {
-  Index steps = 0;
+  Index first_step = 0;  // > 0 when training resumed from a checkpoint
+  Index steps = 0;       // steps done in total, first_step included
   Index best_step = 0;
   Real best_val_loss = std::numeric_limits<Real>::quiet_NaN();
   bool stopped_early = false;

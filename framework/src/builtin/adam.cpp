@@ -41,8 +41,9 @@ void Adam::visit_state(const ParameterList& params, StateVisitor& visitor) {
   ensure_moments(params);
   Matrix t = {{static_cast<Real>(t_)}};
   visitor.tensor("step", t);
-  if (!(t(0, 0) >= 0) || t(0, 0) != std::floor(t(0, 0)))
-    throw DataError(fmt::format("adam: stored step count {} is not a whole number", t(0, 0)));
+  if (!((t(0, 0)) >= 0 && (t(0, 0)) < 9007199254740992.0) || (t(0, 0)) != std::floor(t(0, 0)))
+    throw DataError(
+        fmt::format("adam: stored step count {} is not a whole number below 2^53", t(0, 0)));
   t_ = static_cast<Index>(t(0, 0));
   for (std::size_t k = 0; k < params.size(); ++k) {
     visitor.tensor(fmt::format("m{}", k), m_[k]);
