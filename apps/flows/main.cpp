@@ -89,7 +89,8 @@ int main(int argc, char** argv) {
       "plugins",
       "List every component name of every kind, with the file it came from.\n"
       "Searched: the build's plugin folder, the install prefix, $FLOWS_PLUGIN_PATH.");
-  plugins_cmd->add_option("--path", plugin_paths, "Extra plugin files or folders to search");
+  plugins_cmd->add_option("--path,--plugins", plugin_paths,
+                          "Extra plugin files or folders to search");
 
   try {
     app.parse(argc, argv);

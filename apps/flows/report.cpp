@@ -240,7 +240,7 @@ std::string two_d_section(const ReportInputs& in, const Matrix& samples) {
       const double top = max_finite(density);
       PlotOptions o = options("Learned density");
       o.width = 410;
-      o.colorbar_width = 54;
+      o.colorbar_width = 64;  // room for tick labels such as "0.25" and the label
       SvgPlot density_plot(o);
       if (top > 0) {
         density_plot.heatmap(density, kGrid, kGrid, {0, top});

@@ -361,7 +361,7 @@ LoadedModel load_model(const std::string& path, const std::vector<std::string>& 
     for (const auto& f : registry->failures()) skipped += "; skipped " + f.message;
     throw PluginError(fmt::format(
         "{}: the model needs {} '{}' from plugin {}, which is not loaded (searched: {}{}). Put "
-        "the plugin in $FLOWS_PLUGIN_PATH or pass its path",
+        "the plugin's folder in $FLOWS_PLUGIN_PATH or pass the file with --plugins",
         path, component.kind, component.name, component.origin,
         searched.empty() ? "nothing" : searched, skipped));
   }

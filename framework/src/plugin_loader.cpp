@@ -70,7 +70,12 @@ void keep_loaded_until_exit(std::shared_ptr<boost::dll::shared_library> library)
 
 }  // namespace
 
-LoadedPlugin load_plugin(const std::string& file, Registry& registry) {
+LoadedPlugin load_plugin(const std::string& path, Registry& registry) {
+  // The absolute path names the plugin everywhere (origins, checkpoints), so a
+  // saved model finds its plugin from any working folder.
+  std::error_code ec;
+  const fs::path absolute = fs::absolute(path, ec);
+  const std::string file = ec ? path : absolute.lexically_normal().string();
   if (!fs::exists(file)) throw PluginError(fmt::format("plugin {}: no such file", file));
   auto library = std::make_shared<boost::dll::shared_library>();
   try {

@@ -26,9 +26,22 @@ env -u FLOWS_PLUGIN_PATH "$work/prefix/bin/flows" plugins > "$work/plugins.txt"
 grep -q "$work/prefix/lib/flows/plugins/flows_plugin_basic.so" "$work/plugins.txt" || {
   cat "$work/plugins.txt"; echo "shipped plugins not found under the prefix"; exit 1; }
 
-step "train the plugin from YAML, loaded by name through plugins:"
-sed "s|build/flows_plugin_sinh_arcsinh.so|$work/plugin/flows_plugin_sinh_arcsinh.so|" \
-  "$src/docs/examples/sinh_arcsinh/pipeline.yaml" > "$work/pipeline.yaml"
-env -u FLOWS_PLUGIN_PATH "$work/prefix/bin/flows" run "$work/pipeline.yaml" -q -o "$work/out"
-grep -q '"test": [0-9.-]' "$work/out/metrics.json" || { cat "$work/out/metrics.json"; exit 1; }
-echo "out-of-tree plugin: built, contract suite passed, trained from YAML"
+step "train the plugin from YAML, loaded by name through a relative plugins: entry"
+# As the guide has it: the pipeline beside the plugin's build/ folder, run from there.
+mkdir "$work/user"
+cp "$src/docs/examples/sinh_arcsinh/pipeline.yaml" "$work/user/pipeline.yaml"
+ln -s "$work/plugin" "$work/user/build"
+(cd "$work/user" && env -u FLOWS_PLUGIN_PATH "$work/prefix/bin/flows" run pipeline.yaml -q -o out)
+grep -q '"test": [0-9.-]' "$work/user/out/metrics.json" || {
+  cat "$work/user/out/metrics.json"; exit 1; }
+test -s "$work/user/out/report.html" || { echo "no report.html"; exit 1; }
+
+step "use the saved model from another folder: the checkpoint knows where its plugin is"
+(cd / && env -u FLOWS_PLUGIN_PATH "$work/prefix/bin/flows" sample "$work/user/out/model.flows" \
+  -n 10 -o "$work/samples.csv")
+test "$(wc -l < "$work/samples.csv")" -eq 11 || { cat "$work/samples.csv"; exit 1; }
+(cd / && env -u FLOWS_PLUGIN_PATH "$work/prefix/bin/flows" info "$work/user/out/model.flows") \
+  > "$work/info.txt"
+grep -q "sinh_arcsinh .*$work/user/build/flows_plugin_sinh_arcsinh.so" "$work/info.txt" || {
+  cat "$work/info.txt"; exit 1; }
+echo "out-of-tree plugin: built, contract suite passed, trained from YAML, saved model reused"
