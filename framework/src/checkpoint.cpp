@@ -289,7 +289,7 @@ Checkpoint read_checkpoint(const std::string& path) {
       throw DataError(fmt::format("{}: tensor '{}' appears twice", path, name));
     TensorStore::Entry entry{name, xt::empty<Real>({rows, cols}),
                              header_value<bool>(t, "structure", path)};
-    std::memcpy(entry.value.data(), bytes.data() + offset, n * sizeof(Real));
+    if (n > 0) std::memcpy(entry.value.data(), bytes.data() + offset, n * sizeof(Real));
     offset += n * sizeof(Real);
     c.tensors.entries.push_back(std::move(entry));
   }
