@@ -75,7 +75,7 @@ std::string utc_now() {
 }
 
 // Every `type:` in the model section, with the kinds that know the name.
-void collect_components(const YAML::Node& node, const Registry& registry,
+void collect_components(const YAML::Node& node,
                         const std::map<std::pair<Kind, std::string>, std::string>& origins,
                         std::vector<CheckpointInfo::Component>& out) {
   if (node.IsMap()) {
@@ -91,9 +91,9 @@ void collect_components(const YAML::Node& node, const Registry& registry,
         if (!seen) out.push_back({kind_name(kind), name, it->second});
       }
     }
-    for (const auto& item : node) collect_components(item.second, registry, origins, out);
+    for (const auto& item : node) collect_components(item.second, origins, out);
   } else if (node.IsSequence()) {
-    for (const auto& item : node) collect_components(item, registry, origins, out);
+    for (const auto& item : node) collect_components(item, origins, out);
   }
 }
 
@@ -162,7 +162,7 @@ Checkpoint make_checkpoint(Pipeline& pipeline) {
 
   std::map<std::pair<Kind, std::string>, std::string> origins;
   for (const auto& l : pipeline.registry->listing()) origins[{l.kind, l.name}] = l.origin;
-  collect_components(YAML::Load(i.model_yaml), *pipeline.registry, origins, i.components);
+  collect_components(YAML::Load(i.model_yaml), origins, i.components);
 
   StateSaver saver(c.tensors);
   ScopedStateVisitor model(saver, "model/");

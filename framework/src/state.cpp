@@ -83,6 +83,15 @@ std::vector<std::string> StateLoader::unvisited(const std::string& prefix) const
   return names;
 }
 
+void visit_count(StateVisitor& visitor, const std::string& name, Index& count) {
+  Matrix value = {{static_cast<Real>(count)}};
+  visitor.tensor(name, value);
+  const Real v = value(0, 0);
+  if (!(v >= 0 && v < 9007199254740992.0) || v != std::floor(v))
+    throw DataError(fmt::format("stored count '{}' is {}, not a whole number below 2^53", name, v));
+  count = static_cast<Index>(v);
+}
+
 Matrix index_row(const std::vector<Index>& indices) {
   Matrix row = xt::empty<Real>({Index{1}, indices.size()});
   for (Index k = 0; k < indices.size(); ++k) row(0, k) = static_cast<Real>(indices[k]);

@@ -164,13 +164,7 @@ TrainReport run_training_loop(const TrainingOptions& options, Optimizer& optimiz
 
 void visit_training_state(Index& steps_done, Optimizer& optimizer, const ParameterList& params,
                           StateVisitor& visitor) {
-  Matrix steps = {{static_cast<Real>(steps_done)}};
-  visitor.tensor("steps_done", steps);
-  if (!((steps(0, 0)) >= 0 && (steps(0, 0)) < 9007199254740992.0) ||
-      (steps(0, 0)) != std::floor(steps(0, 0)))
-    throw DataError(
-        fmt::format("stored steps_done {} is not a whole number below 2^53", steps(0, 0)));
-  steps_done = static_cast<Index>(steps(0, 0));
+  visit_count(visitor, "steps_done", steps_done);
   ScopedStateVisitor scoped(visitor, "optimizer/");
   optimizer.visit_state(params, scoped);
 }

@@ -92,6 +92,10 @@ class FLOWS_API ScopedStateVisitor : public StateVisitor {
   std::string prefix_;
 };
 
+// A count (steps done, an optimizer's step) as a 1 x 1 tensor named `name`;
+// a loaded value that is not a whole number in [0, 2^53) is a DataError.
+FLOWS_API void visit_count(StateVisitor& visitor, const std::string& name, Index& count);
+
 // An index list as a 1 x n tensor (indices below 2^53 are exact as doubles).
 FLOWS_API Matrix index_row(const std::vector<Index>& indices);
 

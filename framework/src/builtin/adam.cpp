@@ -4,8 +4,6 @@
 
 #include <fmt/format.h>
 
-#include "flows/error.hpp"
-
 namespace flows {
 
 AdamOptions AdamOptions::from(ConfigNode& node) {
@@ -39,12 +37,7 @@ void Adam::ensure_moments(const ParameterList& params) {
 
 void Adam::visit_state(const ParameterList& params, StateVisitor& visitor) {
   ensure_moments(params);
-  Matrix t = {{static_cast<Real>(t_)}};
-  visitor.tensor("step", t);
-  if (!((t(0, 0)) >= 0 && (t(0, 0)) < 9007199254740992.0) || (t(0, 0)) != std::floor(t(0, 0)))
-    throw DataError(
-        fmt::format("adam: stored step count {} is not a whole number below 2^53", t(0, 0)));
-  t_ = static_cast<Index>(t(0, 0));
+  visit_count(visitor, "step", t_);
   for (std::size_t k = 0; k < params.size(); ++k) {
     visitor.tensor(fmt::format("m{}", k), m_[k]);
     visitor.tensor(fmt::format("v{}", k), v_[k]);
