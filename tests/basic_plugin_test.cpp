@@ -13,6 +13,7 @@
 #include "flows/plugin_loader.hpp"
 #include "flows/registry.hpp"
 #include "flows/rng.hpp"
+#include "flows/state.hpp"
 
 namespace {
 
@@ -28,7 +29,7 @@ class BasicPlugin : public ::testing::Test {
   std::shared_ptr<flows::Bijector> build(const std::string& yaml, Index dim,
                                          std::uint64_t seed = 0) {
     flows::ConfigNode node = flows::ConfigNode::parse(yaml, "test.yaml");
-    return registry_.make<flows::Bijector>(node, flows::BuildContext{dim, seed, &registry_});
+    return registry_.make<flows::Bijector>(node, flows::BuildContext{dim, 0, seed, &registry_});
   }
 
   // The message of the ConfigError that building `yaml` raises, or "" if none.
@@ -54,7 +55,7 @@ Matrix labelled(Index rows, Index dim) {
 }
 
 TEST_F(BasicPlugin, RegistersItsBijectors) {
-  for (const char* name : {"reverse", "permutation", "affine", "actnorm"})
+  for (const char* name : {"reverse", "permutation", "affine", "actnorm", "lu_linear"})
     EXPECT_TRUE(registry_.contains(flows::Kind::bijector, name)) << name;
 }
 
@@ -176,11 +177,17 @@ TEST_F(BasicPlugin, BadOptionsAreConfigErrorsNamingTheKey) {
   EXPECT_NE(config_error("{type: reverse, order: [1, 0]}").find("order"), std::string::npos);
   EXPECT_NE(config_error("{type: affine, sift: 1.0}").find("sift"), std::string::npos);
   EXPECT_NE(config_error("{type: affine}", 0), "") << "a dimension of 0 is accepted";
+  EXPECT_NE(config_error("{type: lu_linear, permute: yes please}").find("permute"),
+            std::string::npos);
+  EXPECT_NE(config_error("{type: lu_linear, seed: 3}").find("permute: true"), std::string::npos)
+      << "a seed without permute: true does nothing and must be refused";
+  EXPECT_NE(config_error("{type: lu_linear, bias: false}").find("bias"), std::string::npos);
 }
 
 TEST_F(BasicPlugin, DimensionMismatchIsADataErrorNamingBothNumbers) {
   for (const char* yaml :
-       {"{type: reverse}", "{type: permutation}", "{type: affine}", "{type: actnorm}"}) {
+       {"{type: reverse}", "{type: permutation}", "{type: affine}", "{type: actnorm}",
+        "{type: lu_linear}"}) {
     auto bijector = build(yaml, 3);
     try {
       bijector->forward(labelled(2, 5), none_);
@@ -191,6 +198,97 @@ TEST_F(BasicPlugin, DimensionMismatchIsADataErrorNamingBothNumbers) {
       EXPECT_NE(message.find('3'), std::string::npos) << message;
     }
   }
+}
+
+// The parameters of a 3-dimensional lu_linear, in the packed layout of
+// lu_linear.hpp, set to known values.
+void set_lu(const std::shared_ptr<flows::Bijector>& lu, Real l10, Real l20, Real l21, Real u01,
+            Real u02, Real u12) {
+  const auto params = lu->parameters();
+  ASSERT_EQ(params.size(), 4u);
+  EXPECT_EQ(params[0]->name, "lower");
+  EXPECT_EQ(params[1]->name, "upper");
+  EXPECT_EQ(params[2]->name, "log_diag");
+  EXPECT_EQ(params[3]->name, "bias");
+  params[0]->value = Matrix{{l10, l20, l21}};  // L_10, L_20, L_21
+  params[1]->value = Matrix{{u01, u02, u12}};  // U_01, U_02, U_12
+}
+
+TEST_F(BasicPlugin, LuLinearStartsAsTheIdentity) {
+  auto lu = build("{type: lu_linear}", 4, 9);
+  flows::Rng rng(2);
+  const Matrix x = rng.normal(5, 4);
+  const auto out = lu->forward(x, none_);
+  EXPECT_EQ(out.value, x);
+  EXPECT_EQ(out.logdet, Vector(xt::zeros<Real>({5})));
+  Matrix z;
+  Vector logdet;
+  lu->forward_train(x, none_, z, logdet);
+  EXPECT_EQ(z, x);
+}
+
+TEST_F(BasicPlugin, LuLinearWithPermuteStartsAsItsPermutation) {
+  auto lu = build("{type: lu_linear, permute: true}", 8, 4);
+  const Matrix z = lu->forward(labelled(1, 8), none_).value;
+  std::vector<Real> values(z.begin(), z.end());
+  std::sort(values.begin(), values.end());
+  for (Index j = 0; j < 8; ++j) EXPECT_EQ(values[j], static_cast<Real>(j));
+  EXPECT_NE(z, labelled(1, 8)) << "8 columns left in place: not permuted";
+  EXPECT_EQ(lu->inverse(z, none_).value, labelled(1, 8));
+  // The seed fixes P; another seed gives another one.
+  EXPECT_EQ(build("{type: lu_linear, permute: true}", 8, 4)->forward(labelled(1, 8), none_).value,
+            z);
+  EXPECT_NE(build("{type: lu_linear, permute: true, seed: 5}", 8, 4)
+                ->forward(labelled(1, 8), none_)
+                .value,
+            z);
+}
+
+// z = L U x + b worked by hand for d = 3, P = I.
+TEST_F(BasicPlugin, LuLinearIsLTimesUPlusBias) {
+  auto lu = build("{type: lu_linear}", 3);
+  set_lu(lu, 0.5, -1.0, 2.0, 0.25, -0.5, 1.5);
+  const auto params = lu->parameters();
+  params[2]->value = Matrix{{0.0, std::log(2.0), std::log(0.5)}};
+  params[3]->value = Matrix{{1.0, -1.0, 0.5}};
+  // L = [1 0 0; .5 1 0; -1 2 1], U = [1 .25 -.5; 0 2 1.5; 0 0 .5]
+  // W = L U = [1 .25 -.5; .5 2.125 1.25; -1 3.75 4]
+  const Matrix x = {{1.0, 2.0, -1.0}};
+  const auto out = lu->forward(x, none_);
+  const Matrix expected = {{1.0 + 0.5 + 0.5 + 1.0, 0.5 + 4.25 - 1.25 - 1.0, -1 + 7.5 - 4 + 0.5}};
+  for (Index j = 0; j < 3; ++j) EXPECT_NEAR(out.value(0, j), expected(0, j), 1e-14) << j;
+  EXPECT_NEAR(out.logdet(0), 0.0, 1e-15);  // log 1 + log 2 + log 0.5
+  const auto back = lu->inverse(out.value, none_);
+  for (Index j = 0; j < 3; ++j) EXPECT_NEAR(back.value(0, j), x(0, j), 1e-14) << j;
+}
+
+TEST_F(BasicPlugin, LuLinearOfOneDimensionIsAScaleAndShift) {
+  auto lu = build("{type: lu_linear}", 1);
+  const auto params = lu->parameters();
+  ASSERT_EQ(params.size(), 2u);
+  EXPECT_EQ(params[0]->name, "log_diag");
+  params[0]->value = Matrix{{std::log(3.0)}};
+  params[1]->value = Matrix{{-2.0}};
+  const auto out = lu->forward(Matrix{{1.0}, {2.0}}, none_);
+  EXPECT_NEAR(out.value(0, 0), 1.0, 1e-15);
+  EXPECT_NEAR(out.value(1, 0), 4.0, 1e-15);
+  EXPECT_NEAR(out.logdet(1), std::log(3.0), 1e-15);
+}
+
+TEST_F(BasicPlugin, LuLinearRefusesAStoredOrderThatIsNotAPermutation) {
+  auto lu = build("{type: lu_linear, permute: true}", 3);
+  flows::TensorStore store;
+  flows::StateSaver saver(store);
+  lu->visit_state(saver);
+  bool found = false;
+  for (auto& entry : store.entries)
+    if (entry.name == "order") {
+      entry.value(0, 0) = entry.value(0, 1);  // a repeated column
+      found = true;
+    }
+  ASSERT_TRUE(found) << "the permutation is not saved as 'order'";
+  flows::StateLoader loader(store, "test");
+  EXPECT_THROW(lu->visit_state(loader), flows::DataError);
 }
 
 }  // namespace

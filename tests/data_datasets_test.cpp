@@ -235,5 +235,211 @@ TEST_F(DatasetsTest, BadOptionsAreNamedByKey) {
   EXPECT_TRUE(contains(missing, "does not exist")) << missing;
 }
 
+// --- context_columns: conditional data from files ---------------------------
+
+// The ConfigError that loading `yaml` raises (context columns are resolved
+// when the file's columns are known).
+std::string load_config_error(const std::shared_ptr<Dataset>& data) {
+  try {
+    Rng rng(0);
+    data->load(rng);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no ConfigError";
+  return "";
+}
+
+TEST_F(DatasetsTest, UnconditionalDataHasNoContext) {
+  const std::string path = (dir_ / "d.csv").string();
+  write_csv(path, numbered(20, 3), {"a", "b", "c"});
+  Rng rng(0);
+  const DataSplits s = make("{type: csv, path: '" + path + "'}")->load(rng);
+  EXPECT_EQ(s.context_dim(), 0u);
+  EXPECT_TRUE(s.context_columns.empty());
+  EXPECT_EQ(s.train_context.size(), 0u);
+  EXPECT_EQ(s.val_context.size(), 0u);
+  EXPECT_EQ(s.test_context.size(), 0u);
+  const DataSplits m = make("{type: moons, n_train: 10, n_val: 2, n_test: 2}")->load(rng);
+  EXPECT_EQ(m.context_dim(), 0u);
+  EXPECT_EQ(m.train_context.size(), 0u);
+}
+
+// Context columns by name leave the other columns as x, in file order, and
+// every split keeps each x row with its own context row.
+TEST_F(DatasetsTest, CsvContextColumnsByNameSplitEveryRow) {
+  const std::string path = (dir_ / "d.csv").string();
+  write_csv(path, numbered(50, 4), {"a", "b", "c", "d"});
+  Rng rng(2);
+  const DataSplits s =
+      make("{type: csv, path: '" + path + "', context_columns: [d, b]}")->load(rng);
+  EXPECT_EQ(s.columns, (std::vector<std::string>{"a", "c"}));
+  EXPECT_EQ(s.context_columns, (std::vector<std::string>{"d", "b"}));
+  EXPECT_EQ(s.context_dim(), 2u);
+  EXPECT_EQ(s.train.shape(0) + s.val.shape(0) + s.test.shape(0), 50u);
+  for (auto [x, c] : {std::pair{&s.train, &s.train_context},
+                      {&s.val, &s.val_context},
+                      {&s.test, &s.test_context}}) {
+    ASSERT_EQ(x->shape(1), 2u);
+    ASSERT_EQ(c->shape(1), 2u);
+    ASSERT_EQ(c->shape(0), x->shape(0));
+    for (Index i = 0; i < x->shape(0); ++i) {
+      const Real row = (*x)(i, 0) / 10;  // numbered: entry (i, j) = 10 i + j
+      EXPECT_EQ((*x)(i, 1), 10 * row + 2);
+      EXPECT_EQ((*c)(i, 0), 10 * row + 3);
+      EXPECT_EQ((*c)(i, 1), 10 * row + 1);
+    }
+  }
+}
+
+// Indices count from 0; unnamed columns are then named by position, the
+// context ones and the x ones alike.
+TEST_F(DatasetsTest, NpyAndHeaderlessCsvTakeContextColumnsByIndex) {
+  const std::string npy = (dir_ / "d.npy").string();
+  write_npy(npy, numbered(30, 4));
+  Rng rng(0);
+  const DataSplits n =
+      make("{type: npy, path: '" + npy + "', shuffle: false, context_columns: [3, 0]}")->load(rng);
+  EXPECT_EQ(n.columns, (std::vector<std::string>{"x1", "x2"}));
+  EXPECT_EQ(n.context_columns, (std::vector<std::string>{"x3", "x0"}));
+  EXPECT_EQ(n.train(0, 0), 1.0);
+  EXPECT_EQ(n.train(0, 1), 2.0);
+  EXPECT_EQ(n.train_context(0, 0), 3.0);
+  EXPECT_EQ(n.train_context(0, 1), 0.0);
+  EXPECT_EQ(n.train_context(5, 0), 53.0);
+
+  const std::string csv = (dir_ / "d.csv").string();
+  write_csv(csv, numbered(30, 3));
+  const DataSplits c =
+      make("{type: csv, path: '" + csv + "', shuffle: false, context_columns: [x1]}")->load(rng);
+  EXPECT_EQ(c.columns, (std::vector<std::string>{"x0", "x2"}));
+  EXPECT_EQ(c.context_columns, (std::vector<std::string>{"x1"}));
+  EXPECT_EQ(c.train_context(2, 0), 21.0);
+
+  // A CSV with a header takes an index too (a digit string that is not a name).
+  write_csv(csv, numbered(30, 3), {"p", "q", "r"});
+  const DataSplits h =
+      make("{type: csv, path: '" + csv + "', shuffle: false, context_columns: [2]}")->load(rng);
+  EXPECT_EQ(h.context_columns, (std::vector<std::string>{"r"}));
+  EXPECT_EQ(h.columns, (std::vector<std::string>{"p", "q"}));
+}
+
+TEST_F(DatasetsTest, SplitFilesTakeTheSameContextColumns) {
+  write_csv((dir_ / "train.csv").string(), numbered(12, 3), {"a", "b", "c"});
+  write_csv((dir_ / "val.csv").string(), numbered(4, 3), {"a", "b", "c"});
+  write_csv((dir_ / "test.csv").string(), numbered(5, 3), {"a", "b", "c"});
+  const std::string yaml = (dir_ / "p.yaml").string();
+  Rng rng(0);
+  const DataSplits s =
+      make("{type: csv, train: train.csv, val: val.csv, test: test.csv, context_columns: [a]}",
+           yaml)
+          ->load(rng);
+  EXPECT_EQ(s.columns, (std::vector<std::string>{"b", "c"}));
+  EXPECT_EQ(s.context_columns, (std::vector<std::string>{"a"}));
+  EXPECT_EQ(s.val_context.shape(0), 4u);
+  EXPECT_EQ(s.test_context(4, 0), 40.0);
+  EXPECT_EQ(s.test(4, 1), 42.0);
+}
+
+TEST_F(DatasetsTest, BadContextColumnsNameTheKeyAndTheColumnsAvailable) {
+  const std::string csv = (dir_ / "d.csv").string();
+  write_csv(csv, numbered(20, 3), {"a", "b", "c"});
+  const std::string base = "{type: csv, path: '" + csv + "', context_columns: ";
+
+  const std::string missing = load_config_error(make(base + "[a, z]}"));
+  EXPECT_TRUE(contains(missing, "context_columns")) << missing;
+  EXPECT_TRUE(contains(missing, "no column 'z'")) << missing;
+  EXPECT_TRUE(contains(missing, "a (0), b (1), c (2)")) << missing;
+
+  const std::string twice = load_config_error(make(base + "[b, 1]}"));
+  EXPECT_TRUE(contains(twice, "context_columns")) << twice;
+  EXPECT_TRUE(contains(twice, "'b' (1) is listed twice")) << twice;
+
+  const std::string range = load_config_error(make(base + "[3]}"));
+  EXPECT_TRUE(contains(range, "index 3 is out of range")) << range;
+  EXPECT_TRUE(contains(range, "has 3 columns")) << range;
+
+  const std::string all = load_config_error(make(base + "[a, b, c]}"));
+  EXPECT_TRUE(contains(all, "no x")) << all;
+
+  EXPECT_TRUE(contains(config_error(base + "[]}"), "context_columns"));
+
+  const std::string npy = (dir_ / "d.npy").string();
+  write_npy(npy, numbered(20, 3));
+  const std::string named = config_error("{type: npy, path: '" + npy + "', context_columns: [a]}");
+  EXPECT_TRUE(contains(named, "context_columns")) << named;
+  EXPECT_TRUE(contains(named, "0-based indices")) << named;
+  const std::string npy_range =
+      load_config_error(make("{type: npy, path: '" + npy + "', context_columns: [7]}"));
+  EXPECT_TRUE(contains(npy_range, "x0 (0), x1 (1), x2 (2)")) << npy_range;
+}
+
+// The message names the key in the YAML file, with its line.
+TEST_F(DatasetsTest, AContextColumnErrorNamesTheYamlLine) {
+  write_csv((dir_ / "d.csv").string(), numbered(20, 2), {"a", "b"});
+  const std::string yaml_path = (dir_ / "pipeline.yaml").string();
+  std::ofstream(yaml_path) << "data:\n  type: csv\n  path: d.csv\n  context_columns: [nope]\n";
+  ConfigNode root = ConfigNode::load_file(yaml_path);
+  ConfigNode node = root.child("data");
+  auto data = registry_.make<Dataset>(node, BuildContext{});
+  const std::string what = load_config_error(data);
+  EXPECT_TRUE(contains(what, yaml_path + ":4:")) << what;
+  EXPECT_TRUE(contains(what, "data.context_columns: no column 'nope'")) << what;
+}
+
+// --- the conditional toys ---------------------------------------------------
+
+TEST_F(DatasetsTest, ConditionalToysAreRegisteredWithTheirColumns) {
+  for (const auto& name : conditional_toy_names())
+    EXPECT_TRUE(registry_.contains(Kind::dataset, name)) << name;
+  Rng rng(0);
+  const DataSplits g =
+      make("{type: conditional_gaussian, n_train: 40, n_val: 5, n_test: 6, context_dim: 3}")
+          ->load(rng);
+  EXPECT_EQ(g.columns, (std::vector<std::string>{"x1", "x2"}));
+  EXPECT_EQ(g.context_columns, (std::vector<std::string>{"c1", "c2", "c3"}));
+  EXPECT_EQ(g.train.shape(0), 40u);
+  EXPECT_EQ(g.train_context.shape(0), 40u);
+  EXPECT_EQ(g.train_context.shape(1), 3u);
+  EXPECT_EQ(g.test_context.shape(0), 6u);
+  EXPECT_EQ(g.val.shape(0), 5u);
+
+  const DataSplits l =
+      make("{type: linear_gaussian, n_train: 30, theta_dim: 3, obs_dim: 4, obs_noise: 0.2}")
+          ->load(rng);
+  EXPECT_EQ(l.columns, (std::vector<std::string>{"theta1", "theta2", "theta3"}));
+  EXPECT_EQ(l.context_columns, (std::vector<std::string>{"xobs1", "xobs2", "xobs3", "xobs4"}));
+  EXPECT_EQ(l.train.shape(1), 3u);
+  EXPECT_EQ(l.train_context.shape(1), 4u);
+  EXPECT_EQ(l.val.shape(0), 2000u);  // the toys' default sizes
+
+  // Default context_dim is 1.
+  EXPECT_EQ(make("{type: conditional_gaussian, n_train: 5}")->load(rng).context_dim(), 1u);
+}
+
+TEST_F(DatasetsTest, ConditionalToysAreSeededLikeTheOtherToys) {
+  auto unseeded = make("{type: conditional_gaussian, n_train: 20, n_val: 20, n_test: 20}");
+  Rng a(1), b(1), c(2);
+  const DataSplits sa = unseeded->load(a);
+  const DataSplits sb = unseeded->load(b);
+  EXPECT_EQ(sa.train, sb.train);
+  EXPECT_EQ(sa.train_context, sb.train_context);
+  EXPECT_NE(sa.train, unseeded->load(c).train);
+  EXPECT_NE(sa.train_context, sa.val_context);
+  auto seeded = make("{type: linear_gaussian, n_train: 20, seed: 4}");
+  Rng d(1), e(2);
+  EXPECT_EQ(seeded->load(d).train_context, seeded->load(e).train_context);
+}
+
+TEST_F(DatasetsTest, ConditionalToyOptionsAreChecked) {
+  EXPECT_TRUE(
+      contains(config_error("{type: conditional_gaussian, context_dim: 0}"), "context_dim"));
+  EXPECT_TRUE(contains(config_error("{type: conditional_gaussian, theta_dim: 2}"), "theta_dim"));
+  EXPECT_TRUE(contains(config_error("{type: linear_gaussian, obs_noise: 0}"), "obs_noise"));
+  EXPECT_TRUE(contains(config_error("{type: linear_gaussian, obs_dim: 0}"), "obs_dim"));
+  EXPECT_TRUE(contains(config_error("{type: linear_gaussian, context_dim: 2}"), "context_dim"));
+  EXPECT_TRUE(contains(config_error("{type: linear_gaussian, n_train: 0}"), "n_train"));
+}
+
 }  // namespace
 }  // namespace flows

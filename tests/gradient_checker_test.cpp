@@ -210,36 +210,104 @@ TEST(GradientChecker, NumericalJacobianOfALinearMapIsItsMatrix) {
 class ScaleBijector : public flows::Bijector {
  public:
   ScaleBijector(Index dim, bool forget_logdet)
-      : log_scale_("log_scale", Matrix({1, dim}, 0.2)), forget_logdet_(forget_logdet) {
+      : Bijector("scale", dim),
+        log_scale_("log_scale", Matrix({1, dim}, 0.2)),
+        forget_logdet_(forget_logdet) {
     for (Index j = 0; j < dim; ++j) log_scale_.value(0, j) = 0.1 * static_cast<Real>(j) - 0.2;
   }
-  Index dim() const override { return log_scale_.value.shape(1); }
-  flows::Transformed forward(const Matrix& x, const Matrix&) const override {
+  flows::ParameterList parameters() override { return {&log_scale_}; }
+
+ private:
+  flows::Transformed forward_impl(const Matrix& x, const Matrix&) const override {
     Matrix z = x * xt::exp(log_scale_.value);
     return {z, Vector(xt::ones<Real>({x.shape(0)}) * xt::sum(log_scale_.value)())};
   }
-  flows::Transformed inverse(const Matrix& z, const Matrix&) const override {
+  flows::Transformed inverse_impl(const Matrix& z, const Matrix&) const override {
     Matrix x = z * xt::exp(-log_scale_.value);
     return {x, Vector(xt::ones<Real>({z.shape(0)}) * -xt::sum(log_scale_.value)())};
   }
-  void forward_train(const Matrix& x, const Matrix& context, Matrix& z, Vector& logdet) override {
-    auto t = forward(x, context);
+  void forward_train_impl(const Matrix& x, const Matrix& context, Matrix& z,
+                          Vector& logdet) override {
+    auto t = forward_impl(x, context);
     z = t.value;
     logdet = t.logdet;
     z_ = z;
   }
-  void backward(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x) override {
+  void backward_impl(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x,
+                     Matrix*) override {
     grad_x = grad_z * xt::exp(log_scale_.value);
     for (Index j = 0; j < dim(); ++j)
       for (Index i = 0; i < grad_z.shape(0); ++i)
         log_scale_.grad(0, j) += grad_z(i, j) * z_(i, j) + (forget_logdet_ ? 0.0 : grad_logdet(i));
   }
-  flows::ParameterList parameters() override { return {&log_scale_}; }
 
- private:
   Parameter log_scale_;
   bool forget_logdet_;
   Matrix z_;
+};
+
+// A conditional bijector, z = x ⊙ exp(c A) with A learnable (k x d):
+// logdet = Σ_j (c A)_j, dL/dc = (g ⊙ z + γ) Aᵀ. `mistake` breaks the context
+// gradient on purpose.
+enum class ContextMistake { none, overwrites, wrong_sign };
+
+class ContextScaleBijector : public flows::Bijector {
+ public:
+  ContextScaleBijector(Index dim, Index context_dim, ContextMistake mistake)
+      : Bijector("context_scale", dim, context_dim), mistake_(mistake) {
+    flows::Rng rng(8);
+    a_ = Parameter("a", rng.normal(context_dim, dim) * 0.4);
+  }
+  flows::ParameterList parameters() override { return {&a_}; }
+
+ private:
+  // s = c A, one row per sample.
+  Matrix log_scale(const Matrix& c) const {
+    Matrix s = xt::zeros<Real>({c.shape(0), dim()});
+    for (Index i = 0; i < c.shape(0); ++i)
+      for (Index j = 0; j < dim(); ++j)
+        for (Index k = 0; k < context_dim(); ++k) s(i, j) += c(i, k) * a_.value(k, j);
+    return s;
+  }
+  flows::Transformed forward_impl(const Matrix& x, const Matrix& c) const override {
+    const Matrix s = log_scale(c);
+    return {Matrix(x * xt::exp(s)), Vector(xt::sum(s, {1}))};
+  }
+  flows::Transformed inverse_impl(const Matrix& z, const Matrix& c) const override {
+    const Matrix s = log_scale(c);
+    return {Matrix(z * xt::exp(-s)), Vector(-xt::sum(s, {1}))};
+  }
+  void forward_train_impl(const Matrix& x, const Matrix& c, Matrix& z, Vector& logdet) override {
+    auto t = forward_impl(x, c);
+    z = t.value;
+    logdet = t.logdet;
+    z_ = z;
+    s_ = log_scale(c);
+    c_ = c;
+  }
+  void backward_impl(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x,
+                     Matrix* grad_context) override {
+    grad_x = grad_z * xt::exp(s_);
+    const Index n = grad_z.shape(0);
+    // dL/ds_ij = g_ij z_ij + γ_i.
+    Matrix grad_s({n, dim()});
+    for (Index i = 0; i < n; ++i)
+      for (Index j = 0; j < dim(); ++j) grad_s(i, j) = grad_z(i, j) * z_(i, j) + grad_logdet(i);
+    for (Index k = 0; k < context_dim(); ++k)
+      for (Index j = 0; j < dim(); ++j)
+        for (Index i = 0; i < n; ++i) a_.grad(k, j) += c_(i, k) * grad_s(i, j);
+    if (!grad_context) return;
+    if (mistake_ == ContextMistake::overwrites) grad_context->fill(0);
+    const Real sign = mistake_ == ContextMistake::wrong_sign ? -1 : 1;
+    for (Index i = 0; i < n; ++i)
+      for (Index k = 0; k < context_dim(); ++k)
+        for (Index j = 0; j < dim(); ++j)
+          (*grad_context)(i, k) += sign * grad_s(i, j) * a_.value(k, j);
+  }
+
+  ContextMistake mistake_;
+  Parameter a_;
+  Matrix z_, s_, c_;
 };
 
 TEST(GradientChecker, BijectorCheckPassesOnACorrectBijector) {
@@ -253,6 +321,49 @@ TEST(GradientChecker, BijectorCheckCatchesAMissingLogDetGradient) {
   const auto result = check_bijector_gradients(bijector, random_input(6, 3, 4));
   EXPECT_FALSE(result.ok) << result.report;
   EXPECT_EQ(result.worst_entry.rfind("param 'log_scale'", 0), 0u) << result.report;
+}
+
+// The checker on a ContextScaleBijector of dim d and context width k.
+flows::testing::GradientCheckResult check_context_scale(ContextMistake mistake, Index d, Index k) {
+  ContextScaleBijector bijector(d, k, mistake);
+  return check_bijector_gradients(bijector, random_input(5, d, 4), random_input(5, k, 5));
+}
+
+TEST(GradientChecker, BijectorCheckCoversTheContextOfAConditionalBijector) {
+  const auto result = check_context_scale(ContextMistake::none, 3, 2);
+  EXPECT_TRUE(result.ok) << result.report;
+  EXPECT_NE(result.report.find("context"), std::string::npos) << result.report;
+  EXPECT_NE(result.report.find("[5 x 2]"), std::string::npos) << result.report;
+}
+
+TEST(GradientChecker, BijectorCheckCatchesAWrongContextGradient) {
+  const auto result = check_context_scale(ContextMistake::wrong_sign, 3, 2);
+  EXPECT_FALSE(result.ok) << result.report;
+  EXPECT_EQ(result.worst_entry.rfind("context[", 0), 0u) << result.report;
+}
+
+// backward must add dL/dc to grad_context; one that overwrites it fails.
+TEST(GradientChecker, BijectorCheckCatchesAnOverwrittenContextGradient) {
+  const auto result = check_context_scale(ContextMistake::overwrites, 2, 3);
+  EXPECT_FALSE(result.ok) << result.report;
+  EXPECT_EQ(result.worst_entry.rfind("context[", 0), 0u) << result.report;
+}
+
+TEST(GradientChecker, BijectorCheckWithAContextOfTheWrongShapeIsAnError) {
+  ContextScaleBijector bijector(3, 2, ContextMistake::none);
+  EXPECT_THROW(check_bijector_gradients(bijector, random_input(5, 3, 4), random_input(5, 3, 5)),
+               flows::Error);
+  EXPECT_THROW(check_bijector_gradients(bijector, random_input(5, 3, 4), random_input(4, 2, 5)),
+               flows::Error);
+}
+
+// An unconditional bijector given a context: only x and θ are checked.
+TEST(GradientChecker, BijectorCheckIgnoresAContextAnUnconditionalBijectorIgnores) {
+  ScaleBijector bijector(3, false);
+  const auto result =
+      check_bijector_gradients(bijector, random_input(6, 3, 4), random_input(6, 2, 5));
+  EXPECT_TRUE(result.ok) << result.report;
+  EXPECT_EQ(result.report.find("context"), std::string::npos) << result.report;
 }
 
 }  // namespace

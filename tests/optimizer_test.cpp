@@ -11,7 +11,7 @@ namespace {
 
 std::shared_ptr<Optimizer> make(Registry& registry, const std::string& yaml) {
   ConfigNode node = ConfigNode::parse(yaml, "o.yaml");
-  return registry.make<Optimizer>(node, BuildContext{1, 0, &registry});
+  return registry.make<Optimizer>(node, BuildContext{1, 0, 0, &registry});
 }
 
 // Minimizes Σ (w - target)² with the given optimizer; returns the final w.

@@ -13,7 +13,7 @@ namespace {
 std::string config_error(Registry& registry, const std::string& yaml) {
   ConfigNode node = ConfigNode::parse(yaml, "r.yaml");
   try {
-    registry.make<Optimizer>(node, BuildContext{2, 0, &registry});
+    registry.make<Optimizer>(node, BuildContext{2, 0, 0, &registry});
   } catch (const ConfigError& e) {
     return e.what();
   }
@@ -25,11 +25,23 @@ TEST(Registry, BuiltinsAreRegisteredUnderEveryKind) {
   register_builtins(registry);
   EXPECT_TRUE(registry.contains(Kind::distribution, "standard_normal"));
   EXPECT_TRUE(registry.contains(Kind::distribution, "diagonal_normal"));
+  EXPECT_TRUE(registry.contains(Kind::distribution, "conditional_diagonal_normal"));
+  EXPECT_TRUE(registry.contains(Kind::transformer, "affine"));
   EXPECT_TRUE(registry.contains(Kind::optimizer, "adam"));
   EXPECT_TRUE(registry.contains(Kind::optimizer, "sgd"));
   EXPECT_TRUE(registry.contains(Kind::trainer, "mle"));
   EXPECT_TRUE(registry.contains(Kind::dataset, "moons"));
   EXPECT_FALSE(registry.contains(Kind::bijector, "adam"));
+}
+
+TEST(Registry, BijectorsAndDistributionsNeedADataDimension) {
+  Registry registry;
+  register_builtins(registry);
+  ConfigNode base = ConfigNode::parse("{type: standard_normal}", "r.yaml");
+  EXPECT_THROW(registry.make<BaseDistribution>(base, BuildContext{0, 0, 0, &registry}),
+               ConfigError);
+  ConfigNode flow = ConfigNode::parse("{type: coupling, transformer: {type: affine}}", "r.yaml");
+  EXPECT_THROW(registry.make<Bijector>(flow, BuildContext{0, 0, 0, &registry}), ConfigError);
 }
 
 TEST(Registry, UnknownNameListsAvailableAndClosest) {
@@ -91,7 +103,7 @@ TEST(PluginLoader, ObjectsKeepTheirLibraryLoaded) {
     Registry registry;
     load_plugin(FLOWS_TEST_PLUGIN_GOOD, registry);
     ConfigNode node = ConfigNode::parse("{type: test_noop}", "t.yaml");
-    optimizer = registry.make<Optimizer>(node, BuildContext{1, 0, &registry});
+    optimizer = registry.make<Optimizer>(node, BuildContext{1, 0, 0, &registry});
   }
   // The registry (and its handle on the library) is gone; the object's code must still be mapped.
   EXPECT_EQ(optimizer->learning_rate(), 0.0);
@@ -178,7 +190,7 @@ TEST(PluginLoader, AFactoryThatThrowsIsNamedWithItsPlugin) {
   load_plugin(FLOWS_TEST_PLUGIN_THROWING, registry);
   try {
     ConfigNode node = ConfigNode::parse("{type: always_throws}", "t.yaml");
-    registry.make<Optimizer>(node, BuildContext{1, 0, &registry});
+    registry.make<Optimizer>(node, BuildContext{1, 0, 0, &registry});
     FAIL();
   } catch (const PluginError& e) {
     const std::string msg = e.what();

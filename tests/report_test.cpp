@@ -9,7 +9,11 @@
 #include <string>
 #include <vector>
 
+#include "flows/bijector.hpp"
+#include "flows/context_encoder.hpp"
 #include "flows/data/toys.hpp"
+#include "flows/flow.hpp"
+#include "flows/normal.hpp"
 #include "flows/rng.hpp"
 #include "report.hpp"
 #include "svg_plot.hpp"
@@ -373,6 +377,286 @@ TEST(SvgPlot, FormatsCoordinatesWithOneDecimal) {
   EXPECT_EQ(flows::app::format_tick(0.30000000000000004, 0.1), "0.3");
   EXPECT_EQ(flows::app::format_tick(-2, 1), "\u22122");
   EXPECT_EQ(flows::app::format_tick(1500, 500), "1500");
+}
+
+// ---------------------------------------------------------------------------
+// Conditional models: x | c ~ N((c1, -c1), 0.3² I), c2 does nothing.
+
+constexpr double kCondStd = 0.3;
+
+Vector conditional_log_prob(const Matrix& x, const Matrix& context_row) {
+  Vector out = xt::empty<Real>({x.shape(0)});
+  const double c = context_row(0, 0);
+  for (Index i = 0; i < x.shape(0); ++i) {
+    const double a = (x(i, 0) - c) / kCondStd, b = (x(i, 1) + c) / kCondStd;
+    out(i) = -0.5 * (a * a + b * b) - std::log(2 * M_PI * kCondStd * kCondStd);
+  }
+  return out;
+}
+
+Matrix conditional_sample(Index n, const Matrix& context_row, flows::Rng& rng) {
+  Matrix x = rng.normal(n, 2) * kCondStd;
+  for (Index i = 0; i < n; ++i) {
+    x(i, 0) += context_row(0, 0);
+    x(i, 1) -= context_row(0, 0);
+  }
+  return x;
+}
+
+// 1001 held-out rows: c1 = 0, 0.001, ..., 1 (in a shuffled order), c2 =
+// 5 + c1; x drawn from the model at each row's context.
+ReportInputs conditional_inputs() {
+  ReportInputs in;
+  in.title = "conditional";
+  in.columns = {"x1", "x2"};
+  in.context_columns = {"c1", "c2"};
+  const Index n = 1001;
+  in.context = xt::empty<Real>({n, Index{2}});
+  for (Index i = 0; i < n; ++i) {
+    in.context(i, 0) = static_cast<double>((i * 337) % n) / 1000.0;
+    in.context(i, 1) = 5 + in.context(i, 0);
+  }
+  flows::Rng rng(11);
+  in.data = xt::empty<Real>({n, Index{2}});
+  for (Index i = 0; i < n; ++i) {
+    const Matrix row = xt::view(in.context, xt::range(i, i + 1), xt::all());
+    xt::row(in.data, i) = xt::row(conditional_sample(1, row, rng), 0);
+  }
+  in.samples = in.data + 0.01;
+  in.log_prob_given = conditional_log_prob;
+  in.sample_given = conditional_sample;
+  return in;
+}
+
+TEST(ReportContext, ValuesAreTheQuantilesOfTheFirstColumnAndTheOthersMedians) {
+  const ReportInputs in = conditional_inputs();
+  const auto values = flows::app::report_context_values(in.context, in.context_columns);
+  ASSERT_EQ(values.size(), 3u);
+  // Order statistics 100, 500 and 900 of the sorted 0, 0.001, ..., 1.
+  const double want[3] = {0.1, 0.5, 0.9};
+  for (int k = 0; k < 3; ++k) {
+    ASSERT_EQ(values[k].row.shape(0), 1u);
+    ASSERT_EQ(values[k].row.shape(1), 2u);
+    EXPECT_NEAR(values[k].row(0, 0), want[k], 1e-12) << k;
+    EXPECT_NEAR(values[k].row(0, 1), 5.5, 1e-12) << k;
+  }
+  EXPECT_EQ(values[0].label, "c1 = 0.1 (10% quantile); c2 = 5.5 (its median)");
+  EXPECT_EQ(values[1].label, "c1 = 0.5 (median); c2 = 5.5 (its median)");
+  EXPECT_EQ(values[2].label, "c1 = 0.9 (90% quantile); c2 = 5.5 (its median)");
+  // Between order statistics: linear interpolation (definition 7 of Hyndman & Fan).
+  const Matrix four = {{0}, {1}, {2}, {10}};
+  const Matrix negative = -four;
+  EXPECT_EQ(flows::app::report_context_values(negative, {"c"})[0].label,
+            "c = \u22127.6 (10% quantile)");
+  EXPECT_NEAR(flows::app::report_context_values(four, {"c"})[0].row(0, 0), 0.3, 1e-12);
+  EXPECT_NEAR(flows::app::report_context_values(four, {"c"})[1].row(0, 0), 1.5, 1e-12);
+  EXPECT_NEAR(flows::app::report_context_values(four, {"c"})[2].row(0, 0), 7.6, 1e-12);
+
+  // One column: no others in the label; six: three named, the rest counted.
+  Matrix one = xt::view(in.context, xt::all(), xt::range(0, 1));
+  EXPECT_EQ(flows::app::report_context_values(one, {"c"})[0].label, "c = 0.1 (10% quantile)");
+  Matrix six = xt::zeros<Real>({Index{4}, Index{6}});
+  for (Index i = 0; i < 4; ++i) six(i, 0) = static_cast<double>(i);
+  EXPECT_EQ(flows::app::report_context_values(six, {"a", "b", "c", "d", "e", "f"})[2].label,
+            "a = 2.7 (90% quantile); b = 0, c = 0, d = 0 and 2 more (their medians)");
+  EXPECT_TRUE(flows::app::report_context_values(xt::empty<Real>({Index{3}, Index{0}}), {}).empty());
+  // A NaN is skipped; a column of NaNs gives NaN.
+  Matrix with_nan = xt::view(six, xt::all(), xt::range(0, 2));
+  with_nan(0, 0) = kNaN;
+  for (Index i = 0; i < 4; ++i) with_nan(i, 1) = kNaN;
+  const auto v = flows::app::report_context_values(with_nan, {"a", "b"});
+  EXPECT_DOUBLE_EQ(v[1].row(0, 0), 2.0);  // the median of 1, 2, 3
+  EXPECT_TRUE(std::isnan(v[1].row(0, 1)));
+}
+
+TEST(ReportContext, NearestRowsAreTheClosestInStandardDeviations) {
+  // c2's units are 1000 times c1's: by raw distance to (0, 100) the order
+  // would be rows 0, 1, 4, 5; in standard deviations (0.476 and 449) it is
+  // 0 (0.05), 5 (1.28), 4 (1.90), 2 (4.02), 1 (4.46), 3 (8.43).
+  const Matrix context = {{0, 0}, {1, 0}, {0, 1000}, {1, 1000}, {0.5, 500}, {0.1, 600}};
+  Matrix data = xt::zeros<Real>({Index{6}, Index{2}});
+  for (Index i = 0; i < 6; ++i) data(i, 0) = static_cast<double>(i);
+  const Matrix row = {{0, 100}};
+  const Matrix near = flows::app::nearest_context_rows(data, context, row, 4);
+  ASSERT_EQ(near.shape(0), 4u);
+  ASSERT_EQ(near.shape(1), 2u);
+  const double want[4] = {0, 5, 4, 2};
+  for (Index r = 0; r < 4; ++r) EXPECT_EQ(near(r, 0), want[r]) << r;
+  EXPECT_EQ(flows::app::nearest_context_rows(data, context, row, 100).shape(0), 6u);
+}
+
+TEST(Report, ConditionalTwoDimensionalDrawsAtThreeContexts) {
+  ReportInputs in = conditional_inputs();
+  in.seed = 4;
+  std::vector<Matrix> sampled_at, density_at;
+  std::vector<Index> grid_rows;
+  in.sample_given = [&](Index n, const Matrix& c, flows::Rng& rng) {
+    sampled_at.push_back(c);
+    return conditional_sample(n, c, rng);
+  };
+  in.log_prob_given = [&](const Matrix& x, const Matrix& c) {
+    density_at.push_back(c);
+    grid_rows.push_back(x.shape(0));
+    return conditional_log_prob(x, c);
+  };
+  const std::string html = render_report(in);
+  expect_well_formed(html);
+  EXPECT_TRUE(contains(html, "2 dimensions \u00b7 2 context columns \u00b7 1001 held-out rows"));
+  EXPECT_TRUE(contains(html, "<h2>At three context values</h2>"));
+  EXPECT_TRUE(contains(html, "At c1 = 0.1 (10% quantile); c2 = 5.5 (its median)</h3>"));
+  EXPECT_TRUE(contains(html, "At c1 = 0.5 (median); c2 = 5.5 (its median)</h3>"));
+  EXPECT_TRUE(contains(html, "At c1 = 0.9 (90% quantile); c2 = 5.5 (its median)</h3>"));
+  EXPECT_EQ(count(html, ">Held-out, 100 nearest</text>"), 3u);
+  EXPECT_EQ(count(html, ">Samples at c (1000)</text>"), 3u);
+  EXPECT_EQ(count(html, ">Density p(x | c)</text>"), 3u);
+  EXPECT_EQ(count(html, ">density</text>"), 3u);  // a colour bar each, no unconditional one
+  EXPECT_FALSE(contains(html, "Learned density"));
+  EXPECT_TRUE(contains(html, "drawn at the held-out rows\u2019 contexts"));
+  // Each function once per context value, at that value, on the whole grid.
+  ASSERT_EQ(sampled_at.size(), 3u);
+  ASSERT_EQ(density_at.size(), 3u);
+  const double want[3] = {0.1, 0.5, 0.9};
+  for (int k = 0; k < 3; ++k) {
+    EXPECT_NEAR(sampled_at[k](0, 0), want[k], 1e-12);
+    EXPECT_NEAR(density_at[k](0, 0), want[k], 1e-12);
+    EXPECT_NEAR(density_at[k](0, 1), 5.5, 1e-12);
+    EXPECT_EQ(grid_rows[k], 80u * 80u);
+  }
+  // The same seed draws the same page; another seed other samples.
+  in.sample_given = conditional_sample;
+  in.log_prob_given = conditional_log_prob;
+  const std::string again = render_report(in);
+  EXPECT_EQ(render_report(in), again);
+  in.seed = 5;
+  EXPECT_NE(render_report(in), again);
+}
+
+TEST(Report, ConditionalModelFunctionsThatFailBecomeNotes) {
+  ReportInputs in = conditional_inputs();
+  in.sample_given = [](Index, const Matrix&, flows::Rng&) -> Matrix {
+    throw std::runtime_error("no <samples>");
+  };
+  in.log_prob_given = [](const Matrix&, const Matrix&) {
+    return Vector(xt::zeros<Real>({std::size_t{2}}));
+  };
+  std::string html = render_report(in);
+  expect_well_formed(html);
+  EXPECT_EQ(count(html, "the samples could not be drawn: no &lt;samples&gt;"), 3u);
+  EXPECT_EQ(count(html, "log_prob gave 2 values for 6400 points"), 3u);
+  EXPECT_EQ(count(html, ">Held-out, 100 nearest</text>"), 3u);  // the data is still shown
+
+  in.sample_given = [](Index n, const Matrix&, flows::Rng& rng) { return rng.normal(n, 3); };
+  html = render_report(in);
+  EXPECT_EQ(count(html, "sampling gave [1000 x 3] for 1000 samples of 2 columns"), 3u);
+}
+
+TEST(Report, ConditionalWithoutUsableContextSaysWhy) {
+  ReportInputs in = conditional_inputs();
+  in.context = xt::empty<Real>({std::size_t{0}, std::size_t{2}});
+  std::string html = render_report(in);
+  expect_well_formed(html);
+  EXPECT_TRUE(contains(html, "No held-out context rows with the 2 context columns (c1, c2)"));
+  EXPECT_FALSE(contains(html, "Density p(x | c)"));
+
+  // Context rows that do not match the data rows: the values are still drawn at, without data.
+  in = conditional_inputs();
+  in.context = xt::view(in.context, xt::range(0, 500), xt::all());
+  html = render_report(in);
+  expect_well_formed(html);
+  EXPECT_TRUE(contains(html, "The context has 500 rows but the data 1001"));
+  EXPECT_EQ(count(html, ">Samples at c (1000)</text>"), 3u);
+  EXPECT_FALSE(contains(html, "nearest</text>"));
+
+  // x of another dimension: a note, no plots at context values.
+  flows::Rng rng(2);
+  in = conditional_inputs();
+  in.data = rng.normal(1001, 3);
+  in.samples = rng.normal(1001, 3);
+  html = render_report(in);
+  expect_well_formed(html);
+  EXPECT_TRUE(contains(html, "drawn for 2-D x only; this model has 3 dimensions."));
+  EXPECT_FALSE(contains(html, "Samples at c"));
+}
+
+TEST(Report, UnconditionalReportHasNoContextSection) {
+  const std::string html = render_report(two_d_inputs());
+  EXPECT_FALSE(contains(html, "context"));
+  EXPECT_FALSE(contains(html, "At three context values"));
+}
+
+// A conditional bijector for the tests: z = x − c (every column shifted by
+// the one context column), log|det| = 0.
+class ShiftByContext : public flows::Bijector {
+ public:
+  explicit ShiftByContext(Index dim) : Bijector("shift_by_context", dim, 1) {}
+  flows::ParameterList parameters() override { return {}; }
+
+ private:
+  flows::Transformed shift(const Matrix& x, const Matrix& context, double sign) const {
+    flows::Transformed t{x, xt::zeros<Real>({x.shape(0)})};
+    for (Index i = 0; i < x.shape(0); ++i)
+      for (Index j = 0; j < x.shape(1); ++j) t.value(i, j) += sign * context(i, 0);
+    return t;
+  }
+  flows::Transformed forward_impl(const Matrix& x, const Matrix& c) const override {
+    return shift(x, c, -1);
+  }
+  flows::Transformed inverse_impl(const Matrix& z, const Matrix& c) const override {
+    return shift(z, c, +1);
+  }
+  void forward_train_impl(const Matrix& x, const Matrix& c, Matrix& z, Vector& logdet) override {
+    flows::Transformed t = shift(x, c, -1);
+    z = t.value;
+    logdet = t.logdet;
+  }
+  void backward_impl(const Matrix& grad_z, const Vector&, Matrix& grad_x,
+                     Matrix* grad_context) override {
+    grad_x = grad_z;
+    if (grad_context)
+      for (Index i = 0; i < grad_z.shape(0); ++i)
+        for (Index j = 0; j < grad_z.shape(1); ++j) (*grad_context)(i, 0) -= grad_z(i, j);
+  }
+};
+
+TEST(Report, ModelFunctionsComeFromTheFlow) {
+  flows::Rng rng(1);
+  auto encoder =
+      std::make_shared<flows::ContextEncoder>(1, flows::ContextEncoder::EmbeddingOptions{}, rng);
+  auto conditional = std::make_shared<flows::Flow>(
+      std::make_shared<flows::StandardNormal>(2),
+      std::vector<std::shared_ptr<flows::Bijector>>{std::make_shared<ShiftByContext>(2)}, encoder);
+  ReportInputs in;
+  flows::app::set_model_functions(in, conditional);
+  EXPECT_FALSE(in.log_prob);
+  ASSERT_TRUE(in.log_prob_given);
+  ASSERT_TRUE(in.sample_given);
+  // The one context row is used for every row of x: log N(x − c; 0, I).
+  Matrix x = rng.normal(5, 2);
+  Matrix c = xt::empty<Real>({Index{1}, Index{1}});
+  c(0, 0) = 3;
+  const Vector lp = in.log_prob_given(x, c);
+  ASSERT_EQ(lp.size(), 5u);
+  for (Index i = 0; i < 5; ++i) {
+    const double a = x(i, 0) - 3, b = x(i, 1) - 3;
+    EXPECT_NEAR(lp(i), -0.5 * (a * a + b * b) - std::log(2 * M_PI), 1e-12) << i;
+  }
+  flows::Rng draw(2);
+  const Matrix s = in.sample_given(4000, c, draw);
+  ASSERT_EQ(s.shape(0), 4000u);
+  ASSERT_EQ(s.shape(1), 2u);
+  for (Index j = 0; j < 2; ++j) {
+    double mean = 0;
+    for (Index i = 0; i < 4000; ++i) mean += s(i, j) / 4000;
+    EXPECT_NEAR(mean, 3.0, 0.1) << j;  // about 6 standard errors
+  }
+
+  auto unconditional = std::make_shared<flows::Flow>(
+      std::make_shared<flows::StandardNormal>(2), std::vector<std::shared_ptr<flows::Bijector>>{});
+  flows::app::set_model_functions(in, unconditional);
+  ASSERT_TRUE(in.log_prob);
+  EXPECT_FALSE(in.log_prob_given);
+  EXPECT_FALSE(in.sample_given);
+  EXPECT_NEAR(in.log_prob(xt::zeros<Real>({Index{1}, Index{2}}))(0), -std::log(2 * M_PI), 1e-12);
 }
 
 }  // namespace

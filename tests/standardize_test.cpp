@@ -6,6 +6,7 @@
 
 #include "flows/error.hpp"
 #include "flows/rng.hpp"
+#include "flows/state.hpp"
 #include "flows/testing/gradient_checker.hpp"
 
 namespace flows {
@@ -109,8 +110,9 @@ TEST(Standardize, WrongColumnCountNamesBothNumbers) {
     FAIL() << "no error";
   } catch (const DataError& e) {
     const std::string what = e.what();
+    EXPECT_NE(what.find("standardization"), std::string::npos) << what;
     EXPECT_NE(what.find("3 columns"), std::string::npos) << what;
-    EXPECT_NE(what.find("fitted on 2"), std::string::npos) << what;
+    EXPECT_NE(what.find("dimension is 2"), std::string::npos) << what;
   }
   EXPECT_THROW(s.inverse(Matrix{{1}}, Matrix()), DataError);
 }
@@ -120,6 +122,39 @@ TEST(Standardize, RejectsBadParametersAndEmptyData) {
   EXPECT_THROW(Standardize(Matrix{{0}}, Matrix{{0}}), DataError);
   EXPECT_THROW(Standardize(Matrix{{0}}, Matrix{{-1}}), DataError);
   EXPECT_THROW(Standardize::fit(Matrix({0, 2})), DataError);
+  EXPECT_THROW(Standardize(Matrix({1, 0}), Matrix({1, 0})), DataError);
+  EXPECT_THROW(Standardize(Matrix{{0}, {0}}, Matrix{{1}, {1}}), DataError);
+}
+
+TEST(Standardize, IsUnconditionalAndIgnoresAContext) {
+  const Standardize s(Matrix{{1, -1}}, Matrix{{2, 0.25}});
+  EXPECT_EQ(s.context_dim(), 0u);
+  const Matrix x = {{3, 0}, {1, 1}};
+  EXPECT_EQ(s.forward(x, Matrix{{1, 2, 3}, {4, 5, 6}}).value, s.forward(x, Matrix()).value);
+}
+
+TEST(Standardize, BackwardBeforeATrainingPassIsAnError) {
+  Standardize s(Matrix{{0, 0}}, Matrix{{1, 1}});
+  Matrix grad_x;
+  EXPECT_THROW(s.backward(Matrix{{1, 1}}, Vector{1}, grad_x), Error);
+}
+
+TEST(Standardize, LoadedStateIsCheckedBeforeItReplacesTheFit) {
+  Standardize s(Matrix{{1, 2}}, Matrix{{2, 4}});
+  TensorStore store;
+  StateSaver saver(store);
+  s.visit_state(saver);
+  ASSERT_EQ(store.entries.size(), 2u);
+  store.entries[1].value(0, 1) = -1;  // a negative scale
+  StateLoader loader(store, "model.flows");
+  EXPECT_THROW(s.visit_state(loader), DataError);
+  EXPECT_EQ(s.scale(), (Matrix{{2, 4}})) << "a rejected load changed the standardization";
+
+  store.entries[1].value(0, 1) = 8;
+  StateLoader good(store, "model.flows");
+  s.visit_state(good);
+  EXPECT_EQ(s.scale(), (Matrix{{2, 8}}));
+  EXPECT_DOUBLE_EQ(s.forward(Matrix{{1, 2}}, Matrix()).logdet(0), -(std::log(2.0) + std::log(8.0)));
 }
 
 }  // namespace

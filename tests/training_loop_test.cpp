@@ -13,7 +13,8 @@ TEST(MinibatchSampler, VisitsEveryRowOncePerEpoch) {
   Matrix data({10, 1});
   for (Index i = 0; i < 10; ++i) data(i, 0) = static_cast<Real>(i);
   Rng rng(1);
-  MinibatchSampler sampler(data, 5, rng);
+  const Matrix no_context;
+  MinibatchSampler sampler(data, no_context, 5, rng);
   std::vector<int> seen(10, 0);
   for (int b = 0; b < 2; ++b)
     for (Real v : sampler.next()) ++seen[static_cast<std::size_t>(v)];
@@ -23,8 +24,36 @@ TEST(MinibatchSampler, VisitsEveryRowOncePerEpoch) {
 TEST(MinibatchSampler, BatchNeverExceedsTheData) {
   Matrix data = xt::zeros<Real>({3, 2});
   Rng rng(1);
-  MinibatchSampler sampler(data, 100, rng);
+  const Matrix no_context;
+  MinibatchSampler sampler(data, no_context, 100, rng);
   EXPECT_EQ(sampler.next().shape(0), 3u);
+  EXPECT_EQ(sampler.context().size(), 0u);
+}
+
+// Each batch's context rows are the context of the same data rows, across
+// epochs (the permutation is shared).
+TEST(MinibatchSampler, ContextRowsStayWithTheirDataRows) {
+  Matrix data({10, 2});
+  Matrix context({10, 1});
+  for (Index i = 0; i < 10; ++i) {
+    data(i, 0) = static_cast<Real>(i);
+    data(i, 1) = -static_cast<Real>(i);
+    context(i, 0) = 100.0 + static_cast<Real>(i);
+  }
+  Rng rng(4);
+  MinibatchSampler sampler(data, context, 3, rng);
+  std::vector<int> seen(10, 0);
+  for (int b = 0; b < 10; ++b) {
+    const Matrix& batch = sampler.next();
+    const Matrix& c = sampler.context();
+    ASSERT_EQ(c.shape(0), batch.shape(0));
+    ASSERT_EQ(c.shape(1), 1u);
+    for (Index i = 0; i < batch.shape(0); ++i) {
+      EXPECT_EQ(c(i, 0), 100.0 + batch(i, 0));
+      ++seen[static_cast<std::size_t>(batch(i, 0))];
+    }
+  }
+  for (int count : seen) EXPECT_EQ(count, 3);  // 30 rows drawn: three epochs
 }
 
 // A scripted objective: each step moves w by +1; validation losses are read
@@ -35,7 +64,7 @@ struct Scripted {
   std::size_t calls = 0;
   TrainingObjective objective() {
     TrainingObjective o;
-    o.loss_and_gradient = [](const Matrix&) { return 1.0; };
+    o.loss_and_gradient = [](const Matrix&, const Matrix&) { return 1.0; };
     o.validation_loss = [this] { return val_losses.at(calls++); };
     return o;
   }
@@ -58,7 +87,7 @@ TEST(TrainingLoop, EarlyStoppingRestoresTheBestParameters) {
   Rng rng(0);
   Matrix data = xt::zeros<Real>({4, 1});
   TrainReport report =
-      run_training_loop(options, optimizer, {&s.w}, data, s.objective(), true, rng, {});
+      run_training_loop(options, optimizer, {&s.w}, data, {}, s.objective(), true, rng, {});
   EXPECT_TRUE(report.stopped_early);
   EXPECT_EQ(report.steps, 50u);  // evaluations at 10..50; three without gain after step 20
   EXPECT_EQ(report.best_step, 20u);
@@ -71,7 +100,7 @@ TEST(TrainingLoop, NonFiniteLossStopsWithANumericalError) {
   Parameter w("w", Matrix{{0.0}});
   TrainingObjective o;
   int step = 0;
-  o.loss_and_gradient = [&](const Matrix&) { return ++step < 5 ? 1.0 : NAN; };
+  o.loss_and_gradient = [&](const Matrix&, const Matrix&) { return ++step < 5 ? 1.0 : NAN; };
   o.validation_loss = [] { return 1.0; };
   TrainingOptions options;
   options.steps = 10;
@@ -80,7 +109,7 @@ TEST(TrainingLoop, NonFiniteLossStopsWithANumericalError) {
   Rng rng(0);
   Matrix data = xt::zeros<Real>({4, 1});
   try {
-    run_training_loop(options, optimizer, {&w}, data, o, true, rng, {});
+    run_training_loop(options, optimizer, {&w}, data, {}, o, true, rng, {});
     FAIL();
   } catch (const NumericalError& e) {
     EXPECT_NE(std::string(e.what()).find("step 5"), std::string::npos) << e.what();
@@ -100,8 +129,40 @@ TEST(TrainingLoop, ProgressIsReportedEveryStep) {
   std::vector<Index> steps;
   TrainerCallbacks callbacks;
   callbacks.on_progress = [&](const Progress& p) { steps.push_back(p.step); };
-  run_training_loop(options, optimizer, {&s.w}, data, s.objective(), true, rng, callbacks);
+  run_training_loop(options, optimizer, {&s.w}, data, {}, s.objective(), true, rng, callbacks);
   EXPECT_EQ(steps, (std::vector<Index>{1, 2, 3, 4, 5, 6}));
+}
+
+// The objective gets each batch with its own context rows.
+TEST(TrainingLoop, TheObjectiveSeesEachBatchWithItsContext) {
+  Parameter w("w", Matrix{{0.0}});
+  Matrix data({8, 1});
+  Matrix context({8, 2});
+  for (Index i = 0; i < 8; ++i) {
+    data(i, 0) = static_cast<Real>(i);
+    context(i, 0) = 10.0 * static_cast<Real>(i);
+    context(i, 1) = -1.0;
+  }
+  TrainingObjective o;
+  int batches = 0;
+  bool paired = true;
+  o.loss_and_gradient = [&](const Matrix& batch, const Matrix& c) {
+    ++batches;
+    paired = paired && c.shape(0) == batch.shape(0) && c.shape(1) == 2;
+    for (Index i = 0; paired && i < batch.shape(0); ++i)
+      paired = c(i, 0) == 10.0 * batch(i, 0) && c(i, 1) == -1.0;
+    return 1.0;
+  };
+  o.validation_loss = [] { return 1.0; };
+  TrainingOptions options;
+  options.steps = 6;
+  options.batch_size = 3;
+  options.eval_every = 3;
+  StepByOne optimizer;
+  Rng rng(2);
+  run_training_loop(options, optimizer, {&w}, data, context, o, true, rng, {});
+  EXPECT_EQ(batches, 6);
+  EXPECT_TRUE(paired);
 }
 
 TEST(MleTrainer, FitsAGaussianWithADiagonalNormalBase) {
@@ -119,10 +180,12 @@ TEST(MleTrainer, FitsAGaussianWithADiagonalNormalBase) {
       "{type: mle, steps: 1500, batch_size: 256, eval_every: 500, optimizer: {type: adam, lr: "
       "0.02}}",
       "t.yaml");
-  auto trainer = registry.make<Trainer>(node, BuildContext{2, 0, &registry});
+  auto trainer = registry.make<Trainer>(node, BuildContext{2, 0, 0, &registry});
   Rng rng(3);
-  Matrix no_validation = xt::zeros<Real>({0, 2});
-  TrainReport report = trainer->train(flow, data, no_validation, rng, {});
+  DataSplits splits;
+  splits.train = data;
+  splits.val = xt::zeros<Real>({0, 2});  // no validation
+  TrainReport report = trainer->train(flow, splits, rng, {});
   EXPECT_EQ(report.steps, 1500u);
   ParameterList p = flow.parameters();
   EXPECT_NEAR(p[0]->value(0, 0), 2.0, 0.05);

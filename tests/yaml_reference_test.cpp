@@ -156,8 +156,10 @@ std::string probe_value(const DocKey& doc) {
   return "x";
 }
 
+// Built for 3-dimensional data with a 2-column context, so that conditional
+// components (conditional_diagonal_normal) build too.
 void build(Registry& registry, Kind kind, ConfigNode& node) {
-  const BuildContext context{3, 7, &registry};
+  const BuildContext context{3, 2, 7, &registry};
   switch (kind) {
     case Kind::bijector:
       registry.make<Bijector>(node, context);
@@ -176,6 +178,9 @@ void build(Registry& registry, Kind kind, ConfigNode& node) {
       break;
     case Kind::dataset:
       registry.make<Dataset>(node, context);
+      break;
+    case Kind::transformer:
+      registry.make<Transformer>(node, context);
       break;
   }
 }

@@ -46,7 +46,7 @@ TimedTraining train_timed(Pipeline& p) {
   };
   Rng train_rng = Rng(p.options.seed).derive(3);
   const auto start = Clock::now();
-  t.report = p.trainer->train(*p.model.flow, p.data.train, p.data.val, train_rng, callbacks);
+  t.report = p.trainer->train(*p.model.flow, p.data, train_rng, callbacks);
   t.seconds = seconds_since(start);
   return t;
 }
@@ -166,7 +166,7 @@ std::vector<Measurement> run_flow_matching_workload(const Workload& w,
     ConfigNode node = p.model_node.children("bijectors").at(0);
     node.set("solver", "{type: counting, solver: " + solver + "}");
     node.set("sample_logdet", sample_logdet ? "true" : "false");
-    auto bijector = p.registry->make<Bijector>(node, BuildContext{dim, 0, p.registry.get()});
+    auto bijector = p.registry->make<Bijector>(node, BuildContext{dim, 0, 0, p.registry.get()});
     ParameterList to = bijector->parameters(), from = trained->parameters();
     for (std::size_t k = 0; k < to.size(); ++k) to[k]->value = from[k]->value;
     std::vector<std::shared_ptr<Bijector>> chain;

@@ -48,22 +48,36 @@ int main(int argc, char** argv) {
 
   flows::app::SampleCommand sample;
   CLI::App* sample_cmd =
-      app.add_subcommand("sample", "Draw samples from a saved model, in the data's units.");
+      app.add_subcommand("sample",
+                         "Draw samples from a saved model, in the data's units (a conditional\n"
+                         "model: N per context row of --context).");
   add_model_options(sample_cmd, sample);
   // Signed, so that a negative number is refused rather than wrapped around.
   long long sample_n = 0, sample_seed = 0;
-  sample_cmd->add_option("-n", sample_n, "Number of samples (1 to 10^9)")
+  sample_cmd
+      ->add_option("-n", sample_n,
+                   "Number of samples, 1 to 10^9 (a conditional model: per context row)")
       ->required()
       ->check(CLI::Range(1LL, 1000000000LL));
   sample_cmd->add_option("-o,--output", sample.output, "Output file, .csv or .npy")->required();
   sample_cmd->add_option("--seed", sample_seed, "Random seed, >= 0 (default 0)")
       ->check(CLI::NonNegativeNumber);
+  sample_cmd->add_option(
+      "--context", sample.context,
+      "A conditional model's context: a .csv whose header names the context columns, or a .npy\n"
+      "with them in the model's order (N samples per row, after a column context_row), or one\n"
+      "row inline, 'name=value,...' naming every context column once");
 
   flows::app::LogProbCommand log_prob;
   CLI::App* log_prob_cmd = app.add_subcommand(
-      "log-prob", "Write log p(x) of every row of INPUT (nats, in the data's units).");
+      "log-prob",
+      "Write log p(x) of every row of INPUT (nats, in the data's units); log p(x | c) for a\n"
+      "conditional model, with the context read from INPUT's context columns.");
   add_model_options(log_prob_cmd, log_prob);
-  log_prob_cmd->add_option("input", log_prob.input, "Rows to score, .csv or .npy")
+  log_prob_cmd
+      ->add_option("input", log_prob.input,
+                   "Rows to score: .csv (columns found by their header names) or .npy (x "
+                   "columns, then context columns)")
       ->required()
       ->check(CLI::ExistingFile);
   log_prob_cmd->add_option("-o,--output", log_prob.output, "Output file, .csv or .npy")->required();
@@ -72,7 +86,10 @@ int main(int argc, char** argv) {
   CLI::App* evaluate_cmd = app.add_subcommand(
       "evaluate", "Mean negative log-likelihood of INPUT's rows, with its standard error.");
   add_model_options(evaluate_cmd, evaluate);
-  evaluate_cmd->add_option("input", evaluate.input, "Rows to score, .csv or .npy")
+  evaluate_cmd
+      ->add_option("input", evaluate.input,
+                   "Rows to score: .csv (columns found by their header names) or .npy (x "
+                   "columns, then context columns)")
       ->required()
       ->check(CLI::ExistingFile);
   evaluate_cmd->add_flag("--bits-per-dim", evaluate.bits_per_dim,
@@ -81,7 +98,8 @@ int main(int argc, char** argv) {
 
   flows::app::ModelCommand info;
   CLI::App* info_cmd = app.add_subcommand(
-      "info", "Describe a saved model: dimensions, parameters, plugins, its pipeline YAML.");
+      "info",
+      "Describe a saved model: x and context columns, parameters, plugins, its pipeline YAML.");
   add_model_options(info_cmd, info);
 
   std::vector<std::string> plugin_paths;

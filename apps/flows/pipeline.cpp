@@ -9,6 +9,7 @@
 
 #include "flows/checkpoint.hpp"
 #include "flows/config.hpp"
+#include "flows/data/columns.hpp"
 #include "flows/data/csv.hpp"
 #include "flows/error.hpp"
 #include "flows/flow.hpp"
@@ -26,11 +27,32 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The held-out rows the model is judged on: test, else validation, else training.
-std::pair<const Matrix*, const char*> held_out(const DataSplits& data) {
-  if (data.test.shape(0) > 0) return {&data.test, "test"};
-  if (data.val.shape(0) > 0) return {&data.val, "val"};
-  return {&data.train, "train"};
+// The held-out rows the model is judged on: test, else validation, else
+// training; with their context rows (empty for unconditional data).
+struct HeldOut {
+  const Matrix* x;
+  const Matrix* context;
+  const char* split;
+};
+HeldOut held_out(const DataSplits& data) {
+  if (data.test.shape(0) > 0) return {&data.test, &data.test_context, "test"};
+  if (data.val.shape(0) > 0) return {&data.val, &data.val_context, "val"};
+  return {&data.train, &data.train_context, "train"};
+}
+
+// Rows i mod m.shape(0), i < n: n context rows cycled from the held-out ones.
+Matrix cycled_rows(const Matrix& m, Index n) {
+  Matrix out = xt::empty<Real>({n, m.shape(1)});
+  for (Index i = 0; i < n; ++i) xt::row(out, i) = xt::row(m, i % m.shape(0));
+  return out;
+}
+
+// [a | b], columns side by side (same rows).
+Matrix side_by_side(const Matrix& a, const Matrix& b) {
+  Matrix out = xt::empty<Real>({a.shape(0), a.shape(1) + b.shape(1)});
+  xt::view(out, xt::all(), xt::range(0, a.shape(1))) = a;
+  xt::view(out, xt::all(), xt::range(a.shape(1), a.shape(1) + b.shape(1))) = b;
+  return out;
 }
 
 // At most `rows` rows of m, evenly spaced (deterministic).
@@ -56,12 +78,16 @@ void run_pipeline(const RunOptions& run) {
   const DataSplits& data = pipeline.data;
   const Model& model = pipeline.model;
   const Index dim = data.train.shape(1);
+  const bool conditional = data.context_dim() > 0;
 
   fs::create_directories(options.output);
   const std::string out = options.output;
   std::cerr << fmt::format(
-      "{}: {} training rows, {} validation, {} test, {} dimensions, {} parameters\n", options.name,
-      data.train.shape(0), data.val.shape(0), data.test.shape(0), dim,
+      "{}: {} training rows, {} validation, {} test, {} dimensions{}, {} parameters\n",
+      options.name, data.train.shape(0), data.val.shape(0), data.test.shape(0), dim,
+      conditional ? fmt::format(" given {} context columns ({})", data.context_dim(),
+                                join_column_names(data.context_columns))
+                  : "",
       parameter_count(model.flow->parameters()));
 
   TrainReport report;
@@ -69,6 +95,7 @@ void run_pipeline(const RunOptions& run) {
   JsonObject metrics;
   metrics.text("name", options.name).integer("seed", static_cast<long long>(options.seed));
   metrics.integer("dim", static_cast<long long>(dim));
+  if (conditional) metrics.integer("context_dim", static_cast<long long>(data.context_dim()));
   metrics.integer("parameters", static_cast<long long>(parameter_count(model.flow->parameters())));
 
   Matrix samples;  // the sample stage's, reused by the report
@@ -79,7 +106,7 @@ void run_pipeline(const RunOptions& run) {
       TrainerCallbacks callbacks;
       callbacks.on_progress = [&reporter](const Progress& p) { reporter(p); };
       Rng train_rng = Rng(options.seed).derive(3);
-      report = pipeline.trainer->train(*model.flow, data.train, data.val, train_rng, callbacks);
+      report = pipeline.trainer->train(*model.flow, data, train_rng, callbacks);
       reporter.finish();
       trained = true;
       write_file_atomically(out + "/training_curve.csv", curve_csv(report));
@@ -90,26 +117,37 @@ void run_pipeline(const RunOptions& run) {
           report.stopped_early ? " (stopped early)" : "");
     } else if (stage == "evaluate") {
       JsonObject nll;
-      auto score = [&](const char* split, const Matrix& m) {
+      auto score = [&](const char* split, const Matrix& m, const Matrix& context) {
         if (m.shape(0) == 0) return;
-        const Real value = model.flow->mean_nll(m);
+        const Real value = model.flow->mean_nll(m, context);
         nll.number(split, value);
         shown.emplace_back(fmt::format("{} NLL (nats)", split), fmt::format("{:.4f}", value));
         std::cerr << fmt::format("{} NLL: {:.4f} nats (data units)\n", split, value);
       };
-      score("train", data.train);
-      score("val", data.val);
-      score("test", data.test);
+      score("train", data.train, data.train_context);
+      score("val", data.val, data.val_context);
+      score("test", data.test, data.test_context);
       metrics.object("nll", nll);
 
-      const auto [reference, split] = held_out(data);
+      const HeldOut reference = held_out(data);
+      const char* split = reference.split;
       Rng quality_rng = Rng(options.seed).derive(5);
-      const Matrix drawn = model.flow->sample(options.quality_rows, quality_rng);
+      // A conditional model is judged on the joint rows (x, c): one sample
+      // per held-out context, so that a model ignoring c does not match.
+      Matrix compared = *reference.x;
+      Matrix drawn;
+      if (conditional) {
+        compared = first_rows(side_by_side(*reference.x, *reference.context), options.quality_rows);
+        const Matrix context =
+            xt::view(compared, xt::all(), xt::range(dim, dim + data.context_dim()));
+        drawn = side_by_side(model.flow->sample(context.shape(0), quality_rng, context), context);
+      } else {
+        drawn = model.flow->sample(options.quality_rows, quality_rng);
+      }
       SampleQuality q;
       try {
         Rng metric_rng = Rng(options.seed).derive(6);
-        q = sample_quality(*reference, drawn, metric_rng, options.quality_rows,
-                           options.projections);
+        q = sample_quality(compared, drawn, metric_rng, options.quality_rows, options.projections);
       } catch (const DataError& e) {
         // A diverged model's non-finite samples: the NLL above already tells.
         std::cerr << fmt::format("warning: no MMD or sliced W1: {}\n", e.what());
@@ -117,6 +155,8 @@ void run_pipeline(const RunOptions& run) {
       }
       JsonObject quality;
       quality.text("split", split).integer("rows", static_cast<long long>(q.rows));
+      if (conditional)
+        quality.text("compared", "joint rows (x, c): one sample per held-out context");
       quality.number("mmd2", q.mmd.mmd2).number("mmd_bandwidth", q.mmd.bandwidth);
       quality.text("mmd_kernel", "gaussian exp(-|a-b|^2/(2h^2)), h = median pairwise distance");
       quality.number("sliced_w1", q.sliced_w1);
@@ -130,9 +170,21 @@ void run_pipeline(const RunOptions& run) {
                                q.mmd.mmd2, q.sliced_w1);
     } else if (stage == "sample") {
       Rng sample_rng = Rng(options.seed).derive(4);
-      samples = model.flow->sample(options.sample_count, sample_rng);
-      write_csv(out + "/samples.csv", samples, data.columns);
-      std::cerr << fmt::format("wrote {} samples to {}/samples.csv\n", options.sample_count, out);
+      if (conditional) {
+        // One sample per held-out context row (cycled), written next to it.
+        const Matrix context = cycled_rows(*held_out(data).context, options.sample_count);
+        samples = model.flow->sample(options.sample_count, sample_rng, context);
+        std::vector<std::string> header = data.columns;
+        header.insert(header.end(), data.context_columns.begin(), data.context_columns.end());
+        write_csv(out + "/samples.csv", side_by_side(samples, context),
+                  data.columns.empty() ? std::vector<std::string>{} : header);
+        std::cerr << fmt::format("wrote {} samples at the {} rows' contexts to {}/samples.csv\n",
+                                 options.sample_count, held_out(data).split, out);
+      } else {
+        samples = model.flow->sample(options.sample_count, sample_rng);
+        write_csv(out + "/samples.csv", samples, data.columns);
+        std::cerr << fmt::format("wrote {} samples to {}/samples.csv\n", options.sample_count, out);
+      }
     } else if (stage == "save") {
       write_checkpoint(out + "/model.flows", make_checkpoint(pipeline));
       std::cerr << fmt::format("saved {}/model.flows\n", out);
@@ -143,15 +195,24 @@ void run_pipeline(const RunOptions& run) {
         inputs.loss_name = report.loss_name;
         inputs.curve = report.curve;
       }
+      const HeldOut reference = held_out(data);
       inputs.columns = data.columns;
-      inputs.data = first_rows(*held_out(data).first, 2000);
-      if (samples.shape(0) == 0) {
+      inputs.data = first_rows(*reference.x, 2000);
+      inputs.context_columns = data.context_columns;
+      if (conditional) {
+        // The same rows as inputs.data; the samples are drawn at their contexts.
+        inputs.context = first_rows(*reference.context, 2000);
         Rng sample_rng = Rng(options.seed).derive(4);
-        samples = model.flow->sample(2000, sample_rng);
+        inputs.samples = model.flow->sample(inputs.context.shape(0), sample_rng, inputs.context);
+      } else {
+        if (samples.shape(0) == 0) {
+          Rng sample_rng = Rng(options.seed).derive(4);
+          samples = model.flow->sample(2000, sample_rng);
+        }
+        inputs.samples = first_rows(samples, 2000);
       }
-      inputs.samples = first_rows(samples, 2000);
-      const std::shared_ptr<Flow> flow = model.flow;
-      inputs.log_prob = [flow](const Matrix& x) { return flow->log_prob(x); };
+      set_model_functions(inputs, model.flow);
+      inputs.seed = mix_seed(options.seed, 7);
       inputs.metrics = shown;
       inputs.pipeline_yaml = pipeline.root.dump();
       write_file_atomically(out + "/report.html", render_report(inputs));

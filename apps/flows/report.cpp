@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <exception>
 #include <limits>
 
@@ -120,11 +121,13 @@ double max_finite(const std::vector<double>& values) {
   return m;
 }
 
+using LogProb = std::function<Vector(const Matrix&)>;
+
 // Calls log_prob; an exception or a wrong size becomes `error`.
-bool evaluate_log_prob(const ReportInputs& in, const Matrix& points, Vector& out,
+bool evaluate_log_prob(const LogProb& log_prob, const Matrix& points, Vector& out,
                        std::string& error) {
   try {
-    out = in.log_prob(points);
+    out = log_prob(points);
   } catch (const std::exception& e) {
     error = std::string("the density could not be evaluated: ") + e.what();
     return false;
@@ -194,64 +197,82 @@ std::string curve_section(const ReportInputs& in) {
   return out + note(summary + ".");
 }
 
+// The plot of one 2-D panel: same size and axes everywhere.
+PlotOptions panel_options(const ReportInputs& in, Interval xr, Interval yr,
+                          const std::string& title) {
+  PlotOptions o;
+  o.width = 360;
+  o.height = 350;
+  o.title = title;
+  o.x_label = column_name(in, 0);
+  o.y_label = column_name(in, 1);
+  o.x = xr;
+  o.y = yr;
+  o.legend = false;
+  return o;
+}
+
+// exp(log_prob) on a kGrid x kGrid grid over the panel's range as a heat map;
+// empty, with `error` set, when log_prob fails.
+std::string density_figure(PlotOptions o, const LogProb& log_prob, std::string& error) {
+  Matrix grid = xt::empty<Real>({kGrid * kGrid, std::size_t{2}});
+  for (std::size_t j = 0; j < kGrid; ++j)
+    for (std::size_t i = 0; i < kGrid; ++i) {
+      grid(j * kGrid + i, 0) = o.x.lo + (o.x.hi - o.x.lo) * (static_cast<double>(i) + 0.5) / kGrid;
+      grid(j * kGrid + i, 1) = o.y.lo + (o.y.hi - o.y.lo) * (static_cast<double>(j) + 0.5) / kGrid;
+    }
+  Vector lp;
+  if (!evaluate_log_prob(log_prob, grid, lp, error)) return "";
+  std::vector<double> density(lp.size());
+  for (std::size_t k = 0; k < lp.size(); ++k)
+    density[k] = std::isfinite(lp(k)) ? std::exp(lp(k)) : std::numeric_limits<double>::quiet_NaN();
+  const double top = max_finite(density);
+  o.width = 410;
+  o.colorbar_width = 64;  // room for tick labels such as "0.25" and the label
+  SvgPlot density_plot(o);
+  if (top > 0) {
+    density_plot.heatmap(density, kGrid, kGrid, {0, top});
+    density_plot.colorbar({0, top}, "density");
+  } else {
+    density_plot.note("no positive finite density on the grid");
+  }
+  return figure(density_plot.svg());
+}
+
+// A scatter panel; points outside the range are counted in a note.
+std::string scatter_figure(const PlotOptions& o, const Matrix& m, const char* color,
+                           const std::string& caption = "") {
+  SvgPlot plot(o);
+  const std::size_t outside =
+      plot.scatter(column(m, 0), column(m, 1), color, "", 0.45, kScatterPoints);
+  if (outside > 0) plot.note(fmt::format("{} outside the plotted range", outside));
+  return figure(plot.svg(), caption);
+}
+
+bool conditional(const ReportInputs& in) {
+  return !in.context_columns.empty();
+}
+
 // 2-D: data and samples side by side with the same axes, and the density.
 std::string two_d_section(const ReportInputs& in, const Matrix& samples) {
   const Interval xr = axis_range(in.data, samples, 0);
   const Interval yr = axis_range(in.data, samples, 1);
-  const std::string xl = column_name(in, 0), yl = column_name(in, 1);
-  auto options = [&](const std::string& title) {
-    PlotOptions o;
-    o.width = 360;
-    o.height = 350;
-    o.title = title;
-    o.x_label = xl;
-    o.y_label = yl;
-    o.x = xr;
-    o.y = yr;
-    o.legend = false;
-    return o;
-  };
   std::string row;
-  SvgPlot data_plot(options(fmt::format("Held-out data ({})", in.data.shape(0))));
-  data_plot.scatter(column(in.data, 0), column(in.data, 1), kBlue, "", 0.45, kScatterPoints);
-  row += figure(data_plot.svg());
-
-  SvgPlot sample_plot(options(fmt::format("Model samples ({})", samples.shape(0))));
-  const std::size_t outside = sample_plot.scatter(column(samples, 0), column(samples, 1), kOrange,
-                                                  "", 0.45, kScatterPoints);
-  if (outside > 0) sample_plot.note(fmt::format("{} outside the plotted range", outside));
-  row += figure(sample_plot.svg());
-
+  row +=
+      scatter_figure(panel_options(in, xr, yr, fmt::format("Held-out data ({})", in.data.shape(0))),
+                     in.data, kBlue);
+  row += scatter_figure(
+      panel_options(in, xr, yr, fmt::format("Model samples ({})", samples.shape(0))), samples,
+      kOrange, conditional(in) ? "drawn at the held-out rows\u2019 contexts" : "");
   std::string notes;
   if (in.log_prob) {
-    Matrix grid = xt::empty<Real>({kGrid * kGrid, std::size_t{2}});
-    for (std::size_t j = 0; j < kGrid; ++j)
-      for (std::size_t i = 0; i < kGrid; ++i) {
-        grid(j * kGrid + i, 0) = xr.lo + (xr.hi - xr.lo) * (static_cast<double>(i) + 0.5) / kGrid;
-        grid(j * kGrid + i, 1) = yr.lo + (yr.hi - yr.lo) * (static_cast<double>(j) + 0.5) / kGrid;
-      }
-    Vector lp;
     std::string error;
-    if (evaluate_log_prob(in, grid, lp, error)) {
-      std::vector<double> density(lp.size());
-      for (std::size_t k = 0; k < lp.size(); ++k)
-        density[k] =
-            std::isfinite(lp(k)) ? std::exp(lp(k)) : std::numeric_limits<double>::quiet_NaN();
-      const double top = max_finite(density);
-      PlotOptions o = options("Learned density");
-      o.width = 410;
-      o.colorbar_width = 64;  // room for tick labels such as "0.25" and the label
-      SvgPlot density_plot(o);
-      if (top > 0) {
-        density_plot.heatmap(density, kGrid, kGrid, {0, top});
-        density_plot.colorbar({0, top}, "density");
-      } else {
-        density_plot.note("no positive finite density on the grid");
-      }
-      row += figure(density_plot.svg());
-    } else {
+    const std::string density =
+        density_figure(panel_options(in, xr, yr, "Learned density"), in.log_prob, error);
+    if (density.empty())
       notes += note(error);
-    }
+    else
+      row += density;
   }
   return "<div class=\"row\">\n" + row + "</div>\n" + notes;
 }
@@ -271,7 +292,7 @@ std::string marginal_plot(const ReportInputs& in, const Matrix& samples, std::si
       points(k, 0) =
           range.lo + (range.hi - range.lo) * static_cast<double>(k) / (kDensityPoints - 1);
     Vector lp;
-    if (evaluate_log_prob(in, points, lp, *error)) {
+    if (evaluate_log_prob(in.log_prob, points, lp, *error)) {
       for (std::size_t k = 0; k < kDensityPoints; ++k) {
         grid.push_back(points(k, 0));
         density.push_back(std::exp(lp(k)));
@@ -368,6 +389,206 @@ std::string data_section(const ReportInputs& in) {
   return out + many_d_section(*source, samples);
 }
 
+// The sample quantile of the finite values at probability q: linear
+// interpolation between order statistics, x_(⌊h⌋) + (h − ⌊h⌋)(x_(⌊h⌋+1) − x_(⌊h⌋))
+// with h = (n − 1) q (0-based), definition 7 of Hyndman & Fan, "Sample
+// quantiles in statistical packages", The American Statistician 50 (1996).
+// NaN when there is no finite value.
+double quantile(Column values, double q) {
+  values.erase(
+      std::remove_if(values.begin(), values.end(), [](double v) { return !std::isfinite(v); }),
+      values.end());
+  if (values.empty()) return std::numeric_limits<double>::quiet_NaN();
+  std::sort(values.begin(), values.end());
+  const double h = static_cast<double>(values.size() - 1) * q;
+  const auto lo = static_cast<std::size_t>(std::floor(h));
+  const std::size_t hi = std::min(lo + 1, values.size() - 1);
+  return values[lo] + (h - static_cast<double>(lo)) * (values[hi] - values[lo]);
+}
+
+// A context value for a label: three significant digits, a typographic minus.
+std::string context_number(double v) {
+  std::string s = fmt::format("{:.3g}", v);
+  if (!s.empty() && s[0] == '-') s = "\u2212" + s.substr(1);
+  return s;
+}
+
+std::string context_name(const std::vector<std::string>& names, std::size_t j) {
+  return j >= names.size() || names[j].empty() ? fmt::format("c{}", j) : names[j];
+}
+
+constexpr double kContextQuantiles[] = {0.1, 0.5, 0.9};
+constexpr std::size_t kContextSamples = 1000;  // samples drawn at each context value
+constexpr std::size_t kNamedMedians = 3;       // other columns named in a label
+
+}  // namespace
+
+std::vector<ContextValue> report_context_values(const Matrix& context,
+                                                const std::vector<std::string>& names) {
+  const std::size_t k = context.shape(1);
+  if (k == 0) return {};
+  std::vector<double> medians(k);
+  for (std::size_t j = 0; j < k; ++j) medians[j] = quantile(column(context, j), 0.5);
+  std::string others;
+  for (std::size_t j = 1; j < std::min(k, kNamedMedians + 1); ++j)
+    others += fmt::format("{}{} = {}", others.empty() ? "" : ", ", context_name(names, j),
+                          context_number(medians[j]));
+  if (k > kNamedMedians + 1) others += fmt::format(" and {} more", k - 1 - kNamedMedians);
+  if (k > 1) others = "; " + others + (k == 2 ? " (its median)" : " (their medians)");
+  std::vector<ContextValue> out;
+  for (double q : kContextQuantiles) {
+    ContextValue v;
+    v.row = xt::empty<Real>({std::size_t{1}, k});
+    for (std::size_t j = 0; j < k; ++j) v.row(0, j) = medians[j];
+    v.row(0, 0) = quantile(column(context, 0), q);
+    v.label = fmt::format(
+        "{} = {} ({}){}", context_name(names, 0), context_number(v.row(0, 0)),
+        q == 0.5 ? std::string("median") : fmt::format("{:.0f}% quantile", q * 100), others);
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+// Each context column is divided by its standard deviation (1 when that is
+// zero) so that no column dominates by its units.
+Matrix nearest_context_rows(const Matrix& data, const Matrix& context, const Matrix& row,
+                            std::size_t count) {
+  const std::size_t n = context.shape(0), k = context.shape(1);
+  std::vector<double> scale(k, 1.0);
+  for (std::size_t j = 0; j < k; ++j) {
+    double mean = 0, squares = 0;
+    std::size_t m = 0;
+    for (std::size_t i = 0; i < n; ++i)
+      if (std::isfinite(context(i, j))) mean += context(i, j), ++m;
+    if (m < 2) continue;
+    mean /= static_cast<double>(m);
+    for (std::size_t i = 0; i < n; ++i)
+      if (std::isfinite(context(i, j))) squares += (context(i, j) - mean) * (context(i, j) - mean);
+    const double sd = std::sqrt(squares / static_cast<double>(m - 1));
+    if (sd > 0 && std::isfinite(sd)) scale[j] = sd;
+  }
+  std::vector<std::pair<double, std::size_t>> distance(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    double d2 = 0;
+    for (std::size_t j = 0; j < k; ++j) {
+      const double t = (context(i, j) - row(0, j)) / scale[j];
+      d2 += t * t;
+    }
+    distance[i] = {std::isfinite(d2) ? d2 : std::numeric_limits<double>::infinity(), i};
+  }
+  count = std::min(count, n);
+  std::partial_sort(distance.begin(), distance.begin() + static_cast<std::ptrdiff_t>(count),
+                    distance.end());
+  Matrix out = xt::empty<Real>({count, data.shape(1)});
+  for (std::size_t r = 0; r < count; ++r)
+    for (std::size_t j = 0; j < data.shape(1); ++j) out(r, j) = data(distance[r].second, j);
+  return out;
+}
+
+namespace {
+
+// A conditional model: at three context values, the held-out rows with the
+// nearest contexts, samples at the value and the density p(x | c) (2-D x).
+std::string context_section(const ReportInputs& in) {
+  std::string out = "<h2>At three context values</h2>\n";
+  const std::size_t d = in.data.shape(1) > 0 ? in.data.shape(1) : in.samples.shape(1);
+  const std::size_t k = in.context_columns.size();
+  std::string columns;
+  for (std::size_t j = 0; j < k; ++j)
+    columns += (j ? ", " : "") + context_name(in.context_columns, j);
+  if (d != 2)
+    return out + note(fmt::format("The model is p(x | c) with context columns {}. Samples and "
+                                  "densities at chosen contexts are drawn for 2-D x only; this "
+                                  "model has {}.",
+                                  columns, plural(d, "dimension")));
+  if (in.context.shape(0) == 0 || in.context.shape(1) != k)
+    return out + note(fmt::format("No held-out context rows with the {} context columns ({}): "
+                                  "the context values cannot be chosen.",
+                                  k, columns));
+  const std::vector<ContextValue> values = report_context_values(in.context, in.context_columns);
+  for (const ContextValue& v : values)
+    for (double c : v.row)
+      if (!std::isfinite(c))
+        return out + note("The held-out context has no finite values to choose from.");
+
+  const bool with_data = in.data.shape(0) == in.context.shape(0) && in.data.shape(1) == 2;
+  const std::size_t n = in.context.shape(0);
+  const std::size_t nearest = std::max(std::min(n, std::size_t{50}), n / 10);
+  out += note(fmt::format(
+      "The model is p(x | c) with context columns {}. At the 10%, 50% and 90% quantiles of {} "
+      "over the {} held-out rows{}: {}samples drawn at that context and the density p(x | c).",
+      columns, context_name(in.context_columns, 0), n,
+      k > 1 ? ", the other columns at their medians" : "",
+      with_data ? fmt::format("the {} held-out rows whose contexts are nearest (distance in "
+                              "standard deviations of each context column), ",
+                              nearest)
+                : ""));
+  if (!with_data && in.data.shape(0) > 0)
+    out += note(fmt::format("The context has {} rows but the data {}: held-out rows are not shown.",
+                            n, in.data.shape(0)));
+
+  // Samples first, so that the axes can cover them when there is no data.
+  Rng rng(static_cast<std::uint64_t>(in.seed));
+  std::vector<Matrix> drawn(values.size());
+  std::vector<std::string> errors(values.size());
+  for (std::size_t i = 0; i < values.size() && in.sample_given; ++i) {
+    Rng stream = rng.derive(i);
+    try {
+      drawn[i] = in.sample_given(kContextSamples, values[i].row, stream);
+      if (drawn[i].shape(0) != kContextSamples || drawn[i].shape(1) != 2)
+        errors[i] = fmt::format("sampling gave [{} x {}] for {} samples of 2 columns",
+                                drawn[i].shape(0), drawn[i].shape(1), kContextSamples);
+    } catch (const std::exception& e) {
+      errors[i] = std::string("the samples could not be drawn: ") + e.what();
+    }
+    if (!errors[i].empty()) drawn[i] = xt::empty<Real>({std::size_t{0}, std::size_t{2}});
+  }
+  std::size_t total = 0;
+  for (const Matrix& m : drawn) total += m.shape(0);
+  Matrix all = xt::empty<Real>({total, std::size_t{2}});
+  total = 0;
+  for (const Matrix& m : drawn)
+    if (m.shape(0) > 0) {
+      std::copy(m.begin(), m.end(), all.data() + total * 2);
+      total += m.shape(0);
+    }
+  const Matrix& data = with_data ? in.data : all;
+  const Interval xr = axis_range(data, all, 0), yr = axis_range(data, all, 1);
+
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const ContextValue& v = values[i];
+    std::string row, notes;
+    if (with_data) {
+      const Matrix near = nearest_context_rows(in.data, in.context, v.row, nearest);
+      row += scatter_figure(
+          panel_options(in, xr, yr, fmt::format("Held-out, {} nearest", near.shape(0))), near,
+          kBlue);
+    }
+    if (in.sample_given) {
+      if (errors[i].empty())
+        row += scatter_figure(
+            panel_options(in, xr, yr, fmt::format("Samples at c ({})", drawn[i].shape(0))),
+            drawn[i], kOrange);
+      else
+        notes += note(errors[i]);
+    }
+    if (in.log_prob_given) {
+      std::string error;
+      const LogProb at_c = [&](const Matrix& x) { return in.log_prob_given(x, v.row); };
+      const std::string density =
+          density_figure(panel_options(in, xr, yr, "Density p(x | c)"), at_c, error);
+      if (density.empty())
+        notes += note(error);
+      else
+        row += density;
+    }
+    out += "<h3 class=\"note\">" + escape_xml("At " + v.label) + "</h3>\n";
+    if (!row.empty()) out += "<div class=\"row\">\n" + row + "</div>\n";
+    out += notes;
+  }
+  return out;
+}
+
 std::string metrics_section(const ReportInputs& in) {
   std::string out = "<h2>Metrics</h2>\n";
   if (in.metrics.empty()) return out + note("No metrics.");
@@ -380,6 +601,26 @@ std::string metrics_section(const ReportInputs& in) {
 
 }  // namespace
 
+void set_model_functions(ReportInputs& inputs, std::shared_ptr<const Flow> flow) {
+  inputs.log_prob = nullptr;
+  inputs.log_prob_given = nullptr;
+  inputs.sample_given = nullptr;
+  if (flow->context_dim() == 0) {
+    inputs.log_prob = [flow](const Matrix& x) { return flow->log_prob(x); };
+    return;
+  }
+  inputs.log_prob_given = [flow](const Matrix& x, const Matrix& context_row) {
+    // One context row for every row of x.
+    Matrix context = xt::empty<Real>({x.shape(0), context_row.shape(1)});
+    for (Index i = 0; i < x.shape(0); ++i)
+      std::copy(context_row.begin(), context_row.end(), context.data() + i * context_row.shape(1));
+    return flow->log_prob(x, context);
+  };
+  inputs.sample_given = [flow](Index n, const Matrix& context_row, Rng& rng) {
+    return flow->sample(n, rng, context_row);
+  };
+}
+
 std::string render_report(const ReportInputs& inputs) {
   const std::string title = inputs.title.empty() ? "flows run" : inputs.title;
   const std::size_t d = inputs.data.shape(1) > 0 ? inputs.data.shape(1) : inputs.samples.shape(1);
@@ -388,14 +629,18 @@ std::string render_report(const ReportInputs& inputs) {
   out += "<title>" + escape_xml(title) + " \u2014 flows report</title>\n";
   out += std::string("<style>") + kStyle + "</style>\n</head>\n<body>\n";
   out += "<h1>" + escape_xml(title) + "</h1>\n";
-  out += "<p class=\"summary\">" +
-         escape_xml(fmt::format("{} \u00b7 {} held-out rows shown \u00b7 {} samples shown",
-                                plural(d, "dimension"), inputs.data.shape(0),
-                                inputs.samples.shape(0))) +
-         "</p>\n";
+  out +=
+      "<p class=\"summary\">" +
+      escape_xml(fmt::format(
+          "{}{} \u00b7 {} held-out rows shown \u00b7 {} samples shown", plural(d, "dimension"),
+          conditional(inputs) ? " \u00b7 " + plural(inputs.context_columns.size(), "context column")
+                              : "",
+          inputs.data.shape(0), inputs.samples.shape(0))) +
+      "</p>\n";
   out += metrics_section(inputs);
   out += curve_section(inputs);
   out += data_section(inputs);
+  if (conditional(inputs)) out += context_section(inputs);
   out += "<h2>Pipeline</h2>\n";
   if (inputs.pipeline_yaml.empty())
     out += note("No pipeline YAML.");

@@ -1,5 +1,6 @@
 #include "flows/checkpoint.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -10,12 +11,15 @@
 #include <yaml-cpp/yaml.h>
 #include <boost/crc.hpp>
 
+#include "flows/data/columns.hpp"
 #include "flows/detail/file_io.hpp"
 #include "flows/error.hpp"
 #include "flows/plugin_loader.hpp"
 #include "flows/version.hpp"
 
-// File layout, format version 1 (integers little-endian):
+// File layout, format version 2 (integers little-endian; version 1 had the
+// same layout, without context_columns in the header, and is refused because
+// its tensors belong to the bijectors before the conditional rewrite):
 //
 //   offset 0   8 bytes  magic "FLOWSCKP"
 //          8   u32      format version
@@ -109,6 +113,7 @@ std::string header_yaml(const Checkpoint& c) {
   out << YAML::Key << "seed" << YAML::Value << static_cast<std::uint64_t>(i.seed);
   out << YAML::Key << "dim" << YAML::Value << static_cast<std::uint64_t>(i.dim);
   out << YAML::Key << "columns" << YAML::Value << YAML::Flow << i.columns;
+  out << YAML::Key << "context_columns" << YAML::Value << YAML::Flow << i.context_columns;
   out << YAML::Key << "standardize" << YAML::Value << i.standardize;
   out << YAML::Key << "trained_steps" << YAML::Value << static_cast<std::uint64_t>(i.trained_steps);
   out << YAML::Key << "parameter_count" << YAML::Value
@@ -155,6 +160,10 @@ Checkpoint make_checkpoint(Pipeline& pipeline) {
   i.seed = pipeline.options.seed;
   i.dim = pipeline.model.flow->dim();
   i.columns = pipeline.data.columns;
+  i.context_columns = pipeline.data.context_columns;
+  if (i.context_dim() != pipeline.model.flow->context_dim())
+    throw Error(fmt::format("checkpoint: the data has {} context columns, the model reads {}",
+                            i.context_dim(), pipeline.model.flow->context_dim()));
   i.standardize = pipeline.model.standardize != nullptr;
   i.parameter_count = parameter_count(pipeline.model.flow->parameters());
   i.model_yaml = pipeline.model_node.dump();
@@ -210,6 +219,12 @@ Checkpoint read_checkpoint(const std::string& path) {
         path, size, kFixedBytes + kChecksumBytes));
 
   const auto version = static_cast<std::uint32_t>(get_le(bytes, 8, 4));
+  if (version == 1)
+    throw DataError(fmt::format(
+        "{}: checkpoint format version 1, written before conditional flows and the rewritten "
+        "bijectors; this build of flows ({}) reads version {} only. Retrain the model (flows run "
+        "on its pipeline) to get a version-{} file",
+        path, sdk_version(), kCheckpointFormatVersion, kCheckpointFormatVersion));
   if (version != kCheckpointFormatVersion)
     throw DataError(fmt::format(
         "{}: checkpoint format version {}, but this build of flows ({}) reads version {}{}", path,
@@ -257,6 +272,7 @@ Checkpoint read_checkpoint(const std::string& path) {
   i.seed = header_value<Index>(header, "seed", path);
   i.dim = header_value<Index>(header, "dim", path);
   i.columns = header_value<std::vector<std::string>>(header, "columns", path);
+  i.context_columns = header_value<std::vector<std::string>>(header, "context_columns", path);
   i.standardize = header_value<bool>(header, "standardize", path);
   i.trained_steps = header_value<Index>(header, "trained_steps", path);
   i.parameter_count = header_value<Index>(header, "parameter_count", path);
@@ -300,6 +316,11 @@ Checkpoint read_checkpoint(const std::string& path) {
   if (!i.columns.empty() && i.columns.size() != i.dim)
     throw DataError(fmt::format("{}: the checkpoint names {} columns for {} dimensions", path,
                                 i.columns.size(), i.dim));
+  for (std::size_t k = 0; k < i.context_columns.size(); ++k)
+    if (std::find(i.context_columns.begin(), i.context_columns.begin() + k, i.context_columns[k]) !=
+        i.context_columns.begin() + k)
+      throw DataError(fmt::format("{}: the checkpoint names context column '{}' twice", path,
+                                  i.context_columns[k]));
   return c;
 }
 
@@ -307,6 +328,14 @@ void restore_model(const Checkpoint& checkpoint, Model& model, const std::string
   if (model.flow->dim() != checkpoint.info.dim)
     throw DataError(fmt::format("{}: the checkpoint's model has {} dimensions, this one {}", source,
                                 checkpoint.info.dim, model.flow->dim()));
+  if (model.flow->context_dim() != checkpoint.info.context_dim())
+    throw DataError(
+        fmt::format("{}: the checkpoint's model reads {} context columns{}, this one {}", source,
+                    checkpoint.info.context_dim(),
+                    checkpoint.info.context_columns.empty()
+                        ? ""
+                        : " (" + join_column_names(checkpoint.info.context_columns) + ")",
+                    model.flow->context_dim()));
   if ((model.standardize != nullptr) != checkpoint.info.standardize)
     throw DataError(fmt::format(
         "{}: the checkpoint's model {} the data standardization, this one {} (model.standardize)",
@@ -368,7 +397,12 @@ LoadedModel load_model(const std::string& path, const std::vector<std::string>& 
 
   ConfigNode model_node = ConfigNode::parse(info.model_yaml, path + " (model section)");
   model_node.mark_read("standardize");
-  LoadedModel loaded{registry, build_model(model_node, *registry, info.dim, info.seed), info};
+  // The context standardization and embedding come back with the state
+  // ("model/context/..."), so the model is built for the same context width.
+  LoadedModel loaded{
+      registry,
+      build_model(model_node, *registry, ModelInputs{info.dim, info.context_columns}, info.seed),
+      info};
   model_node.finish();
   if (info.standardize) {
     loaded.model.standardize = std::make_shared<Standardize>(xt::zeros<Real>({Index{1}, info.dim}),

@@ -289,6 +289,11 @@ std::vector<ConfigNode> ConfigNode::elements() const {
   return out;
 }
 
+bool ConfigNode::has_list(const std::string& key) const {
+  if (!has(key)) return false;
+  return static_cast<const YAML::Node&>(impl_->node)[key].IsSequence();
+}
+
 std::vector<ConfigNode> ConfigNode::children(const std::string& key) {
   impl_->known.insert(key);
   if (!has(key)) return {};

@@ -11,20 +11,27 @@
 
 namespace flows {
 
-Flow::Flow(std::shared_ptr<BaseDistribution> base, std::vector<std::shared_ptr<Bijector>> chain)
-    : base_(std::move(base)), chain_(std::move(chain)) {
+Flow::Flow(std::shared_ptr<BaseDistribution> base, std::vector<std::shared_ptr<Bijector>> chain,
+           std::shared_ptr<ContextEncoder> context)
+    : base_(std::move(base)), context_(std::move(context)) {
   if (!base_) throw Error("Flow: no base distribution");
-  for (std::size_t k = 0; k < chain_.size(); ++k)
-    if (chain_[k]->dim() != base_->dim())
-      throw Error(fmt::format("Flow: bijector {} has dimension {}, the base distribution {}", k,
-                              chain_[k]->dim(), base_->dim()));
+  chain_ = std::make_shared<Chain>("flow", base_->dim(), std::move(chain), "bijector", false);
+  const Index width = context_ ? context_->output_dim() : 0;
+  auto check = [&](Index reads, const std::string& what) {
+    if (reads != 0 && reads != width)
+      throw ConfigError(
+          width == 0
+              ? fmt::format("Flow: {} reads a context of {} columns, but the model has no context",
+                            what, reads)
+              : fmt::format("Flow: {} reads a context of {} columns, the context encoder gives {}",
+                            what, reads, width));
+  };
+  check(chain_->context_dim(), "the chain");
+  check(base_->context_dim(), "the base distribution");
 }
 
 void Flow::prepend(std::shared_ptr<Bijector> bijector) {
-  if (bijector->dim() != dim())
-    throw Error(fmt::format("Flow: prepended bijector has dimension {}, the flow {}",
-                            bijector->dim(), dim()));
-  chain_.insert(chain_.begin(), std::move(bijector));
+  chain_->prepend(std::move(bijector));
 }
 
 namespace {
@@ -74,39 +81,59 @@ Matrix row_block(const Matrix& m, Index n, Index begin, Index end) {
 
 }  // namespace
 
+void Flow::check_context(const Matrix& context, Index rows) const {
+  const Index want = context_dim();
+  if (want == 0) {
+    if (context.size() != 0)
+      throw DataError(fmt::format(
+          "a context of {} column{} was given, but the model is unconditional (it reads none)",
+          context.shape(1), context.shape(1) == 1 ? "" : "s"));
+    return;
+  }
+  if (context.size() == 0 && rows > 0)
+    throw DataError(fmt::format("the model is conditional: it needs a context of {} column{}",
+                                want, want == 1 ? "" : "s"));
+  if (context.shape(1) != want || context.shape(0) != rows)
+    throw DataError(fmt::format("the context is [{} x {}]; the model needs [{} x {}]",
+                                context.shape(0), context.shape(1), rows, want));
+}
+
+Matrix Flow::encode_context(const Matrix& context, Index rows) const {
+  check_context(context, rows);
+  if (!context_) return {};
+  return context_->encode(context);
+}
+
 Vector Flow::log_prob(const Matrix& x, const Matrix& context) const {
   if (x.shape(1) != dim())
     throw DataError(
         fmt::format("the model has {} dimensions but the data has {} columns", dim(), x.shape(1)));
   const Index n = x.shape(0);
+  const Matrix encoded = encode_context(context, n);
   Vector total = xt::empty<Real>({n});
   for_row_blocks(n, [&](Index begin, Index end) {
-    Vector part = log_prob_rows(row_block(x, n, begin, end), row_block(context, n, begin, end));
+    Vector part = log_prob_rows(row_block(x, n, begin, end), row_block(encoded, n, begin, end));
     std::copy(part.begin(), part.end(), total.begin() + static_cast<std::ptrdiff_t>(begin));
   });
   return total;
 }
 
-Vector Flow::log_prob_rows(const Matrix& x, const Matrix& context) const {
-  Vector total = xt::zeros<Real>({x.shape(0)});
-  Matrix current = x;
-  for (const auto& bijector : chain_) {
-    Transformed t = bijector->forward(current, context);
-    total += t.logdet;
-    current = std::move(t.value);
-  }
-  total += base_->log_prob(current, context);
-  return total;
+Vector Flow::log_prob_rows(const Matrix& x, const Matrix& encoded) const {
+  Transformed t = chain_->forward(x, encoded);
+  return t.logdet + base_->log_prob(t.value, encoded);
 }
 
-Real Flow::mean_nll(const Matrix& x, Index batch) const {
+Real Flow::mean_nll(const Matrix& x, const Matrix& context, Index batch) const {
   const Index n = x.shape(0);
   if (n == 0) throw DataError("mean_nll: no rows");
+  check_context(context, n);
   Real sum = 0;
   for (Index start = 0; start < n; start += batch) {
     const Index stop = std::min(n, start + batch);
     Matrix rows = xt::view(x, xt::range(start, stop), xt::all());
-    Vector lp = log_prob(rows);
+    Matrix c;
+    if (context.size() != 0) c = xt::view(context, xt::range(start, stop), xt::all());
+    Vector lp = log_prob(rows, c);
     for (Real v : lp) sum -= v;
   }
   return sum / static_cast<Real>(n);
@@ -124,71 +151,76 @@ Transformed Flow::sample_and_log_prob(Index n, Rng& rng, const Matrix& context) 
 
 Transformed Flow::sample_and_log_prob(Index n, Rng& rng, const Matrix& context,
                                       bool with_log_prob) const {
-  Matrix z = base_->sample(n, context, rng);
+  // One context row is shared by every sample.
+  Matrix rows = context;
+  if (context_dim() > 0 && context.shape(0) == 1 && n != 1) {
+    rows.resize({n, context.shape(1)});
+    for (Index i = 0; i < n; ++i)
+      std::copy(context.begin(), context.end(), rows.data() + i * context.shape(1));
+  }
+  const Matrix encoded = encode_context(rows, n);
+  Matrix z = base_->sample(n, encoded, rng);
   Transformed out{Matrix({n, dim()}), xt::zeros<Real>({with_log_prob ? n : 0})};
   for_row_blocks(n, [&](Index begin, Index end) {
-    const Matrix c = row_block(context, n, begin, end);
-    Matrix current = row_block(z, n, begin, end);
-    Vector lp;
-    if (with_log_prob) lp = base_->log_prob(current, c);
-    for (auto it = chain_.rbegin(); it != chain_.rend(); ++it) {
-      Transformed t = (*it)->inverse(current, c);
-      if (with_log_prob) lp -= t.logdet;
-      current = std::move(t.value);
-    }
-    std::copy(current.begin(), current.end(),
+    const Matrix c = row_block(encoded, n, begin, end);
+    const Matrix block = row_block(z, n, begin, end);
+    Transformed t = chain_->inverse(block, c);
+    std::copy(t.value.begin(), t.value.end(),
               out.value.begin() + static_cast<std::ptrdiff_t>(begin * dim()));
-    if (with_log_prob)
+    if (with_log_prob) {
+      const Vector lp = base_->log_prob(block, c) - t.logdet;
       std::copy(lp.begin(), lp.end(), out.logdet.begin() + static_cast<std::ptrdiff_t>(begin));
+    }
   });
   return out;
 }
 
-// L = -(1/n) Σ_i [log p_z(z_i) + Σ_k logdet_k,i]; every logdet and the base
-// log-density get the same weight -1/n per row.
+// L = -(1/n) Σ_i [log p_z(z_i | e_i) + logdet_i]; the logdet and the base
+// log-density get the same weight -1/n per row, and dL/de from the chain and
+// the base flows back into the context embedding.
 Real Flow::nll_gradient(const Matrix& batch, const Matrix& context) {
   if (batch.shape(1) != dim())
     throw DataError(fmt::format("the model has {} dimensions but the batch has {} columns", dim(),
                                 batch.shape(1)));
   const Index n = batch.shape(0);
-  const std::size_t k_count = chain_.size();
-  activations_.resize(k_count);
-  logdets_.resize(k_count);
-  const Matrix* input = &batch;
-  for (std::size_t k = 0; k < k_count; ++k) {
-    chain_[k]->forward_train(*input, context, activations_[k], logdets_[k]);
-    input = &activations_[k];
-  }
-  log_prob_ = base_->log_prob(*input, context);
+  check_context(context, n);
+  static const Matrix kNone;
+  const Matrix& encoded = context_ ? context_->encode_train(context) : kNone;
+  chain_->forward_train(batch, encoded, z_, logdet_);
+  log_prob_ = base_->log_prob(z_, encoded);
   Real sum = 0;
-  for (Real v : log_prob_) sum += v;
-  for (const Vector& ld : logdets_)
-    for (Real v : ld) sum += v;
+  for (Index i = 0; i < n; ++i) sum += log_prob_(i) + logdet_(i);
 
   const Real weight = -1.0 / static_cast<Real>(n);
   grad_logdet_.resize({n});
   std::fill(grad_logdet_.begin(), grad_logdet_.end(), weight);
-  base_->log_prob_backward(*input, context, grad_logdet_, grad_a_);
-  for (std::size_t k = k_count; k-- > 0;) {
-    chain_[k]->backward(grad_a_, grad_logdet_, grad_b_);
-    std::swap(grad_a_, grad_b_);
+  Matrix* grad_context = nullptr;
+  if (context_) {
+    grad_context_ = xt::zeros<Real>({n, context_->output_dim()});
+    grad_context = &grad_context_;
   }
+  base_->log_prob_backward(z_, encoded, grad_logdet_, grad_z_,
+                           base_->context_dim() > 0 ? grad_context : nullptr);
+  chain_->backward(grad_z_, grad_logdet_, grad_x_, grad_context);
+  if (context_) context_->backward(grad_context_);
   return -sum / static_cast<Real>(n);
 }
 
 ParameterList Flow::parameters() {
-  ParameterList params = base_->parameters();
-  for (auto& bijector : chain_) append(params, bijector->parameters());
+  ParameterList params = context_ ? context_->parameters() : ParameterList{};
+  append(params, base_->parameters());
+  append(params, chain_->parameters());
   return params;
 }
 
 void Flow::visit_state(StateVisitor& visitor) {
+  if (context_) {
+    ScopedStateVisitor scoped(visitor, "context/");
+    context_->visit_state(scoped);
+  }
   ScopedStateVisitor base(visitor, "base/");
   base_->visit_state(base);
-  for (std::size_t k = 0; k < chain_.size(); ++k) {
-    ScopedStateVisitor scoped(visitor, "bijector" + std::to_string(k) + "/");
-    chain_[k]->visit_state(scoped);
-  }
+  chain_->visit_state(visitor);
 }
 
 }  // namespace flows

@@ -36,8 +36,22 @@ Matrix StandardNormal::sample(Index n, const Matrix&, Rng& rng) const {
   return rng.normal(n, dim_);
 }
 
+namespace {
+
+// DataError unless z has `dim` columns and w one value per row of z.
+void check_backward(const Matrix& z, const Vector& w, Index dim, const char* what) {
+  check_columns(z, dim, what);
+  if (w.size() != z.shape(0))
+    throw DataError(fmt::format("{}: {} log-density gradients for {} rows", what, w.size(),
+                                z.shape(0)));
+}
+
+}  // namespace
+
+// Unconditional: grad_context (if any) is left as it is.
 void StandardNormal::log_prob_backward(const Matrix& z, const Matrix&, const Vector& w,
-                                       Matrix& grad_z) {
+                                       Matrix& grad_z, Matrix*) {
+  check_backward(z, w, dim_, "standard_normal.log_prob_backward");
   grad_z.resize(z.shape());
   for (Index i = 0; i < z.shape(0); ++i)
     for (Index j = 0; j < dim_; ++j) grad_z(i, j) = -w(i) * z(i, j);
@@ -76,8 +90,9 @@ Matrix DiagonalNormal::sample(Index n, const Matrix&, Rng& rng) const {
 
 // With u = (z-μ)/σ: ∂lp/∂z = -u/σ, ∂lp/∂μ = u/σ, ∂lp/∂log σ = u² - 1.
 void DiagonalNormal::log_prob_backward(const Matrix& z, const Matrix&, const Vector& w,
-                                       Matrix& grad_z) {
+                                       Matrix& grad_z, Matrix*) {
   const Index d = dim();
+  check_backward(z, w, d, "diagonal_normal.log_prob_backward");
   grad_z.resize(z.shape());
   for (Index i = 0; i < z.shape(0); ++i)
     for (Index j = 0; j < d; ++j) {

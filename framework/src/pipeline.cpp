@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "flows/checkpoint.hpp"
+#include "flows/data/columns.hpp"
 #include "flows/plugin_loader.hpp"
 
 namespace flows {
@@ -49,22 +50,99 @@ std::string resolve_relative(const std::string& origin, const std::string& path)
   return (fs::path(origin).parent_path() / p).lexically_normal().string();
 }
 
+// A data set's splits must agree with its context columns (a plugin's data
+// set may get this wrong): each split's context has one row per data row and
+// one column per context column, or is empty for unconditional data.
+void check_splits(const DataSplits& data, const std::string& where) {
+  const Index k = data.context_dim();
+  const std::pair<const char*, std::pair<const Matrix*, const Matrix*>> splits[] = {
+      {"train", {&data.train, &data.train_context}},
+      {"val", {&data.val, &data.val_context}},
+      {"test", {&data.test, &data.test_context}}};
+  for (const auto& [name, pair] : splits) {
+    const Matrix& x = *pair.first;
+    const Matrix& c = *pair.second;
+    const bool ok = k == 0 ? c.size() == 0 : c.shape(0) == x.shape(0) && c.shape(1) == k;
+    if (!ok)
+      throw DataError(fmt::format(
+          "{}: the {} split has a context of [{} x {}] for {} rows and {} context column{}{}",
+          where, name, c.shape(0), c.shape(1), x.shape(0), k, k == 1 ? "" : "s",
+          k == 0 ? "" : " (" + join_column_names(data.context_columns) + ")"));
+  }
+}
+
 }  // namespace
 
-Model build_model(ConfigNode& model_node, Registry& registry, Index dim, Index seed) {
+ContextEmbeddingOptions ContextEmbeddingOptions::from(ConfigNode& node) {
+  ContextEmbeddingOptions o;
+  node.read("hidden", o.hidden);
+  node.read("features", o.features);
+  node.read("activation", o.activation);
+  node.expect(o.features >= 1, "features", "must be >= 1");
+  for (Index width : o.hidden) node.expect(width >= 1, "hidden", "every width must be >= 1");
+  node.expect_one_of("activation", o.activation, nn::Activation::names());
+  node.finish();
+  return o;
+}
+
+Model build_model(ConfigNode& model_node, Registry& registry, const ModelInputs& inputs,
+                  Index seed) {
+  const Index dim = inputs.dim;
+  const Index context_columns = inputs.context_columns.size();
+  std::shared_ptr<ContextEncoder> encoder;
+  model_node.mark_read("context_embedding");  // a known key of the section, used or not
+  if (model_node.has("context_embedding") && context_columns == 0)
+    throw model_node.error("context_embedding",
+                           "the data has no context columns to embed (give data.context_columns, "
+                           "or a data set with a context)");
+  if (context_columns > 0) {
+    ContextEncoder::EmbeddingOptions embedding;  // none: standardization only
+    if (model_node.has("context_embedding")) {
+      ConfigNode node = model_node.child("context_embedding");
+      const ContextEmbeddingOptions o = ContextEmbeddingOptions::from(node);
+      embedding.hidden = o.hidden;
+      embedding.features = o.features;
+      embedding.activation = nn::Activation::from_name(o.activation);
+    }
+    // A stream of its own, so the other components' initialisation is as
+    // for an unconditional model.
+    Rng rng(mix_seed(seed, 200));
+    encoder = std::make_shared<ContextEncoder>(context_columns, embedding, rng);
+  }
+  const Index width = encoder ? encoder->output_dim() : 0;
+
   // Defaults are written into the section, so that a checkpoint's copy names them.
   if (!model_node.has("base")) model_node.set("base", "{type: standard_normal}");
   ConfigNode base_node = model_node.child("base");
   if (!base_node.has("type")) base_node.set("type", "standard_normal");
-  auto base =
-      registry.make<BaseDistribution>(base_node, BuildContext{dim, mix_seed(seed, 100), &registry});
+  auto base = registry.make<BaseDistribution>(
+      base_node, BuildContext{dim, width, mix_seed(seed, 100), &registry});
   std::vector<std::shared_ptr<Bijector>> chain;
   std::vector<ConfigNode> items = model_node.children("bijectors");
   for (std::size_t k = 0; k < items.size(); ++k)
-    chain.push_back(
-        registry.make<Bijector>(items[k], BuildContext{dim, mix_seed(seed, 1000 + k), &registry}));
+    chain.push_back(registry.make<Bijector>(
+        items[k], BuildContext{dim, width, mix_seed(seed, 1000 + k), &registry}));
+
+  std::vector<std::string> readers;  // components that read the context
+  if (base->context_dim() > 0) readers.push_back("base " + base_node.require_string("type"));
+  for (std::size_t k = 0; k < chain.size(); ++k)
+    if (chain[k]->context_dim() > 0)
+      readers.push_back(fmt::format("bijectors[{}] {}", k, chain[k]->name()));
+  if (context_columns > 0 && readers.empty())
+    throw model_node.error(
+        "",
+        fmt::format("the data has context column{} {}, but no component of the model reads a "
+                    "context: use a conditional bijector (maf, nsf_autoregressive, "
+                    "nsf_coupling, affine_coupling, ...) or base (conditional_diagonal_normal), "
+                    "or give the data no context_columns",
+                    context_columns == 1 ? "" : "s", join_column_names(inputs.context_columns)));
+  if (context_columns == 0 && !readers.empty())
+    throw model_node.error(
+        "", fmt::format("{} reads a context, but the data has no context columns (give "
+                        "data.context_columns, or a data set with a context)",
+                        join_column_names(readers)));
   Model model;
-  model.flow = std::make_shared<Flow>(base, chain);
+  model.flow = std::make_shared<Flow>(base, chain, encoder);
   return model;
 }
 
@@ -94,7 +172,8 @@ Pipeline Pipeline::load(const std::string& file, const std::vector<std::string>&
 
   const Index seed = p.options.seed;
   ConfigNode data_node = root.child("data");
-  auto dataset = registry.make<Dataset>(data_node, BuildContext{0, mix_seed(seed, 1), &registry});
+  auto dataset =
+      registry.make<Dataset>(data_node, BuildContext{0, 0, mix_seed(seed, 1), &registry});
   p.model_node = root.child("model");
   p.model_node.read("standardize", p.options.standardize);
   ConfigNode trainer_node = root.child("trainer", true);
@@ -109,14 +188,30 @@ Pipeline Pipeline::load(const std::string& file, const std::vector<std::string>&
 
   Rng data_rng = Rng(seed).derive(1);
   p.data = dataset->load(data_rng);
+  check_splits(p.data, data_node.where() + ": data");
   const Index dim = p.data.train.shape(1);
-  p.model = build_model(p.model_node, registry, dim, seed);
+  p.model = build_model(p.model_node, registry, ModelInputs{dim, p.data.context_columns}, seed);
   p.model_node.finish();
+  // Refused before any training: a bijector fit by another objective.
+  const std::string trainer_type = trainer_node.require_string("type");
+  if (trainer_type == "mle") {
+    const auto& chain = p.model.flow->chain();
+    for (std::size_t k = 0; k < chain.size(); ++k)
+      if (!chain[k]->trains_by_likelihood())
+        throw trainer_node.error(
+            "type", fmt::format("trainer 'mle' (maximum likelihood, the default) cannot fit "
+                                "model.bijectors[{}] '{}', which has no likelihood gradient; use "
+                                "trainer: {{type: {}}}",
+                                k, chain[k]->name(), chain[k]->trainer()));
+  }
   if (p.options.standardize) {
     p.model.standardize = std::make_shared<Standardize>(Standardize::fit(p.data.train));
     p.model.flow->prepend(p.model.standardize);
+    if (ContextEncoder* encoder = p.model.flow->context_encoder())
+      encoder->fit_standardization(p.data.train_context);
   }
-  p.trainer = registry.make<Trainer>(trainer_node, BuildContext{dim, mix_seed(seed, 2), &registry});
+  p.trainer = registry.make<Trainer>(
+      trainer_node, BuildContext{dim, p.data.context_dim(), mix_seed(seed, 2), &registry});
   root.finish();
   if (!p.options.resume_from.empty()) resume_from_checkpoint(p, p.options.resume_from);
   return p;

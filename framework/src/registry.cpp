@@ -18,13 +18,16 @@ const char* kind_name(Kind kind) {
       return "ode_solver";
     case Kind::dataset:
       return "dataset";
+    case Kind::transformer:
+      return "transformer";
   }
   return "unknown";
 }
 
 const std::vector<Kind>& all_kinds() {
-  static const std::vector<Kind> kinds = {Kind::bijector,  Kind::distribution, Kind::trainer,
-                                          Kind::optimizer, Kind::ode_solver,   Kind::dataset};
+  static const std::vector<Kind> kinds = {Kind::bijector,   Kind::distribution, Kind::trainer,
+                                          Kind::optimizer,  Kind::ode_solver,   Kind::dataset,
+                                          Kind::transformer};
   return kinds;
 }
 
@@ -47,6 +50,12 @@ PluginError Registry::factory_failure(Kind kind, ConfigNode& options, const Entr
   options.read("type", name);
   return PluginError(fmt::format("{}: {} '{}' (from {}) failed to build: {}", options.where("type"),
                                  kind_name(kind), name, entry.origin, what));
+}
+
+void Registry::check_dimension(Kind kind, ConfigNode& options, const BuildContext& context) {
+  if ((kind == Kind::bijector || kind == Kind::distribution) && context.dim == 0)
+    throw options.error("", fmt::format("a {} needs a data dimension of at least 1",
+                                        kind_name(kind)));
 }
 
 const Registry::Entry& Registry::find(Kind kind, ConfigNode& options) const {

@@ -10,8 +10,25 @@
 
 namespace flows {
 
+namespace {
+
+// The dimension of a standardization with this mean and scale; DataError
+// unless both are 1 x d with d ≥ 1 (checked before the base class is built).
+Index checked_dim(const Matrix& mean, const Matrix& scale) {
+  if (mean.dimension() != 2 || scale.dimension() != 2 || mean.shape(0) != 1 ||
+      scale.shape(0) != 1 || mean.shape(1) != scale.shape(1) || mean.shape(1) == 0)
+    throw DataError(fmt::format(
+        "standardization: mean is {} x {} and scale is {} x {}; both must be 1 x d with d >= 1",
+        mean.shape(0), mean.shape(1), scale.shape(0), scale.shape(1)));
+  return mean.shape(1);
+}
+
+}  // namespace
+
 Standardize::Standardize(Matrix mean, Matrix scale)
-    : mean_(std::move(mean)), scale_(std::move(scale)) {
+    : Bijector("standardization", checked_dim(mean, scale)),
+      mean_(std::move(mean)),
+      scale_(std::move(scale)) {
   check_and_sum();
 }
 
@@ -19,16 +36,19 @@ void Standardize::visit_state(StateVisitor& visitor) {
   Matrix mean = mean_, scale = scale_;
   visitor.tensor("mean", mean);
   visitor.tensor("scale", scale);
-  Standardize loaded(std::move(mean), std::move(scale));  // checks before anything changes
-  *this = std::move(loaded);
+  if (mean.shape() != mean_.shape() || scale.shape() != scale_.shape())
+    throw DataError(fmt::format(
+        "standardization: the stored mean is {} x {} and scale {} x {}, but the model has {} "
+        "columns",
+        mean.shape(0), mean.shape(1), scale.shape(0), scale.shape(1), dim()));
+  const Standardize loaded(std::move(mean), std::move(scale));  // checks before anything changes
+  mean_ = loaded.mean_;
+  scale_ = loaded.scale_;
+  log_scale_sum_ = loaded.log_scale_sum_;
 }
 
 void Standardize::check_and_sum() {
   log_scale_sum_ = 0;
-  if (mean_.shape(0) != 1 || scale_.shape(0) != 1 || mean_.shape(1) != scale_.shape(1))
-    throw DataError(
-        fmt::format("standardization: mean is {} x {} and scale is {} x {}; both must be 1 x d",
-                    mean_.shape(0), mean_.shape(1), scale_.shape(0), scale_.shape(1)));
   for (Index j = 0; j < dim(); ++j) {
     if (!std::isfinite(mean_(0, j)))
       throw DataError(fmt::format("standardization: mean of column {} is {}", j + 1, mean_(0, j)));
@@ -66,16 +86,7 @@ Standardize Standardize::fit(const Matrix& train) {
   return Standardize(std::move(mean), std::move(scale));
 }
 
-void Standardize::check_columns(const Matrix& m, const char* what) const {
-  if (m.shape(1) != dim())
-    throw DataError(
-        fmt::format("standardization: {} has {} columns but the standardization was "
-                    "fitted on {}",
-                    what, m.shape(1), dim()));
-}
-
-Transformed Standardize::forward(const Matrix& x, const Matrix& /*context*/) const {
-  check_columns(x, "the input");
+Transformed Standardize::forward_impl(const Matrix& x, const Matrix& /*context*/) const {
   Transformed out;
   out.value = Matrix(x.shape());
   for (Index i = 0; i < x.shape(0); ++i)
@@ -85,8 +96,7 @@ Transformed Standardize::forward(const Matrix& x, const Matrix& /*context*/) con
   return out;
 }
 
-Transformed Standardize::inverse(const Matrix& z, const Matrix& /*context*/) const {
-  check_columns(z, "the latent input");
+Transformed Standardize::inverse_impl(const Matrix& z, const Matrix& /*context*/) const {
   Transformed out;
   out.value = Matrix(z.shape());
   for (Index i = 0; i < z.shape(0); ++i)
@@ -96,9 +106,8 @@ Transformed Standardize::inverse(const Matrix& z, const Matrix& /*context*/) con
   return out;
 }
 
-void Standardize::forward_train(const Matrix& x, const Matrix& /*context*/, Matrix& z,
-                                Vector& logdet) {
-  check_columns(x, "the input");
+void Standardize::forward_train_impl(const Matrix& x, const Matrix& /*context*/, Matrix& z,
+                                     Vector& logdet) {
   if (z.shape() != x.shape()) z.resize(x.shape());
   for (Index i = 0; i < x.shape(0); ++i)
     for (Index j = 0; j < dim(); ++j) z(i, j) = (x(i, j) - mean_(0, j)) / scale_(0, j);
@@ -106,8 +115,8 @@ void Standardize::forward_train(const Matrix& x, const Matrix& /*context*/, Matr
   logdet.fill(-log_scale_sum_);
 }
 
-void Standardize::backward(const Matrix& grad_z, const Vector& /*grad_logdet*/, Matrix& grad_x) {
-  check_columns(grad_z, "the gradient");
+void Standardize::backward_impl(const Matrix& grad_z, const Vector& /*grad_logdet*/,
+                                Matrix& grad_x, Matrix* /*grad_context*/) {
   if (grad_x.shape() != grad_z.shape()) grad_x.resize(grad_z.shape());
   for (Index i = 0; i < grad_z.shape(0); ++i)
     for (Index j = 0; j < dim(); ++j) grad_x(i, j) = grad_z(i, j) / scale_(0, j);

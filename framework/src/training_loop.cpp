@@ -32,11 +32,16 @@ std::shared_ptr<Optimizer> make_optimizer(ConfigNode& trainer_node, const BuildC
   return context.registry->make<Optimizer>(node, context);
 }
 
-MinibatchSampler::MinibatchSampler(const Matrix& data, Index batch_size, Rng& rng)
-    : data_(data), rng_(rng), order_(data.shape(0)) {
+MinibatchSampler::MinibatchSampler(const Matrix& data, const Matrix& context, Index batch_size,
+                                   Rng& rng)
+    : data_(data), context_(context), rng_(rng), order_(data.shape(0)) {
   if (data.shape(0) == 0) throw DataError("training data has no rows");
+  if (context.size() != 0 && context.shape(0) != data.shape(0))
+    throw DataError(fmt::format("the training data has {} rows but its context {}",
+                                data.shape(0), context.shape(0)));
   std::iota(order_.begin(), order_.end(), Index{0});
   batch_.resize({std::min(batch_size, data.shape(0)), data.shape(1)});
+  if (context.size() != 0) batch_context_.resize({batch_.shape(0), context.shape(1)});
   shuffle();
 }
 
@@ -48,10 +53,16 @@ void MinibatchSampler::shuffle() {
 
 const Matrix& MinibatchSampler::next() {
   const Index rows = batch_.shape(0), cols = batch_.shape(1);
+  const Index context_cols = batch_context_.size() ? batch_context_.shape(1) : 0;
   for (Index r = 0; r < rows; ++r) {
     if (cursor_ == order_.size()) shuffle();
-    const Real* src = data_.data() + order_[cursor_++] * cols;
+    const Index row = order_[cursor_++];
+    const Real* src = data_.data() + row * cols;
     std::copy(src, src + cols, batch_.data() + r * cols);
+    if (context_cols) {
+      const Real* c = context_.data() + row * context_cols;
+      std::copy(c, c + context_cols, batch_context_.data() + r * context_cols);
+    }
   }
   return batch_;
 }
@@ -73,7 +84,7 @@ void restore(const ParameterList& params, const std::vector<Matrix>& values) {
 
 TrainReport run_training_loop(const TrainingOptions& options, Optimizer& optimizer,
                               const ParameterList& params, const Matrix& train,
-                              const TrainingObjective& objective, bool has_validation, Rng& rng,
+                              const Matrix& train_context, const TrainingObjective& objective, bool has_validation, Rng& rng,
                               const TrainerCallbacks& callbacks, Index first_step) {
   if (first_step >= options.steps)
     throw Error(
@@ -88,7 +99,7 @@ TrainReport run_training_loop(const TrainingOptions& options, Optimizer& optimiz
   report.loss_name = objective.loss_name;
   // A resumed run draws other batches than the first run's opening steps.
   Rng resumed_rng = rng.derive(first_step);
-  MinibatchSampler sampler(train, options.batch_size, first_step > 0 ? resumed_rng : rng);
+  MinibatchSampler sampler(train, train_context, options.batch_size, first_step > 0 ? resumed_rng : rng);
   std::vector<Matrix> best = snapshot(params);
   bool have_best = false;
   Index evaluations_without_gain = 0;
@@ -127,7 +138,8 @@ TrainReport run_training_loop(const TrainingOptions& options, Optimizer& optimiz
   for (Index step = first_step; step < options.steps; ++step) {
     const Real lr = options.lr_schedule.at(optimizer.learning_rate(), step, options.steps);
     zero_grad(params);
-    const Real loss = objective.loss_and_gradient(sampler.next());
+    const Matrix& batch = sampler.next();
+    const Real loss = objective.loss_and_gradient(batch, sampler.context());
     if (!std::isfinite(loss)) {
       if (have_best) restore(params, best);
       throw NumericalError(fmt::format(

@@ -2,15 +2,17 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 
-#include <flows/checks.hpp>
+#include <flows/error.hpp>
 
 namespace flows::basic {
 
 ActNorm::ActNorm(Index dim, bool init_from_data, Real epsilon)
     : Affine(dim, 0.0, 0.0, "actnorm"), epsilon_(epsilon), initialized_(!init_from_data) {}
 
-void ActNorm::forward_train(const Matrix& x, const Matrix& context, Matrix& z, Vector& logdet) {
+void ActNorm::forward_train_impl(const Matrix& x, const Matrix& context, Matrix& z,
+                                 Vector& logdet) {
   if (!initialized_) {
     const bool untouched =
         std::all_of(shift_.value.begin(), shift_.value.end(), [](Real v) { return v == 0; }) &&
@@ -21,7 +23,7 @@ void ActNorm::forward_train(const Matrix& x, const Matrix& context, Matrix& z, V
     else
       initialized_ = true;
   }
-  Affine::forward_train(x, context, z, logdet);
+  Affine::forward_train_impl(x, context, z, logdet);
 }
 
 // Data-dependent initialisation of ActNorm (Kingma & Dhariwal 2018, "Glow:
@@ -30,10 +32,9 @@ void ActNorm::forward_train(const Matrix& x, const Matrix& context, Matrix& z, V
 //   b_j = μ_j,   s_j = ½ log(σ²_j + ε),
 // so z = (x − b) e^{−s} has mean 0 and variance σ²/(σ² + ε) ≈ 1 on that batch.
 void ActNorm::initialize(const Matrix& x) {
-  require_columns(x, dim(), name_, "input");
   const Index rows = x.shape(0);
   if (rows < 2)
-    throw DataError(std::string(name_) + ": data-dependent initialisation needs a batch of at " +
+    throw DataError(name() + ": data-dependent initialisation needs a batch of at " +
                     "least 2 rows, got " + std::to_string(rows));
   for (Index j = 0; j < dim(); ++j) {
     Real mean = 0;
@@ -43,7 +44,7 @@ void ActNorm::initialize(const Matrix& x) {
     for (Index i = 0; i < rows; ++i) var += (x(i, j) - mean) * (x(i, j) - mean);
     var /= static_cast<Real>(rows);
     if (!std::isfinite(mean) || !std::isfinite(var))
-      throw DataError(std::string(name_) + ": the initialisation batch has non-finite values in " +
+      throw DataError(name() + ": the initialisation batch has non-finite values in " +
                       "column " + std::to_string(j));
     shift_.value(0, j) = mean;
     log_scale_.value(0, j) = 0.5 * std::log(var + epsilon_);
@@ -62,7 +63,6 @@ ActNormOptions ActNormOptions::from(ConfigNode& node) {
 
 std::unique_ptr<Bijector> make_actnorm(ConfigNode& node, const BuildContext& context) {
   const ActNormOptions options = ActNormOptions::from(node);
-  if (context.dim == 0) throw node.error("", "needs a data dimension of at least 1");
   return std::make_unique<ActNorm>(context.dim, options.init_from_data, options.epsilon);
 }
 

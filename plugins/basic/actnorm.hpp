@@ -15,12 +15,12 @@ class ActNorm final : public Affine {
  public:
   ActNorm(Index dim, bool init_from_data, Real epsilon);
 
+ private:
   // The first call (when init_from_data) initialises shift and log_scale from
   // x, unless they no longer hold their construction values (zero): values
   // loaded from a checkpoint are kept, so resumed training does not restart.
-  void forward_train(const Matrix& x, const Matrix& context, Matrix& z, Vector& logdet) override;
-
- private:
+  void forward_train_impl(const Matrix& x, const Matrix& context, Matrix& z,
+                          Vector& logdet) override;
   void initialize(const Matrix& x);
 
   Real epsilon_;

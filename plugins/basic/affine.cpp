@@ -2,18 +2,15 @@
 
 #include <cmath>
 
-#include <flows/checks.hpp>
-
 namespace flows::basic {
 
 Affine::Affine(Index dim, Real shift, Real log_scale, const char* name)
-    : shift_("shift", Matrix({1, dim}, shift)),
-      log_scale_("log_scale", Matrix({1, dim}, log_scale)),
-      name_(name) {}
+    : Bijector(name, dim),
+      shift_("shift", Matrix({1, dim}, shift)),
+      log_scale_("log_scale", Matrix({1, dim}, log_scale)) {}
 
 // z = (x − b) · e^{−s}; log|det| = −Σ_j s_j.
-Transformed Affine::forward(const Matrix& x, const Matrix&) const {
-  require_columns(x, dim(), name_, "input");
+Transformed Affine::forward_impl(const Matrix& x, const Matrix&) const {
   Transformed out;
   out.value = (x - shift_.value) * xt::exp(-log_scale_.value);
   out.logdet = xt::zeros<Real>({x.shape(0)}) - xt::sum(log_scale_.value)();
@@ -21,28 +18,25 @@ Transformed Affine::forward(const Matrix& x, const Matrix&) const {
 }
 
 // x = b + e^{s} · z; log|det| = +Σ_j s_j.
-Transformed Affine::inverse(const Matrix& z, const Matrix&) const {
-  require_columns(z, dim(), name_, "latent input");
+Transformed Affine::inverse_impl(const Matrix& z, const Matrix&) const {
   Transformed out;
   out.value = shift_.value + z * xt::exp(log_scale_.value);
   out.logdet = xt::zeros<Real>({z.shape(0)}) + xt::sum(log_scale_.value)();
   return out;
 }
 
-void Affine::forward_train(const Matrix& x, const Matrix&, Matrix& z, Vector& logdet) {
-  require_columns(x, dim(), name_, "input");
+void Affine::forward_train_impl(const Matrix& x, const Matrix&, Matrix& z, Vector& logdet) {
   z = (x - shift_.value) * xt::exp(-log_scale_.value);
   logdet = xt::zeros<Real>({x.shape(0)}) - xt::sum(log_scale_.value)();
   z_ = z;
-  recorded_ = true;
 }
 
 // With g = dL/dz and γ = dL/dlogdet:
 //   dL/dx_ij = g_ij e^{−s_j}
 //   dL/db_j  = −Σ_i g_ij e^{−s_j}
 //   dL/ds_j  = −Σ_i g_ij z_ij − Σ_i γ_i      (∂z_ij/∂s_j = −z_ij, ∂logdet_i/∂s_j = −1)
-void Affine::backward(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x) {
-  require_backward_shapes(grad_z, grad_logdet, z_.shape(0), dim(), recorded_, name_);
+void Affine::backward_impl(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x,
+                           Matrix*) {
   const Matrix inv_scale = xt::exp(-log_scale_.value);
   grad_x = grad_z * inv_scale;
   const Real sum_grad_logdet = xt::sum(grad_logdet)();
@@ -72,7 +66,6 @@ AffineOptions AffineOptions::from(ConfigNode& node) {
 
 std::unique_ptr<Bijector> make_affine(ConfigNode& node, const BuildContext& context) {
   const AffineOptions options = AffineOptions::from(node);
-  if (context.dim == 0) throw node.error("", "needs a data dimension of at least 1");
   return std::make_unique<Affine>(context.dim, options.shift, options.log_scale);
 }
 

@@ -17,21 +17,23 @@ class Affine : public Bijector {
   // `name` is used in error messages.
   Affine(Index dim, Real shift, Real log_scale, const char* name = "affine");
 
-  Index dim() const override { return shift_.value.shape(1); }
-  Transformed forward(const Matrix& x, const Matrix& context) const override;
-  Transformed inverse(const Matrix& z, const Matrix& context) const override;
-  void forward_train(const Matrix& x, const Matrix& context, Matrix& z, Vector& logdet) override;
-  void backward(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x) override;
   ParameterList parameters() override { return {&shift_, &log_scale_}; }
 
  protected:
+  // ActNorm runs its initialisation first, then this.
+  void forward_train_impl(const Matrix& x, const Matrix& context, Matrix& z,
+                          Vector& logdet) override;
+
   Parameter shift_;      // b, named "shift"
   Parameter log_scale_;  // s, named "log_scale"
-  const char* name_;
 
  private:
+  Transformed forward_impl(const Matrix& x, const Matrix& context) const override;
+  Transformed inverse_impl(const Matrix& z, const Matrix& context) const override;
+  void backward_impl(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x,
+                     Matrix* grad_context) override;
+
   Matrix z_;  // the last forward_train's output, for dL/ds
-  bool recorded_ = false;
 };
 
 struct AffineOptions {

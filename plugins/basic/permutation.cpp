@@ -1,13 +1,10 @@
 #include "permutation.hpp"
 
 #include <cmath>
-
 #include <utility>
 
 #include <flows/error.hpp>
 #include <flows/rng.hpp>
-
-#include <flows/checks.hpp>
 
 namespace flows::basic {
 
@@ -31,62 +28,53 @@ Matrix gather(const Matrix& in, const std::vector<Index>& order, bool forward) {
 
 }  // namespace
 
-Permutation::Permutation(std::vector<Index> order, std::string name)
-    : order_(std::move(order)), name_(std::move(name)) {
-  check_order();
-}
-
-void Permutation::check_order() const {
-  std::vector<bool> seen(order_.size(), false);
-  for (Index k : order_) {
-    if (k >= order_.size() || seen[k])
-      throw DataError(name_ + ": the column order is not a permutation of 0.." +
-                      std::to_string(order_.size()) + "-1");
+void check_permutation(const std::vector<Index>& order, const std::string& who) {
+  std::vector<bool> seen(order.size(), false);
+  for (Index k : order) {
+    if (k >= order.size() || seen[k])
+      throw DataError(who + ": the column order is not a permutation of 0.." +
+                      std::to_string(order.size()) + "-1");
     seen[k] = true;
   }
 }
 
-void Permutation::visit_state(StateVisitor& visitor) {
-  Matrix order = index_row(order_);
-  visitor.tensor("order", order);
-  std::vector<Index> loaded(order_.size());
+void visit_order(StateVisitor& visitor, std::vector<Index>& order, const std::string& who) {
+  Matrix stored = index_row(order);
+  visitor.tensor("order", stored);
+  std::vector<Index> loaded(order.size());
   for (Index k = 0; k < loaded.size(); ++k) {
-    const Real v = order(0, k);
-    if (!(v >= 0 && v < static_cast<Real>(order_.size())) || v != std::floor(v))
-      throw DataError(name_ +
-                      ": a stored column order entry is not an index: " + std::to_string(v));
+    const Real v = stored(0, k);
+    if (!(v >= 0 && v < static_cast<Real>(order.size())) || v != std::floor(v))
+      throw DataError(who + ": a stored column order entry is not an index: " + std::to_string(v));
     loaded[k] = static_cast<Index>(v);
   }
-  std::swap(order_, loaded);
-  try {
-    check_order();
-  } catch (...) {
-    std::swap(order_, loaded);
-    throw;
-  }
+  check_permutation(loaded, who);  // before anything changes
+  order = std::move(loaded);
 }
 
-Transformed Permutation::forward(const Matrix& x, const Matrix&) const {
-  require_columns(x, dim(), name_.c_str(), "input");
+Permutation::Permutation(std::vector<Index> order, std::string name)
+    : Bijector(std::move(name), order.size()), order_(std::move(order)) {
+  check_permutation(order_, this->name());
+}
+
+void Permutation::visit_state(StateVisitor& visitor) { visit_order(visitor, order_, name()); }
+
+Transformed Permutation::forward_impl(const Matrix& x, const Matrix&) const {
   return {gather(x, order_, true), xt::zeros<Real>({x.shape(0)})};
 }
 
-Transformed Permutation::inverse(const Matrix& z, const Matrix&) const {
-  require_columns(z, dim(), name_.c_str(), "latent input");
+Transformed Permutation::inverse_impl(const Matrix& z, const Matrix&) const {
   return {gather(z, order_, false), xt::zeros<Real>({z.shape(0)})};
 }
 
-void Permutation::forward_train(const Matrix& x, const Matrix&, Matrix& z, Vector& logdet) {
-  require_columns(x, dim(), name_.c_str(), "input");
+void Permutation::forward_train_impl(const Matrix& x, const Matrix&, Matrix& z,
+                                     Vector& logdet) {
   z = gather(x, order_, true);
   logdet = xt::zeros<Real>({x.shape(0)});
-  recorded_rows_ = x.shape(0);
-  recorded_ = true;
 }
 
 // z = P x is linear, so dL/dx = Pᵀ dL/dz: the inverse reordering.
-void Permutation::backward(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x) {
-  require_backward_shapes(grad_z, grad_logdet, recorded_rows_, dim(), recorded_, name_.c_str());
+void Permutation::backward_impl(const Matrix& grad_z, const Vector&, Matrix& grad_x, Matrix*) {
   grad_x = gather(grad_z, order_, false);
 }
 
@@ -111,7 +99,6 @@ std::vector<Index> random_permutation(Index dim, std::uint64_t seed) {
 
 std::unique_ptr<Bijector> make_permutation(ConfigNode& node, const BuildContext& context) {
   const PermutationOptions options = PermutationOptions::from(node);
-  if (context.dim == 0) throw node.error("", "needs a data dimension of at least 1");
   return std::make_unique<Permutation>(
       random_permutation(context.dim, options.seed.value_or(context.seed)), "permutation");
 }

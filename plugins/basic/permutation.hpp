@@ -20,21 +20,19 @@ class Permutation final : public Bijector {
 
   const std::vector<Index>& order() const { return order_; }
 
-  Index dim() const override { return order_.size(); }
-  Transformed forward(const Matrix& x, const Matrix& context) const override;
-  Transformed inverse(const Matrix& z, const Matrix& context) const override;
-  void forward_train(const Matrix& x, const Matrix& context, Matrix& z, Vector& logdet) override;
-  void backward(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x) override;
   ParameterList parameters() override { return {}; }
   // The order is state ("order"): a loaded order replaces it after checking.
   void visit_state(StateVisitor& visitor) override;
 
  private:
-  void check_order() const;
+  Transformed forward_impl(const Matrix& x, const Matrix& context) const override;
+  Transformed inverse_impl(const Matrix& z, const Matrix& context) const override;
+  void forward_train_impl(const Matrix& x, const Matrix& context, Matrix& z,
+                          Vector& logdet) override;
+  void backward_impl(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x,
+                     Matrix* grad_context) override;
+
   std::vector<Index> order_;  // z column j takes x column order_[j]
-  std::string name_;
-  Index recorded_rows_ = 0;
-  bool recorded_ = false;
 };
 
 struct PermutationOptions {
@@ -44,6 +42,14 @@ struct PermutationOptions {
 
   static PermutationOptions from(ConfigNode& node);
 };
+
+// DataError naming `who` unless `order` holds each of 0 .. order.size()-1 once.
+void check_permutation(const std::vector<Index>& order, const std::string& who);
+
+// Visits a column order as the state tensor "order"; when loading, replaces
+// `order` by the stored one once it is checked to be a permutation of the
+// same size (DataError naming `who` otherwise, leaving `order` as it was).
+void visit_order(StateVisitor& visitor, std::vector<Index>& order, const std::string& who);
 
 // A uniformly random permutation of 0 .. dim-1 (Fisher–Yates), fixed by `seed`.
 std::vector<Index> random_permutation(Index dim, std::uint64_t seed);

@@ -3,6 +3,7 @@
 
 #include "actnorm.hpp"
 #include "affine.hpp"
+#include "lu_linear.hpp"
 #include "permutation.hpp"
 #include "reverse.hpp"
 
@@ -13,6 +14,7 @@ void register_basic(flows::Registry& registry) {
   registry.add<flows::Bijector>("permutation", &flows::basic::make_permutation);
   registry.add<flows::Bijector>("affine", &flows::basic::make_affine);
   registry.add<flows::Bijector>("actnorm", &flows::basic::make_actnorm);
+  registry.add<flows::Bijector>("lu_linear", &flows::basic::make_lu_linear);
 }
 
 }  // namespace

@@ -13,7 +13,6 @@ ReverseOptions ReverseOptions::from(ConfigNode& node) {
 
 std::unique_ptr<Bijector> make_reverse(ConfigNode& node, const BuildContext& context) {
   ReverseOptions::from(node);
-  if (context.dim == 0) throw node.error("", "needs a data dimension of at least 1");
   std::vector<Index> order(context.dim);
   for (Index j = 0; j < context.dim; ++j) order[j] = context.dim - 1 - j;
   return std::make_unique<Permutation>(std::move(order), "reverse");

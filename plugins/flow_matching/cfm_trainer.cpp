@@ -5,98 +5,19 @@
 
 #include <fmt/format.h>
 
+#include <flows/checks.hpp>
+#include <flows/context_encoder.hpp>
 #include <flows/error.hpp>
 
+#include "cfm_objective.hpp"
 #include "flow_matching_bijector.hpp"
-#include "optimal_transport.hpp"
-#include "probability_path.hpp"
 
 namespace flows::flow_matching {
 
 namespace {
 
-// One regression step's buffers and draws.
-class CfmObjective {
- public:
-  CfmObjective(const CfmOptions& options, Flow& flow, Index position,
-               FlowMatchingBijector& bijector)
-      : options_(options),
-        flow_(flow),
-        position_(position),
-        field_(bijector.field()),
-        path_(options.path == "vp" ? ProbabilityPath::Kind::vp : ProbabilityPath::Kind::straight,
-              options.sigma_min) {}
-
-  // x0 ~ base pushed through the inverses of any bijectors after the flow
-  // matching one, so it lives where the field's t = 0 end does.
-  void draw_noise(Index n, Rng& rng, Matrix& x0) const {
-    x0 = flow_.base().sample(n, Matrix(), rng);
-    const auto& chain = flow_.chain();
-    for (Index k = chain.size(); k-- > position_ + 1;) x0 = chain[k]->inverse(x0, Matrix()).value;
-  }
-
-  // Pairs x0 with x1 (re-ordering x1's rows) and draws x_t, u_t at random t.
-  void prepare(const Matrix& x1, Rng& rng) {
-    const Index n = x1.shape(0);
-    draw_noise(n, rng, x0_);
-    const Matrix* target = &x1;
-    if (options_.coupling == "ot") {
-      const Matrix cost = squared_distances(x0_, x1);
-      const std::vector<Index> partner =
-          options_.ot_solver == "sinkhorn"
-              ? sinkhorn_pairing(cost, options_.sinkhorn_reg, options_.sinkhorn_iterations, rng)
-              : linear_assignment(cost);
-      paired_.resize(x1.shape());
-      const Index d = x1.shape(1);
-      for (Index i = 0; i < n; ++i)
-        std::copy_n(x1.data() + partner[i] * d, d, paired_.data() + i * d);
-      target = &paired_;
-    }
-    t_.resize({n});
-    for (Real& t : t_) t = rng.uniform();
-    path_.sample(x0_, *target, t_, xt_, ut_);
-  }
-
-  // mean((v − u)²) over all entries; dL/dv = 2 (v − u) / (n d).
-  Real loss_and_gradient(const Matrix& x1, Rng& rng) {
-    prepare(x1, rng);
-    field_.forward(xt_, t_, v_);
-    const Real count = static_cast<Real>(v_.size());
-    grad_v_.resize(v_.shape());
-    Real loss = 0;
-    for (Index k = 0; k < v_.size(); ++k) {
-      const Real r = v_.flat(k) - ut_.flat(k);
-      loss += r * r;
-      grad_v_.flat(k) = 2 * r / count;
-    }
-    field_.backward(grad_v_, grad_x_, true);
-    return loss / count;
-  }
-
-  Real loss(const Matrix& x1, Rng& rng) {
-    prepare(x1, rng);
-    field_.features(xt_, t_, features_);
-    field_.mlp().infer(features_, v_);
-    Real loss = 0;
-    for (Index k = 0; k < v_.size(); ++k) {
-      const Real r = v_.flat(k) - ut_.flat(k);
-      loss += r * r;
-    }
-    return loss / static_cast<Real>(v_.size());
-  }
-
- private:
-  const CfmOptions& options_;
-  Flow& flow_;
-  Index position_;
-  VelocityField& field_;
-  ProbabilityPath path_;
-  Matrix x0_, paired_, xt_, ut_, v_, grad_v_, grad_x_, features_;
-  Vector t_;
-};
-
 // The data as the flow-matching bijector sees it: pushed through the
-// bijectors before it.
+// bijectors before it (unconditional ones; see locate).
 Matrix push_forward(const Flow& flow, Index position, const Matrix& data) {
   Matrix current = data;
   for (Index k = 0; k < position; ++k) current = flow.chain()[k]->forward(current, Matrix()).value;
@@ -114,12 +35,15 @@ CfmOptions CfmOptions::from(ConfigNode& node) {
   node.read("ot_solver", o.ot_solver);
   node.read("sinkhorn_reg", o.sinkhorn_reg);
   node.read("sinkhorn_iterations", o.sinkhorn_iterations);
+  node.read("context_dropout", o.context_dropout);
   node.expect_one_of("path", o.path, {"straight", "vp"});
   node.expect(o.sigma_min >= 0 && o.sigma_min < 1, "sigma_min", "must be in [0, 1)");
   node.expect_one_of("coupling", o.coupling, {"independent", "ot"});
   node.expect_one_of("ot_solver", o.ot_solver, {"exact", "sinkhorn"});
   node.expect(o.sinkhorn_reg > 0 && std::isfinite(o.sinkhorn_reg), "sinkhorn_reg", "must be > 0");
   node.expect(o.sinkhorn_iterations > 0, "sinkhorn_iterations", "must be > 0");
+  node.expect(o.context_dropout >= 0 && o.context_dropout < 1, "context_dropout",
+              "must be a probability in [0, 1)");
   return o;
 }
 
@@ -139,53 +63,108 @@ CfmTrainer::Located CfmTrainer::locate(Flow& flow) {
     throw ConfigError(
         "trainer cfm: the model has no flow_matching bijector (use trainer: {type: mle} for other "
         "flows)");
-  for (Index k = 0; k < chain.size(); ++k)
-    if (k != position && !chain[k]->parameters().empty())
+  for (Index k = 0; k < chain.size(); ++k) {
+    if (k == position) continue;
+    if (!chain[k]->parameters().empty())
       throw ConfigError(fmt::format(
-          "trainer cfm: bijector {} of the chain has trainable parameters, but cfm trains only the "
-          "velocity field of the flow_matching bijector",
-          k));
+          "trainer cfm: bijector {} of the chain ({}) has trainable parameters, but cfm trains "
+          "only the velocity field of the flow_matching bijector",
+          k, chain[k]->name()));
+    if (chain[k]->context_dim() > 0)
+      throw ConfigError(fmt::format(
+          "trainer cfm: bijector {} of the chain ({}) reads the context; beside flow_matching, "
+          "cfm supports only unconditional bijectors without parameters",
+          k, chain[k]->name()));
+  }
+  if (flow.base().context_dim() > 0 || !flow.base().parameters().empty())
+    throw ConfigError(
+        "trainer cfm: the base distribution reads the context or has parameters; cfm draws its "
+        "noise from a fixed base (use base: {type: standard_normal})");
   return {bijector, position};
 }
 
-void CfmTrainer::visit_state(Flow& flow, StateVisitor& visitor) {
-  visit_training_state(steps_done_, *optimizer_, locate(flow).bijector->parameters(), visitor);
+ParameterList CfmTrainer::trained_parameters(Flow& flow, FlowMatchingBijector& bijector) {
+  ParameterList params;
+  if (ContextEncoder* encoder = flow.context_encoder()) params = encoder->parameters();
+  for (Parameter* p : bijector.parameters()) params.push_back(p);
+  return params;
 }
 
-TrainReport CfmTrainer::train(Flow& flow, const Matrix& train, const Matrix& val, Rng& rng,
-                              const TrainerCallbacks& callbacks) {
-  const auto [bijector, position] = locate(flow);
-  if (train.shape(1) != flow.dim())
-    throw DataError(fmt::format("the model has {} dimensions but the data has {} columns",
-                                flow.dim(), train.shape(1)));
+void CfmTrainer::visit_state(Flow& flow, StateVisitor& visitor) {
+  visit_training_state(steps_done_, *optimizer_, trained_parameters(flow, *locate(flow).bijector),
+                       visitor);
+}
 
-  const Matrix train_in = push_forward(flow, position, train);
-  const Matrix val_in = val.shape(0) > 0 ? push_forward(flow, position, val) : Matrix();
-  CfmObjective objective(options_, flow, position, *bijector);
+TrainReport CfmTrainer::train(Flow& flow, const DataSplits& data, Rng& rng,
+                              const TrainerCallbacks& callbacks) {
+  const Located located = locate(flow);
+  FlowMatchingBijector* bijector = located.bijector;
+  const Index position = located.position;
+  if (data.train.shape(1) != flow.dim())
+    throw DataError(fmt::format("the model has {} dimensions but the data has {} columns",
+                                flow.dim(), data.train.shape(1)));
+  flow.check_context(data.train_context, data.train.shape(0));
+  if (data.val.shape(0) > 0) flow.check_context(data.val_context, data.val.shape(0));
+  ContextEncoder* encoder = flow.context_encoder();
+  if (options_.context_dropout > 0 && !encoder)
+    throw ConfigError(
+        "trainer cfm: context_dropout needs a conditional model (context columns in the data)");
+
+  if (bijector->options().guidance != 0 && options_.context_dropout == 0)
+    throw ConfigError(fmt::format(
+        "trainer cfm: the flow_matching bijector samples with guidance: {}, which needs a field "
+        "trained on the null context: set context_dropout > 0 (e.g. 0.1) in the trainer",
+        bijector->options().guidance));
+
+  const Matrix train_in = push_forward(flow, position, data.train);
+  const Matrix val_in = data.val.shape(0) > 0 ? push_forward(flow, position, data.val) : Matrix();
+  // x0 ~ base pushed through the inverses of any bijectors after the flow
+  // matching one, so it lives where the field's t = 0 end does.
+  CfmObjective objective(options_, bijector->field(),
+                         [&flow, position](Index n, Rng& draws, Matrix& x0) {
+                           x0 = flow.base().sample(n, Matrix(), draws);
+                           const auto& chain = flow.chain();
+                           for (Index k = chain.size(); k-- > position + 1;)
+                             x0 = chain[k]->inverse(x0, Matrix()).value;
+                         });
   // A resumed run continues with other draws than the first run's opening steps.
   Rng draw_rng = rng.derive(mix_seed(seed_, 11));
   if (steps_done_ > 0) draw_rng = draw_rng.derive(steps_done_);
+  // The field is fit to ∅ exactly when rows are dropped; guidance checks this.
+  bijector->set_context_dropout(encoder ? options_.context_dropout : 0);
 
+  const bool embedded = encoder && encoder->has_embedding();
+  Matrix grad_encoded;
   TrainingObjective loop;
   loop.loss_name = "cfm_mse";
-  loop.loss_and_gradient = [&](const Matrix& batch) {
-    return objective.loss_and_gradient(batch, draw_rng);
+  loop.loss_and_gradient = [&](const Matrix& batch, const Matrix& context) {
+    if (!encoder) return objective.loss_and_gradient(batch, Matrix(), draw_rng, nullptr);
+    const Matrix& encoded = encoder->encode_train(context);
+    if (!embedded) return objective.loss_and_gradient(batch, encoded, draw_rng, nullptr);
+    grad_encoded = xt::zeros<Real>({encoded.shape(0), encoded.shape(1)});
+    const Real loss = objective.loss_and_gradient(batch, encoded, draw_rng, &grad_encoded);
+    encoder->backward(grad_encoded);
+    return loss;
   };
   loop.validation_loss = [&] {
-    // The same draws at every evaluation, so losses compare across steps.
+    // The same draws at every evaluation, so losses compare across steps;
+    // the context is encoded afresh, as the embedding trains.
     Rng val_rng(mix_seed(seed_, 12));
+    const Matrix val_context = encoder ? encoder->encode(data.val_context) : Matrix();
     const Index n = val_in.shape(0), batch = options_.training.batch_size;
     Real sum = 0;
     for (Index start = 0; start < n; start += batch) {
       const Index stop = std::min(n, start + batch);
       const Matrix rows = xt::view(val_in, xt::range(start, stop), xt::all());
-      sum += objective.loss(rows, val_rng) * static_cast<Real>(stop - start);
+      const Matrix context =
+          encoder ? Matrix(xt::view(val_context, xt::range(start, stop), xt::all())) : Matrix();
+      sum += objective.loss(rows, context, val_rng) * static_cast<Real>(stop - start);
     }
     return sum / static_cast<Real>(n);
   };
-  TrainReport report =
-      run_training_loop(options_.training, *optimizer_, bijector->parameters(), train_in, loop,
-                        val_in.shape(0) > 0, rng, callbacks, steps_done_);
+  TrainReport report = run_training_loop(
+      options_.training, *optimizer_, trained_parameters(flow, *bijector), train_in,
+      data.train_context, loop, val_in.shape(0) > 0, rng, callbacks, steps_done_);
   steps_done_ = report.steps;
   return report;
 }

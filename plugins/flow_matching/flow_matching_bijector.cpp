@@ -8,16 +8,6 @@
 
 namespace flows::flow_matching {
 
-namespace {
-
-void require_columns(const Matrix& m, Index dim, const char* what) {
-  if (m.shape(1) != dim)
-    throw DataError(std::string("flow_matching: ") + what + " has " + std::to_string(m.shape(1)) +
-                    " columns but the bijector's dimension is " + std::to_string(dim));
-}
-
-}  // namespace
-
 FlowMatchingOptions FlowMatchingOptions::from(ConfigNode& node) {
   FlowMatchingOptions o;
   o.field.read_from(node);
@@ -25,25 +15,45 @@ FlowMatchingOptions FlowMatchingOptions::from(ConfigNode& node) {
   node.read("probes", o.probes);
   node.read("probe", o.probe);
   node.read("sample_logdet", o.sample_logdet);
+  node.read("guidance", o.guidance);
   node.expect_one_of("divergence", o.divergence, {"exact", "hutchinson"});
   node.expect_one_of("probe", o.probe, {"rademacher", "gaussian"});
   node.expect(o.probes > 0, "probes", "must be > 0");
+  node.expect(std::isfinite(o.guidance), "guidance", "must be a finite number");
   return o;
 }
 
-FlowMatchingBijector::FlowMatchingBijector(Index dim, const FlowMatchingOptions& options,
+FlowMatchingBijector::FlowMatchingBijector(Index dim, Index context_dim,
+                                           const FlowMatchingOptions& options,
                                            std::shared_ptr<OdeSolver> solver, std::uint64_t seed)
-    : options_(options),
-      field_(dim, options.field, *std::make_unique<Rng>(seed)),
+    : RegressionFittedBijector("flow_matching", dim, context_dim, "cfm"),
+      options_(options),
+      field_(dim, context_dim, options.field, *std::make_unique<Rng>(seed)),
       solver_(std::move(solver)),
       probe_seed_(mix_seed(seed, 7)) {
   if (!solver_) throw Error("flow_matching: no ODE solver");
 }
 
-Transformed FlowMatchingBijector::transport(const Matrix& x, Real t0, Real t1, bool with_logdet,
-                                            OdeStats* stats) const {
+void FlowMatchingBijector::visit_state(StateVisitor& visitor) {
+  visit_parameters(parameters(), visitor);
+  if (context_dim() == 0) return;  // unconditional checkpoints keep their old layout
+  Matrix p = {{context_dropout_}};
+  visitor.tensor("context_dropout", p);
+  if (!(p(0, 0) >= 0 && p(0, 0) < 1))
+    throw DataError("flow_matching: the saved context_dropout is " + std::to_string(p(0, 0)) +
+                    ", not a probability in [0, 1)");
+  context_dropout_ = p(0, 0);
+}
+
+Transformed FlowMatchingBijector::transport(const Matrix& x, const Matrix& context, Real t0,
+                                            Real t1, bool with_logdet, OdeStats* stats) const {
+  if (options_.guidance != 0 && context_dropout_ <= 0)
+    throw ConfigError(
+        "flow_matching: guidance: " + std::to_string(options_.guidance) +
+        " needs a velocity field trained on the null context, and this one was not; train it "
+        "with trainer: {type: cfm, context_dropout: p} (p > 0, e.g. 0.1) or set guidance: 0");
   const Index n = x.shape(0), d = dim();
-  VelocityField::Evaluator evaluator(field_);
+  VelocityField::Evaluator evaluator(field_, context, options_.guidance);
   Transformed out;
   OdeStats solve_stats;
   if (!with_logdet) {
@@ -99,39 +109,25 @@ Transformed FlowMatchingBijector::transport(const Matrix& x, Real t0, Real t1, b
   return out;
 }
 
-Transformed FlowMatchingBijector::forward(const Matrix& x, const Matrix&) const {
-  require_columns(x, dim(), "input");
-  return transport(x, 1.0, 0.0, true);
+Transformed FlowMatchingBijector::forward_impl(const Matrix& x, const Matrix& context) const {
+  return transport(x, context, 1.0, 0.0, true);
 }
 
-Transformed FlowMatchingBijector::inverse(const Matrix& z, const Matrix&) const {
-  require_columns(z, dim(), "latent input");
-  return transport(z, 0.0, 1.0, options_.sample_logdet);
-}
-
-void FlowMatchingBijector::forward_train(const Matrix& x, const Matrix& context, Matrix& z,
-                                         Vector& logdet) {
-  Transformed t = forward(x, context);
-  z = std::move(t.value);
-  logdet = std::move(t.logdet);
-}
-
-void FlowMatchingBijector::backward(const Matrix&, const Vector&, Matrix&) {
-  throw Error(
-      "flow_matching: maximum-likelihood training through the ODE is not supported (no gradient "
-      "through the solve); train the velocity field with `trainer: {type: cfm}`");
+Transformed FlowMatchingBijector::inverse_impl(const Matrix& z, const Matrix& context) const {
+  return transport(z, context, 0.0, 1.0, options_.sample_logdet);
 }
 
 std::unique_ptr<Bijector> make_flow_matching(ConfigNode& node, const BuildContext& context) {
   const FlowMatchingOptions options = FlowMatchingOptions::from(node);
-  if (context.dim == 0) throw node.error("", "needs a data dimension of at least 1");
   if (!context.registry) throw node.error("solver", "no registry to build the ODE solver with");
   ConfigNode solver_node = node.child("solver", /*optional=*/true);
   if (!solver_node.has("type")) solver_node.set("type", "dopri5");
   std::shared_ptr<OdeSolver> solver = context.registry->make<OdeSolver>(solver_node, context);
   node.finish();
-  return std::make_unique<FlowMatchingBijector>(context.dim, options, std::move(solver),
-                                                context.seed);
+  if (options.guidance != 0 && context.context_dim == 0)
+    throw node.error("guidance", "needs a conditional model (the data has no context columns)");
+  return std::make_unique<FlowMatchingBijector>(context.dim, context.context_dim, options,
+                                                std::move(solver), context.seed);
 }
 
 }  // namespace flows::flow_matching

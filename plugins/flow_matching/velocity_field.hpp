@@ -20,46 +20,78 @@ struct VelocityFieldOptions {
   void read_from(ConfigNode& node);
 };
 
-// The velocity field v(x, t) of a continuous flow: an MLP on the input x
-// concatenated with an embedding of t,
+// The velocity field v(x, t, c) of a continuous flow: an MLP on the input x
+// concatenated with an embedding of t and, for a conditional field, the
+// context row c and a null indicator m,
 //   e(t) = [t, sin(π t), cos(π t), sin(2π t), cos(2π t), …, sin(2^{F-1} π t), cos(2^{F-1} π t)],
-// (Fourier features of t; F = time_frequencies, F = 0 gives torchcfm's MLP on
-// [x, t]). Training goes through the SDK's nn::MLP (forward/backward with
-// hand-derived parameter gradients); the ODE solves go through Evaluator, which
-// uses that t is the same for the whole batch.
+//   input = [x, e(t)]                 (unconditional; F = 0 gives torchcfm's MLP on [x, t]),
+//   input = [x, e(t), c, 0]           (conditional, context present),
+//   input = [x, e(t), 0, 1]           (conditional, null context ∅).
+// The null context ∅ of classifier-free guidance (Ho & Salimans 2022,
+// "Classifier-Free Diffusion Guidance") is explicit: zeroed context columns
+// plus the indicator m = 1. The context the field sees is standardized (mean
+// 0), so zeros alone would be the average context, not "no context"; the
+// indicator tells them apart. With context_dropout 0 no training row has m =
+// 1, so v(·, ·, ∅) is untrained (guidance refuses such a model).
+//
+// Training goes through the SDK's nn::MLP (forward/backward with hand-derived
+// parameter gradients); the ODE solves go through Evaluator, which uses that t
+// is the same for the whole batch and the context the same for a whole solve.
 class VelocityField {
  public:
-  VelocityField(Index dim, const VelocityFieldOptions& options, Rng& rng);
+  VelocityField(Index dim, Index context_dim, const VelocityFieldOptions& options, Rng& rng);
   // params_ points into mlp_: no copies.
   VelocityField(const VelocityField&) = delete;
   VelocityField& operator=(const VelocityField&) = delete;
 
   Index dim() const { return dim_; }
-  // d + 1 + 2F: the MLP's input width.
-  Index input_features() const { return dim_ + 1 + 2 * frequencies_; }
+  Index context_dim() const { return context_dim_; }
   Index time_frequencies() const { return frequencies_; }
+  // 1 + 2F values of e(t).
+  Index time_features() const { return 1 + 2 * frequencies_; }
+  // k + 1 (context and indicator) for a conditional field, else 0.
+  Index context_features() const { return context_dim_ > 0 ? context_dim_ + 1 : 0; }
+  // The MLP's input width: d + 1 + 2F + context_features().
+  Index input_features() const { return dim_ + time_features() + context_features(); }
   // Writes e(t) (1 + 2F values) to out.
   void embed_time(Real t, Real* out) const;
-  // [x, e(t_i)] row by row; t has one entry per row of x.
-  void features(const Matrix& x, const Vector& t, Matrix& out) const;
+  // The MLP input row by row (see the class comment); t has one entry per
+  // row of x; context is n x context_dim() for a conditional field (ignored
+  // otherwise); dropped is empty (no row dropped) or has one flag per row,
+  // nonzero where the row gets the null context ∅.
+  void features(const Matrix& x, const Vector& t, const Matrix& context,
+                const std::vector<char>& dropped, Matrix& out) const;
 
-  // Training pass: v = v(x_i, t_i) per row, recording what backward needs.
-  void forward(const Matrix& x, const Vector& t, Matrix& v);
+  // Training pass: v = v(x_i, t_i, c_i) per row (∅ for dropped rows),
+  // recording what backward needs.
+  void forward(const Matrix& x, const Vector& t, const Matrix& context, Matrix& v,
+               const std::vector<char>& dropped = {});
   // For the last forward: dL/dx into grad_x (n x d) and, unless
   // accumulate_param_grads is false, *adds* dL/dθ to the parameters' gradients
-  // (with false it is the vector-Jacobian product grad_vᵀ ∂v/∂x).
-  void backward(const Matrix& grad_v, Matrix& grad_x, bool accumulate_param_grads = true);
+  // (with false it is the vector-Jacobian product grad_vᵀ ∂v/∂x). When
+  // grad_context is given (n x context_dim()), dL/dc is *added* to it (nothing
+  // for dropped rows, whose output does not depend on c).
+  void backward(const Matrix& grad_v, Matrix& grad_x, bool accumulate_param_grads = true,
+                Matrix* grad_context = nullptr);
 
   ParameterList parameters() { return mlp_.parameters(); }
   nn::MLP& mlp() { return mlp_; }
 
-  // v(·, t) and its divergence for a batch at one time t, with buffers reused
-  // across calls: one Evaluator per ODE solve (parameters are read when it is
-  // built and must not change while it lives).
+  // v(·, t, c) and its divergence for a batch at one time t, with buffers
+  // reused across calls: one Evaluator per ODE solve (parameters and context
+  // are read when it is built and must not change while it lives).
+  //
+  // With guidance w ≠ 0 it is the classifier-free guided field (Ho &
+  // Salimans 2022, eq. 6, with the velocity in place of the score):
+  //   ṽ(x, t, c) = (1 + w) v(x, t, c) − w v(x, t, ∅),
+  // and div ṽ = (1 + w) div v(·, c) − w div v(·, ∅) (divergence is linear).
+  // Both terms run as one stacked batch of 2n rows.
   class Evaluator {
    public:
-    explicit Evaluator(const VelocityField& field);
-    // v = v(x, t).
+    // context: the rows of the batch every call gets (n x context_dim()) for a
+    // conditional field; ignored by an unconditional one, as is guidance.
+    explicit Evaluator(const VelocityField& field, const Matrix& context = {}, Real guidance = 0);
+    // v = v(x, t, c).
     void velocity(const Matrix& x, Real t, Matrix& v);
     // v and div v = Σ_i ∂v_i/∂x_i per row, exactly: one vector-Jacobian
     // product e_iᵀ ∂v/∂x per dimension, sharing the forward pass.
@@ -72,28 +104,41 @@ class VelocityField {
                                           Vector& divergence);
 
    private:
-    void forward(const Matrix& x, Real t, Matrix& v, bool derivatives);
-    // g (n x width of the last hidden layer) → dL/d(pre-activation of layer 0).
+    // The network on its rows (x, or [x; x] when guided) into `out`.
+    void forward(const Matrix& x, Real t, Matrix& out, bool derivatives);
+    // x itself, or x stacked twice when guided.
+    const Matrix& network_rows(const Matrix& x, Matrix& stacked) const;
+    // (1 + w) top half − w bottom half, row by row.
+    void combine(const Real* raw, Index n, Index width, Real* out) const;
+    // g (rows x width of the last hidden layer) → dL/d(pre-activation of layer 0).
     void backpropagate_hidden(Matrix& g);
 
     const VelocityField& field_;
     Index layers_;
+    bool conditional_;
+    bool guided_;
+    Real guidance_;
+    Index context_rows_ = 0;             // n: the rows of every call when conditional
     std::vector<const Matrix*> weight_;  // W_k, out x in
     std::vector<const Matrix*> bias_;    // b_k, 1 x out
     Matrix w0x_;                         // W_0's first d columns (h_0 x d)
     Matrix w0x_t_;                       // its transpose (d x h_0)
     Matrix w0t_;                         // W_0's time columns (h_0 x (1 + 2F))
+    Matrix context_pre_;                 // [c, m] W_0cᵀ per network row: layer 0's context term
     std::vector<Real> embedding_, c0_;   // e(t); b_0 + W_0t e(t)
     std::vector<Matrix> pre_, act_, deriv_, grad_;
-    Matrix input_grad_;
+    Matrix input_grad_, stacked_x_, stacked_probe_, raw_v_;
+    Vector raw_divergence_;
   };
 
  private:
   Index dim_;
+  Index context_dim_;
   Index frequencies_;
   nn::MLP mlp_;
   ParameterList params_;  // mlp_'s: weight 0, bias 0, weight 1, …
   Matrix features_, grad_features_;
+  std::vector<char> dropped_;  // of the last forward
 };
 
 }  // namespace flows::flow_matching

@@ -1,15 +1,36 @@
-// The `maf` plugin: masked autoregressive flows (maf, iaf) and batch_norm.
+// The `maf` plugin: masked autoregressive flows (Papamakarios, Pavlakou &
+// Murray 2017) and inverse autoregressive flows (Kingma et al. 2016), which
+// are the SDK's autoregressive stack with the affine transformer.
+#include <flows/affine_transformer.hpp>
+#include <flows/autoregressive.hpp>
 #include <flows/plugin.hpp>
-
-#include "autoregressive_stack.hpp"
-#include "batch_norm.hpp"
 
 namespace {
 
+// The keys of every autoregressive flow, plus log_scale_bound (5 by default:
+// a MAF layer rescales by at most e^5).
+std::unique_ptr<flows::Bijector> make_affine_stack(flows::ConfigNode& node,
+                                                   const flows::BuildContext& context,
+                                                   const char* name, bool inverted) {
+  const flows::AutoregressiveOptions options = flows::AutoregressiveOptions::read(node);
+  flows::AffineTransformerOptions affine;
+  affine.log_scale_bound = 5.0;
+  node.read("log_scale_bound", affine.log_scale_bound);
+  node.expect(affine.log_scale_bound > 0 && std::isfinite(affine.log_scale_bound),
+              "log_scale_bound", "must be > 0");
+  node.finish();
+  return flows::make_autoregressive_stack(
+      name, options, std::make_shared<flows::AffineTransformer>(affine.log_scale_bound), inverted,
+      context);
+}
+
 void register_maf(flows::Registry& registry) {
-  registry.add<flows::Bijector>("maf", &flows::maf::make_maf);
-  registry.add<flows::Bijector>("iaf", &flows::maf::make_iaf);
-  registry.add<flows::Bijector>("batch_norm", &flows::maf::make_batch_norm);
+  registry.add<flows::Bijector>("maf", [](flows::ConfigNode& node, const flows::BuildContext& c) {
+    return make_affine_stack(node, c, "maf", false);
+  });
+  registry.add<flows::Bijector>("iaf", [](flows::ConfigNode& node, const flows::BuildContext& c) {
+    return make_affine_stack(node, c, "iaf", true);
+  });
 }
 
 }  // namespace

@@ -2,7 +2,7 @@
 #include <flows/config.hpp>
 #include <flows/tensor.hpp>
 
-#include "elementwise_transform.hpp"
+#include <flows/transformer.hpp>
 
 namespace flows::spline {
 
@@ -37,7 +37,7 @@ struct SplineOptions {
 //   dy/dx = s_k² [δ_{k+1} ξ² + 2 s_k ξ(1-ξ) + δ_k (1-ξ)²] / [s_k + (δ_{k+1} + δ_k - 2 s_k) ξ(1-ξ)]²
 // Every branch is computed only for the elements that take it, so a tail
 // element never evaluates the spline and no NaN can reach a gradient.
-class RationalQuadraticSpline final : public ElementwiseTransform {
+class RationalQuadraticSpline final : public Transformer {
  public:
   explicit RationalQuadraticSpline(const SplineOptions& options);
 

@@ -9,6 +9,7 @@
 #include <flows/error.hpp>
 #include <flows/flow.hpp>
 #include <flows/normal.hpp>
+#include <flows/state.hpp>
 #include <flows/testing/bijector_contract.hpp>
 
 #include "fm_test_support.hpp"
@@ -28,8 +29,10 @@ using flows::Vector;
 // SELU's derivative jumps at 0, so div v jumps where a unit changes sign and
 // an adaptive solver at 1e-10 spends thousands of rejected steps on the
 // jumps: the adaptive cases use smooth activations, SELU runs with rk4.
-BijectorCase fm_case(const std::string& name, const std::string& yaml, Index dim) {
+BijectorCase fm_case(const std::string& name, const std::string& yaml, Index dim,
+                     Index context_dim = 0) {
   BijectorCase c{name, FLOWS_PLUGIN_FLOW_MATCHING, yaml, dim};
+  c.context_dim = context_dim;
   c.check_gradients = false;
   c.tolerance = 1e-7;
   c.jacobian_tolerance = 1e-5;
@@ -50,7 +53,15 @@ INSTANTIATE_TEST_SUITE_P(
         fm_case("rk4_selu_1d",
                 "{type: flow_matching, hidden: [8, 8], activation: selu, "
                 "solver: {type: rk4, steps: 400}}",
-                1)),
+                1),
+        fm_case("dopri5_silu_2d_context_3",
+                "{type: flow_matching, hidden: [16, 16], activation: silu, time_frequencies: 1, "
+                "solver: {type: dopri5, rtol: 1.0e-10, atol: 1.0e-10}}",
+                2, 3),
+        fm_case("rk4_tanh_3d_context_1",
+                "{type: flow_matching, hidden: [8], activation: tanh, "
+                "solver: {type: rk4, steps: 400}}",
+                3, 1)),
     flows::testing::bijector_case_name);
 
 // Sets a single-layer field v(x, t) = A x (no hidden layer, no time features).
@@ -176,17 +187,99 @@ TEST(FlowMatchingBijector, SampleWithoutLogDetGivesTheSamePointsAndNaN) {
   for (Real v : without->forward(z, Matrix()).logdet) EXPECT_TRUE(std::isfinite(v));
 }
 
-TEST(FlowMatchingBijector, BackwardExplainsThatMleIsNotSupported) {
+// No maximum-likelihood pass: the interface says which trainer fits it, and
+// a training pass is refused naming that trainer.
+TEST(FlowMatchingBijector, IsFitByCfmAndRefusesALikelihoodPass) {
   auto b = fm_test::make<Bijector>("{type: flow_matching, hidden: [4]}", 2);
-  Matrix z, grad_x;
+  EXPECT_FALSE(b->trains_by_likelihood());
+  EXPECT_EQ(b->trainer(), "cfm");
+  Matrix z;
   Vector logdet;
-  b->forward_train(xt::zeros<Real>({3, 2}), Matrix(), z, logdet);
   try {
-    b->backward(z, logdet, grad_x);
+    b->forward_train(xt::zeros<Real>({3, 2}), Matrix(), z, logdet);
     FAIL() << "no error";
-  } catch (const flows::Error& e) {
+  } catch (const flows::ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("cfm"), std::string::npos) << e.what();
   }
+}
+
+// The state of a conditional field: its parameters and the context dropout it
+// was trained with (guidance reads it); a bad saved value is refused. An
+// unconditional field keeps the old layout (parameters only).
+std::shared_ptr<Bijector> with_context_dropout(const std::string& yaml, Index dim,
+                                               Index context_dim, Real p) {
+  auto b = fm_test::make<Bijector>(yaml, dim, 0, context_dim);
+  flows::TensorStore store;
+  flows::StateSaver saver(store);
+  b->visit_state(saver);
+  for (auto& entry : store.entries)
+    if (entry.name == "context_dropout") entry.value(0, 0) = p;
+  flows::StateLoader loader(store, "test state");
+  b->visit_state(loader);
+  return b;
+}
+
+TEST(FlowMatchingBijector, StateKeepsTheContextDropout) {
+  const std::string yaml = "{type: flow_matching, hidden: [4]}";
+  flows::TensorStore plain;
+  flows::StateSaver plain_saver(plain);
+  fm_test::make<Bijector>(yaml, 2)->visit_state(plain_saver);
+  EXPECT_EQ(plain.find("context_dropout"), nullptr);
+
+  auto b = with_context_dropout(yaml, 2, 3, 0.25);
+  flows::TensorStore store;
+  flows::StateSaver saver(store);
+  b->visit_state(saver);
+  ASSERT_NE(store.find("context_dropout"), nullptr);
+  EXPECT_EQ(store.find("context_dropout")->value(0, 0), 0.25);
+  EXPECT_THROW(with_context_dropout(yaml, 2, 3, 1.5), flows::DataError);
+}
+
+// v = (1 + w) v(x, t, c) − w v(x, t, ∅) along the whole solve: w = 0 is the
+// plain map; any w is still a bijection whose log-determinant is the
+// Jacobian's; the map depends on w.
+TEST(FlowMatchingBijector, GuidedMapIsABijectionWithTheJacobiansLogDet) {
+  const std::string field =
+      "type: flow_matching, hidden: [12, 12], activation: silu, time_frequencies: 1, "
+      "solver: {type: dopri5, rtol: 1.0e-10, atol: 1.0e-10}";
+  auto plain = with_context_dropout("{" + field + "}", 2, 2, 0.2);
+  auto zero = with_context_dropout("{" + field + ", guidance: 0.0}", 2, 2, 0.2);
+  auto guided = with_context_dropout("{" + field + ", guidance: 2.0}", 2, 2, 0.2);
+  // Same YAML field keys and seed: the same parameters.
+  Rng rng(6);
+  const Matrix x = rng.normal(4, 2), c = rng.normal(4, 2);
+  const Transformed a = plain->forward(x, c), b = zero->forward(x, c), g = guided->forward(x, c);
+  EXPECT_TRUE(flows::testing::all_near(b.value, a.value, 0.0, "w = 0 against the plain map"));
+  EXPECT_TRUE(flows::testing::all_near(b.logdet, a.logdet, 0.0, "w = 0 logdet"));
+  Real difference = 0;
+  for (Index k = 0; k < g.value.size(); ++k)
+    difference += std::abs(g.value.flat(k) - a.value.flat(k));
+  EXPECT_GT(difference, 1e-3) << "guidance should change the map";
+  EXPECT_TRUE(flows::testing::all_near(guided->inverse(g.value, c).value, x, 1e-7,
+                                       "guided inverse(forward(x))"));
+  EXPECT_TRUE(flows::testing::all_near(guided->inverse(g.value, c).logdet, Vector(-g.logdet), 1e-7,
+                                       "guided inverse logdet"));
+  for (Index i = 0; i < 4; ++i) {
+    const Matrix row = xt::view(x, xt::range(i, i + 1), xt::all());
+    const Matrix row_c = xt::view(c, xt::range(i, i + 1), xt::all());
+    const Real expected = flows::testing::log_abs_det(flows::testing::numerical_jacobian(
+        [&](const Matrix& r) { return guided->forward(r, row_c).value; }, row));
+    EXPECT_NEAR(g.logdet(i), expected, 1e-5 * (1 + std::abs(expected))) << "row " << i;
+  }
+  // Without the recorded dropout the field never learnt ∅: guidance refuses.
+  auto untrained = fm_test::make<Bijector>("{" + field + ", guidance: 2.0}", 2, 0, 2);
+  EXPECT_THROW(untrained->forward(x, c), flows::ConfigError);
+}
+
+TEST(FlowMatchingBijector, AConditionalFieldNeedsItsContext) {
+  auto b = fm_test::make<Bijector>("{type: flow_matching, hidden: [4]}", 2, 0, 3);
+  EXPECT_EQ(b->context_dim(), 3u);
+  Rng rng(7);
+  const Matrix x = rng.normal(3, 2);
+  EXPECT_THROW(b->forward(x, Matrix()), flows::DataError);
+  EXPECT_THROW(b->inverse(x, rng.normal(3, 2)), flows::DataError);
+  EXPECT_THROW(b->forward(x, rng.normal(2, 3)), flows::DataError);
+  EXPECT_NO_THROW(b->forward(x, rng.normal(3, 3)));
 }
 
 TEST(FlowMatchingBijector, SolverAndOptionsComeFromYaml) {
@@ -200,6 +293,11 @@ TEST(FlowMatchingBijector, SolverAndOptionsComeFromYaml) {
                flows::ConfigError);
   EXPECT_THROW(fm_test::make<Bijector>("{type: flow_matching, hiden: [3]}", 2), flows::ConfigError);
   EXPECT_THROW(fm_test::make<Bijector>("{type: flow_matching, probes: 0}", 2), flows::ConfigError);
+  EXPECT_THROW(fm_test::make<Bijector>("{type: flow_matching, guidance: .nan}", 2, 0, 1),
+               flows::ConfigError);
+  // Guidance needs a context to guide with.
+  EXPECT_THROW(fm_test::make<Bijector>("{type: flow_matching, guidance: 1.0}", 2),
+               flows::ConfigError);
 }
 
 }  // namespace

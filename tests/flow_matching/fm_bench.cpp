@@ -100,11 +100,11 @@ int main(int argc, char** argv) try {
 
   auto build = [&](const std::string& yaml, std::uint64_t seed) {
     ConfigNode node = ConfigNode::parse(yaml, "fm_bench");
-    return registry.make<Bijector>(node, BuildContext{2, seed, &registry});
+    return registry.make<Bijector>(node, BuildContext{2, 0, seed, &registry});
   };
   auto make_flow = [&](std::shared_ptr<Bijector> fm) {
     ConfigNode base_node = ConfigNode::parse("{type: standard_normal}", "fm_bench");
-    auto base = registry.make<BaseDistribution>(base_node, BuildContext{2, 0, &registry});
+    auto base = registry.make<BaseDistribution>(base_node, BuildContext{2, 0, 0, &registry});
     auto flow = std::make_shared<Flow>(base, std::vector<std::shared_ptr<Bijector>>{fm});
     flow->prepend(standardize);
     return flow;
@@ -112,7 +112,7 @@ int main(int argc, char** argv) try {
   auto train_flow = [&](Flow& flow, const std::string& trainer_yaml, Index n_steps) {
     ConfigNode node = ConfigNode::parse(trainer_yaml, "fm_bench");
     node.set("steps", std::to_string(n_steps));
-    auto trainer = registry.make<Trainer>(node, BuildContext{2, 5, &registry});
+    auto trainer = registry.make<Trainer>(node, BuildContext{2, 0, 5, &registry});
     std::vector<double> step_seconds;
     double last = 0;
     TrainerCallbacks callbacks;
@@ -122,7 +122,10 @@ int main(int argc, char** argv) try {
     };
     Rng rng(3);
     const auto start = Clock::now();
-    trainer->train(flow, train, val, rng, callbacks);
+    DataSplits data;
+    data.train = train;
+    data.val = val;
+    trainer->train(flow, data, rng, callbacks);
     return std::make_pair(median(step_seconds), since(start));
   };
 

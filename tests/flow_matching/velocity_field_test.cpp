@@ -1,6 +1,7 @@
-// The velocity field: parameter gradients and the vector-Jacobian product
-// against finite differences, the batched evaluator against the training
-// pass, and the divergence (exact and Hutchinson) against the Jacobian.
+// The velocity field v(x, t, c): parameter, input and context gradients and
+// the vector-Jacobian product against finite differences, the batched
+// evaluator (with its context and classifier-free guidance) against the
+// training pass, and the divergence (exact and Hutchinson) against the Jacobian.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -27,6 +28,7 @@ struct FieldCase {
   std::string activation;
   Index frequencies;
   Index dim;
+  Index context_dim = 0;
 };
 
 class VelocityFieldTest : public ::testing::TestWithParam<FieldCase> {
@@ -39,6 +41,15 @@ class VelocityFieldTest : public ::testing::TestWithParam<FieldCase> {
     return o;
   }
   Index dim() const { return GetParam().dim; }
+  Index context_dim() const { return GetParam().context_dim; }
+  // A random context of n rows (empty for an unconditional field).
+  Matrix context(Index n) {
+    return context_dim() > 0 ? Matrix(rng_.normal(n, context_dim())) : Matrix();
+  }
+  VelocityField make_field(std::uint64_t seed) {
+    Rng init(seed);
+    return VelocityField(dim(), context_dim(), options(), init);
+  }
   Rng rng_{5};
 };
 
@@ -48,34 +59,81 @@ Vector times(Index n, Rng& rng) {
   return t;
 }
 
+// Half the rows of a batch get the null context ∅ (every other row).
+std::vector<char> every_other(Index n) {
+  std::vector<char> dropped(n);
+  for (Index i = 0; i < n; ++i) dropped[i] = i % 2;
+  return dropped;
+}
+
 TEST_P(VelocityFieldTest, ParameterAndInputGradientsMatchFiniteDifferences) {
-  Rng init(1);
-  VelocityField field(dim(), options(), init);
+  VelocityField field = make_field(1);
   const Vector t = times(6, rng_);
-  flows::testing::DifferentiableFunction f;
-  f.forward = [&](const Matrix& x) {
-    Matrix v;
-    field.forward(x, t, v);
-    return v;
-  };
-  f.backward = [&](const Matrix& grad_v) {
-    Matrix grad_x;
-    field.backward(grad_v, grad_x, true);
-    return grad_x;
-  };
-  f.params = field.parameters();
-  const auto result = flows::testing::check_gradients(f, rng_.normal(6, dim()));
-  EXPECT_TRUE(result.ok) << result.report;
+  const Matrix c = context(6);
+  for (bool drop : {false, true}) {
+    SCOPED_TRACE(drop ? "half the rows with the null context" : "every row with its context");
+    const std::vector<char> dropped = drop ? every_other(6) : std::vector<char>();
+    flows::testing::DifferentiableFunction f;
+    f.forward = [&](const Matrix& x) {
+      Matrix v;
+      field.forward(x, t, c, v, dropped);
+      return v;
+    };
+    f.backward = [&](const Matrix& grad_v) {
+      Matrix grad_x;
+      field.backward(grad_v, grad_x, true);
+      return grad_x;
+    };
+    f.params = field.parameters();
+    const auto result = flows::testing::check_gradients(f, rng_.normal(6, dim()));
+    EXPECT_TRUE(result.ok) << result.report;
+  }
+}
+
+// dL/dc by finite differences in c, x fixed; rows with ∅ get no gradient
+// (their output does not depend on c, and the check sees that too).
+TEST_P(VelocityFieldTest, ContextGradientMatchesFiniteDifferences) {
+  if (context_dim() == 0) GTEST_SKIP() << "unconditional field";
+  VelocityField field = make_field(6);
+  const Vector t = times(6, rng_);
+  const Matrix x = rng_.normal(6, dim());
+  for (bool drop : {false, true}) {
+    SCOPED_TRACE(drop ? "half the rows with the null context" : "every row with its context");
+    const std::vector<char> dropped = drop ? every_other(6) : std::vector<char>();
+    flows::testing::DifferentiableFunction f;
+    f.forward = [&](const Matrix& c) {
+      Matrix v;
+      field.forward(x, t, c, v, dropped);
+      return v;
+    };
+    f.backward = [&](const Matrix& grad_v) {
+      Matrix grad_x;
+      Matrix grad_c = xt::ones<Real>({Index(6), context_dim()});  // added to, not overwritten
+      field.backward(grad_v, grad_x, false, &grad_c);
+      return Matrix(grad_c - 1.0);
+    };
+    const Matrix c = context(6);
+    const auto result = flows::testing::check_gradients(f, c);
+    EXPECT_TRUE(result.ok) << result.report;
+    if (drop) {
+      Matrix v, grad_x;
+      field.forward(x, t, c, v, dropped);
+      Matrix grad_c = xt::zeros<Real>({Index(6), context_dim()});
+      field.backward(rng_.normal(6, dim()), grad_x, false, &grad_c);
+      for (Index i = 1; i < 6; i += 2)
+        for (Index j = 0; j < context_dim(); ++j) EXPECT_EQ(grad_c(i, j), 0.0) << "row " << i;
+    }
+  }
 }
 
 TEST_P(VelocityFieldTest, VectorJacobianProductMatchesFiniteDifferencesAndLeavesParameters) {
-  Rng init(2);
-  VelocityField field(dim(), options(), init);
+  VelocityField field = make_field(2);
   const Vector t = times(5, rng_);
   const Matrix x = rng_.normal(5, dim());
+  const Matrix c = context(5);
   const Matrix w = rng_.normal(5, dim());
   Matrix v, vjp;
-  field.forward(x, t, v);
+  field.forward(x, t, c, v);
   for (auto* p : field.parameters()) p->zero_grad();
   field.backward(w, vjp, false);
   for (auto* p : field.parameters())
@@ -86,54 +144,122 @@ TEST_P(VelocityFieldTest, VectorJacobianProductMatchesFiniteDifferencesAndLeaves
       Matrix xp = x, xm = x, vp, vm;
       xp(i, j) += h;
       xm(i, j) -= h;
-      field.forward(xp, t, vp);
-      field.forward(xm, t, vm);
+      field.forward(xp, t, c, vp);
+      field.forward(xm, t, c, vm);
       Real numeric = 0;
       for (Index k = 0; k < dim(); ++k) numeric += w(i, k) * (vp(i, k) - vm(i, k)) / (2 * h);
       EXPECT_NEAR(vjp(i, j), numeric, 1e-7 * (1 + std::abs(numeric))) << i << "," << j;
     }
 }
 
+// The ODE's evaluator (time folded into layer 0's bias, the context into a
+// per-row term) computes the training pass's v(x, t, c).
 TEST_P(VelocityFieldTest, EvaluatorMatchesTheTrainingPass) {
-  Rng init(3);
-  VelocityField field(dim(), options(), init);
+  VelocityField field = make_field(3);
   const Matrix x = rng_.normal(9, dim());
+  const Matrix c = context(9);
   for (Real t : {0.0, 0.37, 1.0}) {
     Matrix expected, v;
-    field.forward(x, xt::zeros<Real>({9}) + t, expected);
-    VelocityField::Evaluator evaluator(field);
+    field.forward(x, xt::zeros<Real>({9}) + t, c, expected);
+    VelocityField::Evaluator evaluator(field, c);
     evaluator.velocity(x, t, v);
     ASSERT_EQ(v.shape(), expected.shape());
     for (Index k = 0; k < v.size(); ++k) EXPECT_NEAR(v.flat(k), expected.flat(k), 1e-12);
   }
 }
 
-// div v = trace of the central-difference Jacobian, row by row.
+// The context matters: another context gives another velocity.
+TEST_P(VelocityFieldTest, TheContextChangesTheVelocity) {
+  if (context_dim() == 0) GTEST_SKIP() << "unconditional field";
+  VelocityField field = make_field(7);
+  const Matrix x = rng_.normal(4, dim());
+  Matrix a, b;
+  VelocityField::Evaluator(field, context(4)).velocity(x, 0.4, a);
+  VelocityField::Evaluator(field, context(4)).velocity(x, 0.4, b);
+  Real difference = 0;
+  for (Index k = 0; k < a.size(); ++k) difference += std::abs(a.flat(k) - b.flat(k));
+  EXPECT_GT(difference, 1e-3);
+}
+
+// Classifier-free guidance: w = 0 is the plain field; w = −1 is the field at
+// the null context (the training pass with every row dropped); any w gives
+// (1 + w) v(x, t, c) − w v(x, t, ∅), and the divergence (exact and
+// Hutchinson) combines the same way.
+TEST_P(VelocityFieldTest, GuidanceCombinesTheConditionalAndNullFields) {
+  if (context_dim() == 0) GTEST_SKIP() << "unconditional field";
+  VelocityField field = make_field(8);
+  const Index n = 5;
+  const Matrix x = rng_.normal(n, dim());
+  const Matrix c = context(n);
+  const Real t = 0.52;
+  Matrix conditional, null, expected_null;
+  VelocityField::Evaluator plain(field, c);
+  plain.velocity(x, t, conditional);
+  field.forward(x, xt::zeros<Real>({n}) + t, c, expected_null, std::vector<char>(n, 1));
+  VelocityField::Evaluator unconditional(field, c, -1.0);
+  unconditional.velocity(x, t, null);
+  for (Index k = 0; k < null.size(); ++k) EXPECT_NEAR(null.flat(k), expected_null.flat(k), 1e-12);
+
+  Matrix zero_guided;
+  VelocityField::Evaluator(field, c, 0.0).velocity(x, t, zero_guided);
+  EXPECT_EQ(zero_guided, conditional);
+
+  std::vector<Matrix> probes{rng_.normal(n, dim()), rng_.normal(n, dim())};
+  Matrix v_c, v_0, v_w;
+  Vector div_c, div_0, div_w, est_c, est_0, est_w;
+  plain.velocity_and_divergence(x, t, v_c, div_c);
+  unconditional.velocity_and_divergence(x, t, v_0, div_0);
+  plain.velocity_and_divergence_estimate(x, t, probes, v_c, est_c);
+  unconditional.velocity_and_divergence_estimate(x, t, probes, v_0, est_0);
+  for (Real w : {0.5, 2.0, -0.3}) {
+    SCOPED_TRACE("w = " + std::to_string(w));
+    VelocityField::Evaluator guided(field, c, w);
+    Matrix v;
+    guided.velocity(x, t, v);
+    ASSERT_EQ(v.shape(), conditional.shape());
+    for (Index k = 0; k < v.size(); ++k)
+      EXPECT_NEAR(v.flat(k), (1 + w) * conditional.flat(k) - w * null.flat(k), 1e-12);
+    guided.velocity_and_divergence(x, t, v_w, div_w);
+    for (Index k = 0; k < v.size(); ++k) EXPECT_NEAR(v_w.flat(k), v.flat(k), 1e-12);
+    for (Index i = 0; i < n; ++i) EXPECT_NEAR(div_w(i), (1 + w) * div_c(i) - w * div_0(i), 1e-11);
+    guided.velocity_and_divergence_estimate(x, t, probes, v_w, est_w);
+    for (Index i = 0; i < n; ++i) EXPECT_NEAR(est_w(i), (1 + w) * est_c(i) - w * est_0(i), 1e-11);
+  }
+}
+
+// div v = trace of the central-difference Jacobian, row by row, for the
+// plain field and (conditional fields) the guided one.
 TEST_P(VelocityFieldTest, ExactDivergenceIsTheTraceOfTheJacobian) {
-  Rng init(4);
-  VelocityField field(dim(), options(), init);
-  VelocityField::Evaluator evaluator(field);
+  VelocityField field = make_field(4);
   const Matrix x = rng_.normal(6, dim());
+  const Matrix c = context(6);
   const Real t = 0.61;
-  Matrix v;
-  Vector divergence;
-  evaluator.velocity_and_divergence(x, t, v, divergence);
-  Matrix expected_v;
-  evaluator.velocity(x, t, expected_v);
-  for (Index k = 0; k < v.size(); ++k) EXPECT_NEAR(v.flat(k), expected_v.flat(k), 1e-12);
-  for (Index i = 0; i < x.shape(0); ++i) {
-    const Matrix row = xt::view(x, xt::range(i, i + 1), xt::all());
-    const Matrix jacobian = flows::testing::numerical_jacobian(
-        [&](const Matrix& r) {
-          Matrix out;
-          VelocityField::Evaluator e(field);
-          e.velocity(r, t, out);
-          return out;
-        },
-        row);
-    Real trace = 0;
-    for (Index j = 0; j < dim(); ++j) trace += jacobian(j, j);
-    EXPECT_NEAR(divergence(i), trace, 1e-7 * (1 + std::abs(trace))) << "row " << i;
+  for (Real w : {0.0, 1.5}) {
+    if (w != 0 && context_dim() == 0) continue;
+    SCOPED_TRACE("guidance " + std::to_string(w));
+    VelocityField::Evaluator evaluator(field, c, w);
+    Matrix v;
+    Vector divergence;
+    evaluator.velocity_and_divergence(x, t, v, divergence);
+    Matrix expected_v;
+    evaluator.velocity(x, t, expected_v);
+    for (Index k = 0; k < v.size(); ++k) EXPECT_NEAR(v.flat(k), expected_v.flat(k), 1e-12);
+    for (Index i = 0; i < x.shape(0); ++i) {
+      const Matrix row = xt::view(x, xt::range(i, i + 1), xt::all());
+      const Matrix row_c =
+          context_dim() > 0 ? Matrix(xt::view(c, xt::range(i, i + 1), xt::all())) : Matrix();
+      const Matrix jacobian = flows::testing::numerical_jacobian(
+          [&](const Matrix& r) {
+            Matrix out;
+            VelocityField::Evaluator e(field, row_c, w);
+            e.velocity(r, t, out);
+            return out;
+          },
+          row);
+      Real trace = 0;
+      for (Index j = 0; j < dim(); ++j) trace += jacobian(j, j);
+      EXPECT_NEAR(divergence(i), trace, 1e-7 * (1 + std::abs(trace))) << "row " << i;
+    }
   }
 }
 
@@ -141,10 +267,9 @@ TEST_P(VelocityFieldTest, ExactDivergenceIsTheTraceOfTheJacobian) {
 // single-probe estimates is within 4 standard errors of the exact divergence,
 // for Rademacher and Gaussian probes, and the K-probe call is their mean.
 TEST_P(VelocityFieldTest, HutchinsonsEstimatorIsUnbiased) {
-  Rng init(5);
-  VelocityField field(dim(), options(), init);
-  VelocityField::Evaluator evaluator(field);
+  VelocityField field = make_field(5);
   const Matrix x = rng_.normal(3, dim());
+  VelocityField::Evaluator evaluator(field, context(3));
   const Real t = 0.3;
   Matrix v;
   Vector exact;
@@ -178,11 +303,15 @@ TEST_P(VelocityFieldTest, HutchinsonsEstimatorIsUnbiased) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Fields, VelocityFieldTest,
-                         ::testing::Values(FieldCase{"selu_3x16_f2_d2", {16, 16, 16}, "selu", 2, 2},
-                                           FieldCase{"tanh_2x8_f0_d3", {8, 8}, "tanh", 0, 3},
-                                           FieldCase{"silu_1x12_f1_d1", {12}, "silu", 1, 1},
-                                           FieldCase{"linear_f3_d2", {}, "relu", 3, 2}),
-                         [](const auto& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(
+    Fields, VelocityFieldTest,
+    ::testing::Values(FieldCase{"selu_3x16_f2_d2", {16, 16, 16}, "selu", 2, 2},
+                      FieldCase{"tanh_2x8_f0_d3", {8, 8}, "tanh", 0, 3},
+                      FieldCase{"silu_1x12_f1_d1", {12}, "silu", 1, 1},
+                      FieldCase{"linear_f3_d2", {}, "relu", 3, 2},
+                      FieldCase{"silu_2x16_f1_d2_c3", {16, 16}, "silu", 1, 2, 3},
+                      FieldCase{"selu_3x8_f0_d3_c1", {8, 8, 8}, "selu", 0, 3, 1},
+                      FieldCase{"linear_f2_d2_c2", {}, "tanh", 2, 2, 2}),
+    [](const auto& info) { return info.param.name; });
 
 }  // namespace

@@ -44,4 +44,29 @@ test "$(wc -l < "$work/samples.csv")" -eq 11 || { cat "$work/samples.csv"; exit 
   > "$work/info.txt"
 grep -q "sinh_arcsinh .*$work/user/build/flows_plugin_sinh_arcsinh.so" "$work/info.txt" || {
   cat "$work/info.txt"; exit 1; }
-echo "out-of-tree plugin: built, contract suite passed, trained from YAML, saved model reused"
+step "build the transformer-only example plugin against the installed SDK only"
+cmake -S "$src/docs/examples/sinh_arcsinh_transformer" -B "$work/transformer" \
+  -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$work/prefix" "${launcher[@]}" \
+  > "$work/configure_transformer.log"
+cmake --build "$work/transformer" -j 2 > "$work/build_transformer.log" || {
+  cat "$work/build_transformer.log"; exit 1; }
+
+step "the SDK's transformer contract on it"
+(cd "$work/transformer" && ctest --output-on-failure)
+
+step "train it from YAML as an autoregressive and as a coupling flow, with no more code"
+mkdir "$work/transformer_user"
+ln -s "$work/transformer" "$work/transformer_user/build"
+for kind in autoregressive coupling; do
+  cp "$src/docs/examples/sinh_arcsinh_transformer/$kind.yaml" "$work/transformer_user/$kind.yaml"
+  (cd "$work/transformer_user" &&
+    env -u FLOWS_PLUGIN_PATH "$work/prefix/bin/flows" run "$kind.yaml" -q -o "out_$kind")
+  grep -q '"test": [0-9.-]' "$work/transformer_user/out_$kind/metrics.json" || {
+    cat "$work/transformer_user/out_$kind/metrics.json"; exit 1; }
+  (cd / && env -u FLOWS_PLUGIN_PATH "$work/prefix/bin/flows" sample \
+    "$work/transformer_user/out_$kind/model.flows" -n 10 -o "$work/samples_$kind.csv")
+  test "$(wc -l < "$work/samples_$kind.csv")" -eq 11 || { cat "$work/samples_$kind.csv"; exit 1; }
+done
+
+echo "out-of-tree plugins: built, contract suites passed, trained from YAML (the transformer as" \
+  "autoregressive and coupling flows), saved models reused"

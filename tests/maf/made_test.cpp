@@ -45,7 +45,7 @@ DifferentiableFunction as_function(Made& made) {
   DifferentiableFunction f;
   f.forward = [&made](const Matrix& x) {
     Matrix y;
-    made.forward(x, y);
+    made.forward(x, {}, y);
     return y;
   };
   f.backward = [&made](const Matrix& grad_y) {
@@ -143,8 +143,8 @@ TEST(Made, TrainingForwardMatchesInferenceAndWorkspaceReuse) {
     for (Index rows : {Index(5), Index(9), Index(1)}) {
       const Matrix x = rng.normal(rows, 3);
       Matrix y, y_inferred;
-      made.forward(x, y);
-      made.infer(x, y_inferred, workspace);
+      made.forward(x, {}, y);
+      made.infer(x, {}, y_inferred, workspace);
       EXPECT_EQ(y, y_inferred);
       EXPECT_EQ(y, made.infer(x));
     }
@@ -158,11 +158,11 @@ TEST(Made, BackwardAccumulatesAndCanRepeatAfterOneForward) {
   const Matrix x = rng.normal(4, 3);
   const Matrix grad_y = rng.normal(4, 6);
   Matrix y, grad_x, grad_x_again;
-  made.forward(x, y);
+  made.forward(x, {}, y);
   made.backward(grad_y, grad_x);
   std::vector<Matrix> once;
   for (const flows::Parameter* p : made.parameters()) once.push_back(p->grad);
-  made.backward(grad_y, grad_x_again, false);  // a vector-Jacobian product: no parameter change
+  made.backward(grad_y, grad_x_again, nullptr, false);  // a vector-Jacobian product: no parameter change
   EXPECT_EQ(grad_x, grad_x_again);
   made.backward(grad_y, grad_x_again);
   const auto params = made.parameters();
@@ -181,7 +181,7 @@ TEST(Made, MaskedWeightsGetNoGradientAndStayOutOfTheOutput) {
   w.value(0, 0) = 100;  // output 0 (first in the order) sees no hidden unit
   EXPECT_EQ(made.infer(x), before);
   Matrix y, grad_x;
-  made.forward(x, y);
+  made.forward(x, {}, y);
   made.backward(rng.normal(4, 3), grad_x);
   EXPECT_EQ(w.grad(0, 0), 0.0);
 }
@@ -217,9 +217,9 @@ TEST(Made, BadInputIsAnError) {
   Made made({0, 1}, options({4}, 1), rng);
   Matrix y, grad_x;
   EXPECT_THROW(made.backward(Matrix({2, 2}), grad_x), flows::Error);  // no forward yet
-  EXPECT_THROW(made.forward(rng.normal(2, 3), y), flows::DataError);
+  EXPECT_THROW(made.forward(rng.normal(2, 3), {}, y), flows::DataError);
   EXPECT_THROW(made.infer(rng.normal(2, 1)), flows::DataError);
-  made.forward(rng.normal(2, 2), y);
+  made.forward(rng.normal(2, 2), {}, y);
   EXPECT_THROW(made.backward(rng.normal(3, 2), grad_x), flows::DataError);
 }
 
@@ -238,3 +238,69 @@ TEST(MadeOptions, ReadsItsKeysAndChecksThem) {
 }
 
 }  // namespace
+
+namespace {
+
+// The MADE as a function of [x, c]: the checker perturbs context columns too.
+DifferentiableFunction as_conditional_function(Made& made) {
+  DifferentiableFunction f;
+  const Index d = made.dim(), c = made.context_features();
+  auto split = [d, c](const Matrix& xc, Matrix& x, Matrix& ctx) {
+    x = xt::view(xc, xt::all(), xt::range(0, d));
+    ctx = xt::view(xc, xt::all(), xt::range(d, d + c));
+  };
+  f.forward = [&made, split](const Matrix& xc) {
+    Matrix x, ctx, y;
+    split(xc, x, ctx);
+    made.forward(x, ctx, y);
+    return y;
+  };
+  f.backward = [&made, d, c](const Matrix& grad_y) {
+    Matrix grad_x;
+    Matrix grad_c = xt::zeros<flows::Real>({grad_y.shape(0), c});
+    made.backward(grad_y, grad_x, &grad_c);
+    Matrix out({grad_y.shape(0), d + c});
+    xt::view(out, xt::all(), xt::range(0, d)) = grad_x;
+    xt::view(out, xt::all(), xt::range(d, d + c)) = grad_c;
+    return out;
+  };
+  f.params = made.parameters();
+  return f;
+}
+
+}  // namespace
+
+TEST(Made, ContextGradientsMatchFiniteDifferences) {
+  for (Index blocks : {Index(0), Index(1)})
+    for (Index dim : {Index(1), Index(3)}) {
+      SCOPED_TRACE("blocks " + std::to_string(blocks) + ", dim " + std::to_string(dim));
+      Rng rng(13);
+      MadeOptions o = options({8, 8}, 2, blocks);
+      o.context_features = 2;
+      Made made(flows::nn::random_order(dim, rng), o, rng);
+      perturb(made, rng);
+      const auto result = check_gradients(as_conditional_function(made), rng.normal(5, dim + 2));
+      EXPECT_TRUE(result.ok) << result.report;
+    }
+}
+
+// The context reaches every output (degree 0), and the masks of x stay
+// autoregressive: output i still ignores x_j for order[j] ≥ order[i].
+TEST(Made, ContextReachesEveryOutputAndKeepsTheOrdering) {
+  for (Index blocks : {Index(0), Index(2)}) {
+    Rng rng(5);
+    MadeOptions o = options({6, 6}, 2, blocks);
+    o.context_features = 3;
+    const std::vector<Index> order{2, 0, 3, 1};
+    Made made(order, o, rng);
+    const Matrix reach = made.connectivity();
+    ASSERT_EQ(reach.shape(1), 7u);
+    for (Index r = 0; r < reach.shape(0); ++r) {
+      const Index i = r % 4;
+      for (Index j = 0; j < 4; ++j) EXPECT_EQ(reach(r, j), order[j] < order[i] ? 1.0 : 0.0);
+      for (Index j = 4; j < 7; ++j) EXPECT_EQ(reach(r, j), 1.0) << "output " << r;
+    }
+    // A context of the wrong width is refused.
+    EXPECT_THROW(made.infer(rng.normal(2, 4), rng.normal(2, 2)), flows::DataError);
+  }
+}

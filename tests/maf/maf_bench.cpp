@@ -78,7 +78,7 @@ void BM_MadeForwardBackward(benchmark::State& state) {
   const Matrix grad_y = rng.normal(kBatch, 2 * kDim);
   Matrix y, grad_x;
   for (auto _ : state) {
-    made.forward(x, y);
+    made.forward(x, {}, y);
     made.backward(grad_y, grad_x);
     benchmark::DoNotOptimize(grad_x.data());
   }
@@ -94,7 +94,7 @@ struct Plugin {
   }
   std::shared_ptr<flows::Bijector> make(const std::string& yaml) {
     auto node = flows::ConfigNode::parse(yaml, "bench");
-    return registry.make<flows::Bijector>(node, flows::BuildContext{kDim, 0, &registry});
+    return registry.make<flows::Bijector>(node, flows::BuildContext{kDim, 0, 0, &registry});
   }
 };
 
@@ -140,7 +140,7 @@ void BM_W1TrainStep(benchmark::State& state) {
   flows::Pipeline p =
       flows::Pipeline::load(std::string(FLOWS_SOURCE_DIR) + "/configs/maf_moons.yaml", {});
   auto node = flows::ConfigNode::parse("{type: adam, lr: 1.0e-3}", "bench");
-  auto adam = p.registry->make<flows::Optimizer>(node, flows::BuildContext{kDim, 0, nullptr});
+  auto adam = p.registry->make<flows::Optimizer>(node, flows::BuildContext{kDim, 0, 0, nullptr});
   flows::Flow& flow = *p.model.flow;
   const flows::ParameterList params = flow.parameters();
   const Matrix batch = xt::view(p.data.train, xt::range(0, kBatch), xt::all());

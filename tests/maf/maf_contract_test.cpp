@@ -4,9 +4,10 @@
 namespace {
 
 BijectorCase make_case(std::string name, std::string yaml, flows::Index dim,
-                       bool train_matches_inference = true) {
+                       bool train_matches_inference = true, flows::Index context_dim = 0) {
   BijectorCase c{std::move(name), FLOWS_PLUGIN_MAF, std::move(yaml), dim};
   c.train_matches_inference = train_matches_inference;
+  c.context_dim = context_dim;
   return c;
 }
 
@@ -44,6 +45,16 @@ INSTANTIATE_TEST_SUITE_P(
                   "{type: iaf, layers: 2, hidden: [8], residual_blocks: 1, batch_norm: true, "
                   "activation: tanh}",
                   3, false),
+        // Conditional: the context enters every MADE (p(x | c)).
+        make_case("maf_1_context2", "{type: maf, layers: 2, hidden: [8], activation: tanh}", 1,
+                  true, 2),
+        make_case("maf_3_context2", "{type: maf, layers: 2, hidden: [8, 8], activation: tanh}", 3,
+                  true, 2),
+        make_case("maf_3_context1_residual",
+                  "{type: maf, layers: 2, hidden: [8], residual_blocks: 1, activation: tanh}", 3,
+                  true, 1),
+        make_case("iaf_3_context2", "{type: iaf, layers: 2, hidden: [8], activation: tanh}", 3,
+                  true, 2),
         make_case("batch_norm_1", "{type: batch_norm}", 1, false),
         make_case("batch_norm_3", "{type: batch_norm, momentum: 0.5, epsilon: 1.0e-3}", 3, false)),
     flows::testing::bijector_case_name);

@@ -37,7 +37,7 @@ class MafPlugin : public ::testing::Test {
   }
   std::shared_ptr<Bijector> make(const std::string& yaml, Index dim, std::uint64_t seed = 0) {
     auto node = flows::ConfigNode::parse(yaml, "test");
-    return registry_.make<Bijector>(node, flows::BuildContext{dim, seed, &registry_});
+    return registry_.make<Bijector>(node, flows::BuildContext{dim, 0, seed, &registry_});
   }
   static const Matrix& none() {
     static const Matrix empty;

@@ -377,7 +377,7 @@ TEST(RationalQuadraticSpline, BatchPathsMatchTheElementPaths) {
   x *= 2.0;
   const Matrix theta = rng.normal(n, P * 2);
   const std::vector<Index> cols{0, 2};  // column 1 is left alone
-  const flows::spline::ColumnSet set{cols.data(), 2, 2, 0};
+  const flows::ColumnSet set{cols.data(), 2, 2, 0};
   Matrix y = x;
   flows::Vector logdet = xt::zeros<Real>({n});
   std::vector<Real> cache(n * 2 * s.cache_size());

@@ -57,7 +57,7 @@ Matrix moons(Index n, std::uint64_t seed) {
 
 std::shared_ptr<flows::Flow> make_flow(const char* yaml) {
   flows::ConfigNode node = flows::ConfigNode::parse(yaml, "bench");
-  auto bijector = registry().make<flows::Bijector>(node, flows::BuildContext{2, 0, &registry()});
+  auto bijector = registry().make<flows::Bijector>(node, flows::BuildContext{2, 0, 0, &registry()});
   return std::make_shared<flows::Flow>(std::make_shared<flows::StandardNormal>(2),
                                        std::vector<std::shared_ptr<flows::Bijector>>{bijector});
 }
@@ -67,7 +67,7 @@ void TrainStep(benchmark::State& state) {
   state.SetLabel(kYaml[state.range(0)]);
   const Matrix data = moons(512 * 16, 1);
   flows::ConfigNode adam_node = flows::ConfigNode::parse("{type: adam, lr: 1.0e-3}", "bench");
-  auto adam = registry().make<flows::Optimizer>(adam_node, flows::BuildContext{2, 0, &registry()});
+  auto adam = registry().make<flows::Optimizer>(adam_node, flows::BuildContext{2, 0, 0, &registry()});
   const flows::ParameterList params = flow->parameters();
   std::vector<Matrix> batches;
   for (Index b = 0; b < 16; ++b)
@@ -107,7 +107,7 @@ void SplineForwardBackward(benchmark::State& state) {
   flows::Vector logdet = xt::zeros<Real>({n}), gl = xt::ones<Real>({n});
   std::vector<Real> cache(n * d * spline.cache_size());
   const std::vector<Index> cols{0, 1};
-  const flows::spline::ColumnSet set{cols.data(), d, d, 0};
+  const flows::ColumnSet set{cols.data(), d, d, 0};
   for (auto _ : state) {
     spline.forward(x, y, logdet, set, theta, cache.data());
     spline.backward(cache.data(), gy, gl, set, gx, gtheta);

@@ -28,7 +28,7 @@ std::shared_ptr<flows::Bijector> make(const std::string& yaml, Index dim, std::u
     return r;
   }();
   flows::ConfigNode node = flows::ConfigNode::parse(yaml, "test.yaml");
-  return registry->make<flows::Bijector>(node, flows::BuildContext{dim, seed, registry});
+  return registry->make<flows::Bijector>(node, flows::BuildContext{dim, 0, seed, registry});
 }
 
 Real max_abs_diff(const Matrix& a, const Matrix& b) {
@@ -80,7 +80,7 @@ TEST(SplineBijectors, CouplingInOneDimensionIsAnElementwiseTransform) {
     auto b = make("{type: " + type + ", layers: 2, identity_init: false}", 1);
     const flows::ParameterList params = b->parameters();
     ASSERT_EQ(params.size(), 2u);
-    EXPECT_EQ(params[0]->name, "coupling0.constant");
+    EXPECT_EQ(params[0]->name, "0.constant");
     // Move the constants away from zero (they start at zero).
     for (flows::Parameter* p : params)
       for (Index k = 0; k < p->value.size(); ++k) p->value.flat(k) = 0.3 * std::sin(Real(k + 1));

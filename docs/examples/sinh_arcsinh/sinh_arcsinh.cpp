@@ -9,7 +9,6 @@
 #include <cmath>
 #include <memory>
 
-#include <flows/error.hpp>
 #include <flows/plugin.hpp>
 
 namespace {
@@ -32,16 +31,19 @@ struct SinhArcsinhOptions {
   }
 };
 
+// The SDK's Bijector checks every call's shapes (columns, context, backward
+// after forward_train) before it reaches the private *_impl functions below.
 class SinhArcsinh : public flows::Bijector {
  public:
   SinhArcsinh(Index dim, const SinhArcsinhOptions& o)
-      : skew_("skew", Matrix(std::array<Index, 2>{1, dim}, o.skew)),
+      : Bijector("sinh_arcsinh", dim),
+        skew_("skew", Matrix(std::array<Index, 2>{1, dim}, o.skew)),
         log_tail_("log_tail", Matrix(std::array<Index, 2>{1, dim}, o.log_tail)) {}
 
-  Index dim() const override { return skew_.value.shape(1); }
+  flows::ParameterList parameters() override { return {&skew_, &log_tail_}; }
 
-  flows::Transformed forward(const Matrix& x, const Matrix&) const override {
-    check(x);
+ private:
+  flows::Transformed forward_impl(const Matrix& x, const Matrix&) const override {
     const Index n = x.shape(0), d = dim();
     flows::Transformed out{Matrix({n, d}), xt::zeros<Real>({n})};
     for (Index i = 0; i < n; ++i)
@@ -54,8 +56,7 @@ class SinhArcsinh : public flows::Bijector {
     return out;
   }
 
-  flows::Transformed inverse(const Matrix& z, const Matrix&) const override {
-    check(z);
+  flows::Transformed inverse_impl(const Matrix& z, const Matrix&) const override {
     const Index n = z.shape(0), d = dim();
     flows::Transformed out{Matrix({n, d}), xt::zeros<Real>({n})};
     for (Index i = 0; i < n; ++i)
@@ -69,9 +70,10 @@ class SinhArcsinh : public flows::Bijector {
     return out;
   }
 
-  void forward_train(const Matrix& x, const Matrix& context, Matrix& z, Vector& logdet) override {
+  void forward_train_impl(const Matrix& x, const Matrix& context, Matrix& z,
+                          Vector& logdet) override {
     x_ = x;
-    flows::Transformed t = forward(x, context);
+    flows::Transformed t = forward_impl(x, context);
     z = std::move(t.value);
     logdet = std::move(t.logdet);
   }
@@ -80,7 +82,8 @@ class SinhArcsinh : public flows::Bijector {
   // logdet = Σ log cosh u + τ − ½ log(1 + x²):
   //   ∂L/∂u = g_z cosh u + g_l tanh u,   ∂u/∂ε = −1,   ∂u/∂τ = δa,
   //   ∂L/∂x = ∂L/∂u · δ/sqrt(1+x²) − g_l · x/(1+x²),   ∂logdet/∂τ = 1 directly.
-  void backward(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x) override {
+  void backward_impl(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x,
+                     Matrix* /*grad_context: unconditional*/) override {
     const Index n = x_.shape(0), d = dim();
     grad_x.resize({n, d});
     for (Index i = 0; i < n; ++i)
@@ -94,20 +97,11 @@ class SinhArcsinh : public flows::Bijector {
       }
   }
 
-  flows::ParameterList parameters() override { return {&skew_, &log_tail_}; }
-
- private:
   // log cosh u without overflow: |u| + log1p(exp(−2|u|)) − log 2.
   static Real log_cosh(Real u) {
     const Real a = std::abs(u);
     return a + std::log1p(std::exp(-2 * a)) - std::log(2.0);
   }
-  void check(const Matrix& m) const {
-    if (m.shape(1) != dim())
-      throw flows::DataError("sinh_arcsinh: expected " + std::to_string(dim()) + " columns, got " +
-                             std::to_string(m.shape(1)));
-  }
-
   flows::Parameter skew_, log_tail_;
   Matrix x_;
 };

@@ -1,11 +1,12 @@
 #pragma once
 // Trained models as files. A checkpoint holds the model's YAML, every tensor
 // of its state (parameters, batch-norm statistics, permutations, the data
-// standardization), the trainer's state for resuming, the SDK and format
-// versions, and a CRC-32 of all of it. Loading rebuilds the model from its
-// YAML and seed through the registry, then restores each tensor by name, so
-// a plugin's bijector saves and restores itself (Bijector::visit_state)
-// without the SDK knowing its type.
+// standardization, a conditional model's context standardization and
+// embedding), the trainer's state for resuming, the x and context column
+// names, the SDK and format versions, and a CRC-32 of all of it. Loading
+// rebuilds the model from its YAML and seed through the registry, then
+// restores each tensor by name, so a plugin's bijector saves and restores
+// itself (Bijector::visit_state) without the SDK knowing its type.
 //
 // In C++, scoring and sampling a saved model takes a few lines:
 //
@@ -13,6 +14,13 @@
 //   flows::Vector log_p = m.model.flow->log_prob(x);  // x: n x m.info.dim, data units
 //   flows::Rng rng(7);
 //   flows::Matrix samples = m.model.flow->sample(1000, rng);
+//
+// A conditional model p(x | c) takes the context in data units, one row per
+// row of x (m.context_columns() names its columns, in order); sample() takes
+// n context rows or one row that all n samples share:
+//
+//   flows::Vector log_p = m.model.flow->log_prob(x, c);  // c: n x m.context_dim()
+//   flows::Matrix given = m.model.flow->sample(1000, rng, one_row_of_c);
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -24,18 +32,24 @@
 
 namespace flows {
 
-// The layout this build writes and reads (see checkpoint.cpp).
-inline constexpr std::uint32_t kCheckpointFormatVersion = 1;
+// The layout this build writes and reads (see checkpoint.cpp). Version 2
+// (conditional flows, the rewritten bijectors) reads no version-1 file: it is
+// refused with a message that names its version and asks for retraining.
+inline constexpr std::uint32_t kCheckpointFormatVersion = 2;
 
 // What a checkpoint says about itself (the YAML header of the file).
 struct CheckpointInfo {
   std::uint32_t format_version = kCheckpointFormatVersion;
-  std::string sdk_version;  // of the flows that wrote it
-  std::string created;      // UTC, ISO 8601
-  std::string name;         // the pipeline's name
-  Index seed = 0;           // the model was built with this seed
-  Index dim = 0;            // data dimension
-  std::vector<std::string> columns;
+  std::string sdk_version;           // of the flows that wrote it
+  std::string created;               // UTC, ISO 8601
+  std::string name;                  // the pipeline's name
+  Index seed = 0;                    // the model was built with this seed
+  Index dim = 0;                     // data dimension (x columns)
+  std::vector<std::string> columns;  // x column names (empty when the data named none)
+  // Raw context columns of a conditional model p(x | c), in the order the
+  // model reads them (empty: unconditional); always named.
+  std::vector<std::string> context_columns;
+  Index context_dim() const { return context_columns.size(); }
   bool standardize = false;  // the chain starts with the data standardization
   Index trained_steps = 0;
   Index parameter_count = 0;  // trainable values
@@ -69,8 +83,9 @@ FLOWS_API void write_checkpoint(const std::string& path, const Checkpoint& check
 FLOWS_API Checkpoint read_checkpoint(const std::string& path);
 
 // Restores every "model/" tensor into `model`, which must have been built from
-// the checkpoint's model YAML and seed. A missing, extra, misshapen or
-// non-finite tensor is a DataError naming `source` and the tensor. Tensors are
+// the checkpoint's model YAML and seed (and its context width). A missing,
+// extra, misshapen or non-finite tensor is a DataError naming `source` and
+// the tensor; so is a model of another context width. Tensors are
 // restored in place, so after an error the model is partly restored: discard it.
 FLOWS_API void restore_model(const Checkpoint& checkpoint, Model& model, const std::string& source);
 
@@ -78,6 +93,13 @@ struct LoadedModel {
   std::shared_ptr<Registry> registry;  // the components it was built from
   Model model;                         // model.flow scores and samples in data units
   CheckpointInfo info;
+
+  // The x columns (may be empty: unnamed) and the context columns (empty for
+  // an unconditional model), as the model was trained on them.
+  const std::vector<std::string>& columns() const { return info.columns; }
+  const std::vector<std::string>& context_columns() const { return info.context_columns; }
+  Index context_dim() const { return info.context_dim(); }
+  bool conditional() const { return info.context_dim() > 0; }
 };
 
 // Reads `path`, loads the plugins the model needs (the default search path,

@@ -45,6 +45,8 @@ class FLOWS_API ConfigNode {
   bool is_sequence() const;
   bool is_null() const;
   bool has(const std::string& key) const;
+  // Whether the value under `key` is a list (for keys that take a name or a list).
+  bool has_list(const std::string& key) const;
   // Keys of a mapping, in file order.
   std::vector<std::string> keys() const;
 

@@ -8,12 +8,21 @@
 
 namespace flows {
 
-// The three splits of a data set, in the data's own units.
+// The three splits of a data set, in the data's own units. For conditional
+// density estimation p(x | c) each split also has its context rows (one per
+// data row); an unconditional data set has empty context matrices.
 struct DataSplits {
   Matrix train;
   Matrix val;
   Matrix test;
-  std::vector<std::string> columns;  // column names when the source has them
+  std::vector<std::string> columns;  // names of the x columns when the source has them
+  Matrix train_context;
+  Matrix val_context;
+  Matrix test_context;
+  std::vector<std::string> context_columns;  // names of the context columns
+
+  // Context columns (0: unconditional data).
+  Index context_dim() const { return context_columns.size(); }
 };
 
 // A source of data, built by name (kind "dataset").

@@ -3,6 +3,8 @@
 #include <vector>
 
 #include "flows/bijector.hpp"
+#include "flows/chain.hpp"
+#include "flows/context_encoder.hpp"
 #include "flows/distribution.hpp"
 #include "flows/export.hpp"
 #include "flows/rng.hpp"
@@ -12,24 +14,37 @@ namespace flows {
 // A normalizing flow: a chain of bijectors from data x to latent z, and a base
 // density on z. With z = f_K ∘ … ∘ f_1 (x),
 //   log p(x) = log p_z(z) + Σ_k log|det ∂f_k/∂(input of f_k)|.
+// A conditional flow p(x | c) has a context encoder: the context c (one row
+// per sample) is standardized, optionally embedded, and the result e reaches
+// every conditional bijector and a conditional base: log p(x | c) =
+// log p_z(z | e) + Σ_k log|det ∂f_k(·; e)/∂(input)|.
 class FLOWS_API Flow {
  public:
-  Flow(std::shared_ptr<BaseDistribution> base, std::vector<std::shared_ptr<Bijector>> chain);
+  // With a context encoder, the chain's and the base's context width (where
+  // they read one) must be the encoder's output width.
+  Flow(std::shared_ptr<BaseDistribution> base, std::vector<std::shared_ptr<Bijector>> chain,
+       std::shared_ptr<ContextEncoder> context = nullptr);
 
   Index dim() const { return base_->dim(); }
+  // Raw context columns the model reads (0: unconditional).
+  Index context_dim() const { return context_ ? context_->columns() : 0; }
   BaseDistribution& base() { return *base_; }
-  const std::vector<std::shared_ptr<Bijector>>& chain() const { return chain_; }
+  const std::vector<std::shared_ptr<Bijector>>& chain() const { return chain_->layers(); }
+  ContextEncoder* context_encoder() { return context_.get(); }
   // Puts a bijector at the front of the chain (the data standardization).
   void prepend(std::shared_ptr<Bijector> bijector);
 
-  // log p(x) per row. Inference (log_prob, sample) splits large batches into
-  // row blocks run on $FLOWS_NUM_THREADS threads (default: every core).
+  // log p(x | c) per row; context has one row per row of x (or is empty for
+  // an unconditional model). Inference (log_prob, sample) splits large
+  // batches into row blocks run on $FLOWS_NUM_THREADS threads (default:
+  // every core).
   Vector log_prob(const Matrix& x, const Matrix& context = {}) const;
   // Mean negative log-likelihood of x, evaluated in batches of `batch` rows.
-  Real mean_nll(const Matrix& x, Index batch = 8192) const;
-  // z ~ p_z, x = f⁻¹(z).
+  Real mean_nll(const Matrix& x, const Matrix& context = {}, Index batch = 8192) const;
+  // z ~ p_z, x = f⁻¹(z). A conditional model takes n context rows, or one
+  // row that every sample shares.
   Matrix sample(Index n, Rng& rng, const Matrix& context = {}) const;
-  // Samples and their log p(x), from one pass: log p(x) = log p_z(z) - Σ logdet of inverses.
+  // Samples and their log p(x | c), from one pass: log p(x) = log p_z(z) - Σ logdet of inverses.
   Transformed sample_and_log_prob(Index n, Rng& rng, const Matrix& context = {}) const;
 
   // The training pass of the whole chain on one mini-batch: returns the mean
@@ -38,24 +53,31 @@ class FLOWS_API Flow {
   // between them.
   Real nll_gradient(const Matrix& batch, const Matrix& context = {});
 
-  // Base parameters first, then each bijector's in chain order.
+  // The context the chain and the base see for raw context rows (the
+  // encoder's output; empty for an unconditional model). DataError when the
+  // context does not fit the model (see check_context).
+  Matrix encode_context(const Matrix& context, Index rows) const;
+  // DataError unless `context` fits the model for `rows` rows of data: n x
+  // context_dim() for a conditional model, empty for an unconditional one.
+  void check_context(const Matrix& context, Index rows) const;
+
+  // Encoder parameters first, then the base's, then each bijector's in chain order.
   ParameterList parameters();
-  // Saves or restores the state of the base ("base/...") and of every
-  // bijector ("bijector<k>/..." in chain order).
+  // Saves or restores the state of the context encoder ("context/..."), the
+  // base ("base/...") and every bijector ("bijector<k>/..." in chain order).
   void visit_state(StateVisitor& visitor);
 
  private:
-  Vector log_prob_rows(const Matrix& x, const Matrix& context) const;
+  Vector log_prob_rows(const Matrix& x, const Matrix& encoded) const;
   Transformed sample_and_log_prob(Index n, Rng& rng, const Matrix& context,
                                   bool with_log_prob) const;
 
   std::shared_ptr<BaseDistribution> base_;
-  std::vector<std::shared_ptr<Bijector>> chain_;
+  std::shared_ptr<Chain> chain_;
+  std::shared_ptr<ContextEncoder> context_;
   // Buffers of the training pass, kept to avoid reallocating every step.
-  std::vector<Matrix> activations_;
-  std::vector<Vector> logdets_;
-  Matrix grad_a_, grad_b_;
-  Vector grad_logdet_, log_prob_;
+  Matrix z_, grad_z_, grad_x_, grad_context_;
+  Vector logdet_, grad_logdet_, log_prob_;
 };
 
 }  // namespace flows

@@ -9,10 +9,11 @@ class FLOWS_API StandardNormal : public BaseDistribution {
  public:
   explicit StandardNormal(Index dim);
   Index dim() const override { return dim_; }
+  Index context_dim() const override { return 0; }
   Vector log_prob(const Matrix& z, const Matrix& context) const override;
   Matrix sample(Index n, const Matrix& context, Rng& rng) const override;
   void log_prob_backward(const Matrix& z, const Matrix& context, const Vector& grad_log_prob,
-                         Matrix& grad_z) override;
+                         Matrix& grad_z, Matrix* grad_context) override;
   ParameterList parameters() override { return {}; }
 
  private:
@@ -24,10 +25,11 @@ class FLOWS_API DiagonalNormal : public BaseDistribution {
  public:
   DiagonalNormal(Index dim, Real mean = 0.0, Real log_scale = 0.0);
   Index dim() const override { return mean_.value.shape(1); }
+  Index context_dim() const override { return 0; }
   Vector log_prob(const Matrix& z, const Matrix& context) const override;
   Matrix sample(Index n, const Matrix& context, Rng& rng) const override;
   void log_prob_backward(const Matrix& z, const Matrix& context, const Vector& grad_log_prob,
-                         Matrix& grad_z) override;
+                         Matrix& grad_z, Matrix* grad_context) override;
   ParameterList parameters() override { return {&mean_, &log_scale_}; }
 
  private:

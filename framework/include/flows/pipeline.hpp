@@ -32,16 +32,43 @@ struct PipelineOptions {
 
 // A flow built from a `model:` section, and its data standardization (null
 // when model.standardize is false), which is the first bijector of the chain.
+// A conditional model's context encoder is flow->context_encoder().
 struct Model {
   std::shared_ptr<Flow> flow;
   std::shared_ptr<Standardize> standardize;
 };
 
-// Builds the model for `dim`-dimensional data: base (standard_normal when
-// absent) and the bijectors in order (data side first), each seeded from
-// `seed`, so the same section and seed always build the same model. The data
-// standardization is added by the caller (fitted, or restored).
-FLOWS_API Model build_model(ConfigNode& model_node, Registry& registry, Index dim, Index seed);
+// What a model is built for: the x columns and the context columns.
+struct ModelInputs {
+  Index dim = 0;  // x columns
+  // Names of the raw context columns (empty: an unconditional model); only
+  // their number shapes the model, the names go into messages.
+  std::vector<std::string> context_columns;
+};
+
+// The optional `model.context_embedding` section: an MLP e = MLP(c) shared by
+// every conditional layer (after the context standardization).
+struct FLOWS_API ContextEmbeddingOptions {
+  std::vector<Index> hidden;  // hidden widths (default: none, one dense layer)
+  Index features = 16;        // width of e (>= 1) when the section is present
+  std::string activation = "relu";
+
+  static ContextEmbeddingOptions from(ConfigNode& node);
+};
+
+// Builds the model: base (standard_normal when absent) and the bijectors in
+// order (data side first), each seeded from `seed`, so the same section and
+// seed always build the same model. For a conditional model (context
+// columns), first a ContextEncoder: the context standardization (identity
+// until fitted or restored) and the embedding of `model.context_embedding`
+// when given; every component is then built with BuildContext::context_dim =
+// the encoder's output width. ConfigError when the data has context columns
+// but no component reads a context (naming the columns), when a component
+// reads a context but the data has none, and for a context_embedding without
+// context columns. The data standardization is added by the caller (fitted,
+// or restored), and so is the context standardization's fit.
+FLOWS_API Model build_model(ConfigNode& model_node, Registry& registry, const ModelInputs& inputs,
+                            Index seed);
 
 // Everything a pipeline file describes, checked and built, before any work.
 struct FLOWS_API Pipeline {
@@ -55,7 +82,10 @@ struct FLOWS_API Pipeline {
   std::shared_ptr<Trainer> trainer;
 
   // Reads `file`, applies overrides ("dotted.key=yaml value") and checks every
-  // key; loads plugins, the data, builds model and trainer. Raises
+  // key; loads plugins, the data, builds model and trainer (fitting the data
+  // and context standardizations on the training split when
+  // model.standardize). `trainer: mle` with a bijector that is not trained by
+  // likelihood is refused, naming the bijector and its trainer. Raises
   // ConfigError (file:line:column: key path: what) and the errors of loading.
   static Pipeline load(const std::string& file, const std::vector<std::string>& overrides = {});
 };

@@ -14,10 +14,11 @@
 #include "flows/ode_solver.hpp"
 #include "flows/optimizer.hpp"
 #include "flows/trainer.hpp"
+#include "flows/transformer.hpp"
 
 namespace flows {
 
-enum class Kind { bijector, distribution, trainer, optimizer, ode_solver, dataset };
+enum class Kind { bijector, distribution, trainer, optimizer, ode_solver, dataset, transformer };
 FLOWS_API const char* kind_name(Kind kind);
 FLOWS_API const std::vector<Kind>& all_kinds();
 
@@ -26,6 +27,7 @@ class Registry;
 // What a factory may need besides its own options.
 struct BuildContext {
   Index dim = 0;                 // dimension of the data the component acts on
+  Index context_dim = 0;         // context columns it may read (0: unconditional model)
   std::uint64_t seed = 0;        // for random initialisation
   Registry* registry = nullptr;  // to build nested components by name
 };
@@ -59,6 +61,10 @@ template <>
 struct KindOf<Dataset> {
   static constexpr Kind value = Kind::dataset;
 };
+template <>
+struct KindOf<Transformer> {
+  static constexpr Kind value = Kind::transformer;
+};
 
 // (kind, name) -> factory. Objects made from a plugin's factory hold a
 // reference to the plugin's library, so its code outlives them.
@@ -83,6 +89,7 @@ class FLOWS_API Registry {
   template <class T>
   std::shared_ptr<T> make(ConfigNode& options, const BuildContext& context) const {
     const Entry& entry = find(KindOf<T>::value, options);
+    check_dimension(KindOf<T>::value, options, context);
     auto& factory = *static_cast<const Factory<T>*>(entry.factory.get());
     std::unique_ptr<T> object;
     try {
@@ -126,6 +133,8 @@ class FLOWS_API Registry {
   };
   void add_erased(Kind kind, const std::string& name, std::shared_ptr<const void> factory);
   const Entry& find(Kind kind, ConfigNode& options) const;
+  // Bijectors and distributions need a data dimension of at least 1.
+  static void check_dimension(Kind kind, ConfigNode& options, const BuildContext& context);
   PluginError factory_failure(Kind kind, ConfigNode& options, const Entry& entry,
                               const std::string& what) const;
 

@@ -23,20 +23,21 @@ class FLOWS_API Standardize : public Bijector {
   const Matrix& mean() const { return mean_; }
   const Matrix& scale() const { return scale_; }
 
-  Index dim() const override { return mean_.shape(1); }
-  Transformed forward(const Matrix& x, const Matrix& context) const override;
-  Transformed inverse(const Matrix& z, const Matrix& context) const override;
-  void forward_train(const Matrix& x, const Matrix& context, Matrix& z, Vector& logdet) override;
-  // grad_x = grad_z / scale; logdet does not depend on x, so grad_logdet adds nothing.
-  void backward(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x) override;
   ParameterList parameters() override { return {}; }
   // Mean and scale are state ("mean", "scale"), checked when loaded.
   void visit_state(StateVisitor& visitor) override;
 
  private:
+  Transformed forward_impl(const Matrix& x, const Matrix& context) const override;
+  Transformed inverse_impl(const Matrix& z, const Matrix& context) const override;
+  void forward_train_impl(const Matrix& x, const Matrix& context, Matrix& z,
+                          Vector& logdet) override;
+  // grad_x = grad_z / scale; logdet does not depend on x, so grad_logdet adds nothing.
+  void backward_impl(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x,
+                     Matrix* grad_context) override;
+
   // DataError unless mean and scale are 1 x d, finite, scale > 0; sets log_scale_sum_.
   void check_and_sum();
-  void check_columns(const Matrix& m, const char* what) const;
 
   Matrix mean_;
   Matrix scale_;

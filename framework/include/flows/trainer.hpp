@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "flows/dataset.hpp"
 #include "flows/export.hpp"
 #include "flows/flow.hpp"
 #include "flows/rng.hpp"
@@ -51,7 +52,9 @@ struct TrainerCallbacks {
 class FLOWS_API Trainer {
  public:
   virtual ~Trainer() = default;
-  virtual TrainReport train(Flow& flow, const Matrix& train, const Matrix& val, Rng& rng,
+  // Fits `flow` to data.train (with data.train_context for a conditional
+  // flow), validating on data.val; data.test is not touched.
+  virtual TrainReport train(Flow& flow, const DataSplits& data, Rng& rng,
                             const TrainerCallbacks& callbacks) = 0;
   // Saves or restores what resuming needs (steps done, optimizer state); a
   // later train() continues from the restored step. Default: no state, so

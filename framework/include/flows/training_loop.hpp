@@ -28,26 +28,31 @@ FLOWS_API std::shared_ptr<Optimizer> make_optimizer(ConfigNode& trainer_node,
                                                     const BuildContext& context);
 
 // Shuffled mini-batches: a new permutation every epoch; every batch has
-// min(batch_size, rows) rows.
+// min(batch_size, rows) rows. With a context (one row per data row, or
+// empty), each batch's context rows are the same rows of the context.
 class FLOWS_API MinibatchSampler {
  public:
-  MinibatchSampler(const Matrix& data, Index batch_size, Rng& rng);
+  MinibatchSampler(const Matrix& data, const Matrix& context, Index batch_size, Rng& rng);
   // The next batch; the reference stays valid until the next call.
   const Matrix& next();
+  // The context rows of the last batch (empty without a context).
+  const Matrix& context() const { return batch_context_; }
 
  private:
   void shuffle();
   const Matrix& data_;
+  const Matrix& context_;
   Rng& rng_;
   std::vector<Index> order_;
   Index cursor_ = 0;
-  Matrix batch_;
+  Matrix batch_, batch_context_;
 };
 
 // The parts of a trainer that differ between objectives.
 struct TrainingObjective {
-  // Loss of one batch; accumulates its gradient into the parameters.
-  std::function<Real(const Matrix& batch)> loss_and_gradient;
+  // Loss of one batch (with its context rows, empty when unconditional);
+  // accumulates its gradient into the parameters.
+  std::function<Real(const Matrix& batch, const Matrix& context)> loss_and_gradient;
   // Loss on the validation data (inference mode).
   std::function<Real()> validation_loss;
   std::string loss_name = "nll";
@@ -62,6 +67,7 @@ struct TrainingObjective {
 // nothing left to train is an Error.
 FLOWS_API TrainReport run_training_loop(const TrainingOptions& options, Optimizer& optimizer,
                                         const ParameterList& params, const Matrix& train,
+                                        const Matrix& train_context,
                                         const TrainingObjective& objective, bool has_validation,
                                         Rng& rng, const TrainerCallbacks& callbacks,
                                         Index first_step = 0);

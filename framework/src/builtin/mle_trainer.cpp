@@ -1,14 +1,26 @@
 #include "mle_trainer.hpp"
 
+#include <fmt/format.h>
+
+#include "flows/error.hpp"
+
 namespace flows {
 
-TrainReport MleTrainer::train(Flow& flow, const Matrix& train, const Matrix& val, Rng& rng,
+TrainReport MleTrainer::train(Flow& flow, const DataSplits& data, Rng& rng,
                               const TrainerCallbacks& callbacks) {
+  for (const auto& bijector : flow.chain())
+    if (!bijector->trains_by_likelihood())
+      throw ConfigError(fmt::format("trainer mle cannot fit {}: it has no likelihood gradient; use "
+                                    "trainer: {{type: {}}}",
+                                    bijector->name(), bijector->trainer()));
   TrainingObjective objective;
-  objective.loss_and_gradient = [&flow](const Matrix& batch) { return flow.nll_gradient(batch); };
-  objective.validation_loss = [&flow, &val] { return flow.mean_nll(val); };
-  TrainReport report = run_training_loop(options_, *optimizer_, flow.parameters(), train, objective,
-                                         val.shape(0) > 0, rng, callbacks, steps_done_);
+  objective.loss_and_gradient = [&flow](const Matrix& batch, const Matrix& context) {
+    return flow.nll_gradient(batch, context);
+  };
+  objective.validation_loss = [&flow, &data] { return flow.mean_nll(data.val, data.val_context); };
+  TrainReport report =
+      run_training_loop(options_, *optimizer_, flow.parameters(), data.train, data.train_context,
+                        objective, data.val.shape(0) > 0, rng, callbacks, steps_done_);
   steps_done_ = report.steps;
   return report;
 }

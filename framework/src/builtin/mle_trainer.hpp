@@ -12,7 +12,7 @@ class MleTrainer : public Trainer {
  public:
   MleTrainer(TrainingOptions options, std::shared_ptr<Optimizer> optimizer)
       : options_(options), optimizer_(std::move(optimizer)) {}
-  TrainReport train(Flow& flow, const Matrix& train, const Matrix& val, Rng& rng,
+  TrainReport train(Flow& flow, const DataSplits& data, Rng& rng,
                     const TrainerCallbacks& callbacks) override;
   void visit_state(Flow& flow, StateVisitor& visitor) override;
 

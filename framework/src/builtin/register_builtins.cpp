@@ -1,4 +1,9 @@
 #include "adam.hpp"
+#include "flows/affine_transformer.hpp"
+#include "flows/autoregressive.hpp"
+#include "flows/batch_norm.hpp"
+#include "flows/conditional_normal.hpp"
+#include "flows/coupling.hpp"
 #include "flows/data/datasets.hpp"
 #include "flows/normal.hpp"
 #include "flows/registry.hpp"
@@ -38,6 +43,7 @@ void register_builtins(Registry& registry) {
     check_dim(node, ctx);
     return std::make_unique<DiagonalNormal>(ctx.dim, o.mean, o.log_scale);
   });
+  registry.add<BaseDistribution>("conditional_diagonal_normal", &make_conditional_diagonal_normal);
   registry.add<Optimizer>("adam", [](ConfigNode& node, const BuildContext&) {
     return std::make_unique<Adam>(AdamOptions::from(node));
   });
@@ -45,6 +51,15 @@ void register_builtins(Registry& registry) {
     return std::make_unique<Sgd>(SgdOptions::from(node));
   });
   registry.add<Trainer>("mle", &make_mle_trainer);
+  // The generic flows of the SDK: a transformer by name under a conditioner.
+  registry.add<Transformer>("affine", [](ConfigNode& node, const BuildContext&) {
+    const AffineTransformerOptions options = AffineTransformerOptions::read(node);
+    node.finish();
+    return std::make_unique<AffineTransformer>(options.log_scale_bound);
+  });
+  registry.add<Bijector>("autoregressive", &make_autoregressive);
+  registry.add<Bijector>("coupling", &make_coupling);
+  registry.add<Bijector>("batch_norm", &make_batch_norm);
   register_datasets(registry);
 }
 

@@ -1,5 +1,6 @@
 #include "flows/data/datasets.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <memory>
@@ -8,6 +9,8 @@
 
 #include <fmt/format.h>
 
+#include "flows/data/columns.hpp"
+#include "flows/data/conditional_toys.hpp"
 #include "flows/data/csv.hpp"
 #include "flows/data/npy.hpp"
 #include "flows/data/toys.hpp"
@@ -51,6 +54,47 @@ Matrix take_rows(const Matrix& m, const std::vector<Index>& rows, Index begin, I
   return out;
 }
 
+bool is_index(const std::string& s) {
+  return !s.empty() && s.size() < 19 && s.find_first_not_of("0123456789") == std::string::npos;
+}
+
+// Positions of the context columns named in `wanted`: a name of `names`, or
+// (when it is not one) a 0-based index; raises ConfigError `where: ...` naming
+// the columns `path` has.
+std::vector<Index> resolve_context_columns(const std::vector<std::string>& wanted,
+                                           const std::vector<std::string>& names,
+                                           const std::string& path, const std::string& where) {
+  const Index cols = names.size();
+  auto available = [&] {
+    std::string list;
+    for (Index j = 0; j < cols; ++j) list += fmt::format("{}{} ({})", j ? ", " : "", names[j], j);
+    return fmt::format("{} has {} column{}: {}", path, cols, cols == 1 ? "" : "s", list);
+  };
+  std::vector<Index> out;
+  for (const std::string& entry : wanted) {
+    const auto named = std::find(names.begin(), names.end(), entry);
+    Index at = 0;
+    if (named != names.end()) {
+      at = static_cast<Index>(named - names.begin());
+    } else if (is_index(entry)) {
+      at = std::stoull(entry);
+      if (at >= cols)
+        throw ConfigError(fmt::format("{}: column index {} is out of range; {} (0-based)", where,
+                                      entry, available()));
+    } else {
+      throw ConfigError(fmt::format("{}: no column '{}'; {}", where, entry, available()));
+    }
+    if (std::find(out.begin(), out.end(), at) != out.end())
+      throw ConfigError(fmt::format("{}: column '{}' ({}) is listed twice", where, names[at], at));
+    out.push_back(at);
+  }
+  if (out.size() == cols)
+    throw ConfigError(
+        fmt::format("{}: every column is a context column, which leaves no x to model; {}", where,
+                    available()));
+  return out;
+}
+
 }  // namespace
 
 ToyDatasetOptions ToyDatasetOptions::from(ConfigNode& node) {
@@ -85,6 +129,63 @@ DataSplits ToyDataset::load(Rng& rng) const {
   return splits;
 }
 
+ConditionalToyOptions ConditionalToyOptions::from(ConfigNode& node, const std::string& name) {
+  ConditionalToyOptions o;
+  node.read("n_train", o.n_train);
+  node.read("n_val", o.n_val);
+  node.read("n_test", o.n_test);
+  read_optional(node, "seed", o.seed);
+  node.expect(o.n_train > 0, "n_train", "must be > 0");
+  if (name == "conditional_gaussian") {
+    node.read("context_dim", o.context_dim);
+    node.expect(o.context_dim >= 1, "context_dim", "must be >= 1");
+  } else {
+    node.read("theta_dim", o.simulator.theta_dim);
+    node.read("obs_dim", o.simulator.obs_dim);
+    node.read("obs_noise", o.simulator.obs_noise);
+    node.expect(o.simulator.theta_dim >= 1, "theta_dim", "must be >= 1");
+    node.expect(o.simulator.obs_dim >= 1, "obs_dim", "must be >= 1");
+    node.expect(o.simulator.obs_noise > 0 && std::isfinite(o.simulator.obs_noise), "obs_noise",
+                fmt::format("must be finite and > 0, got {}", o.simulator.obs_noise));
+  }
+  node.finish();
+  return o;
+}
+
+ConditionalToyDataset::ConditionalToyDataset(std::string name, ConditionalToyOptions options)
+    : name_(std::move(name)), options_(std::move(options)) {
+  const auto& names = conditional_toy_names();
+  if (std::find(names.begin(), names.end(), name_) == names.end())
+    throw ConfigError(fmt::format("unknown conditional toy data set '{}'", name_));
+}
+
+DataSplits ConditionalToyDataset::load(Rng& rng) const {
+  DataSplits splits;
+  const Index sizes[3] = {options_.n_train, options_.n_val, options_.n_test};
+  Matrix* x[3] = {&splits.train, &splits.val, &splits.test};
+  Matrix* c[3] = {&splits.train_context, &splits.val_context, &splits.test_context};
+  for (int split = 0; split < 3; ++split) {
+    Rng split_rng = data_stream(options_.seed, rng, split);
+    if (name_ == "conditional_gaussian") {
+      *c[split] = split_rng.normal(sizes[split], options_.context_dim);
+      *x[split] = conditional_gaussian_sample(*c[split], split_rng);
+    } else {
+      options_.simulator.simulate(sizes[split], split_rng, *x[split], *c[split]);
+    }
+  }
+  if (name_ == "conditional_gaussian") {
+    splits.columns = {"x1", "x2"};
+    for (Index j = 1; j <= options_.context_dim; ++j)
+      splits.context_columns.push_back(fmt::format("c{}", j));
+  } else {
+    for (Index j = 1; j <= options_.simulator.theta_dim; ++j)
+      splits.columns.push_back(fmt::format("theta{}", j));
+    for (Index j = 1; j <= options_.simulator.obs_dim; ++j)
+      splits.context_columns.push_back(fmt::format("xobs{}", j));
+  }
+  return splits;
+}
+
 FileDatasetOptions FileDatasetOptions::from(ConfigNode& node, FileFormat format) {
   FileDatasetOptions o;
   node.read("path", o.path);
@@ -99,6 +200,15 @@ FileDatasetOptions FileDatasetOptions::from(ConfigNode& node, FileFormat format)
     node.read("header", o.header);
     node.expect_one_of("header", o.header, {"auto", "true", "false"});
   }
+  node.read("context_columns", o.context_columns);
+  node.expect(!node.has("context_columns") || !o.context_columns.empty(), "context_columns",
+              "is empty; leave it out for unconditional data");
+  if (format == FileFormat::npy)
+    for (const std::string& entry : o.context_columns)
+      node.expect(is_index(entry), "context_columns",
+                  fmt::format("'{}' is not a column index; NPY files have no column names, so "
+                              "give 0-based indices",
+                              entry));
 
   const bool one_file = node.has("path");
   const bool split_files = node.has("train") || node.has("val") || node.has("test");
@@ -150,8 +260,34 @@ FileDatasetOptions FileDatasetOptions::from(ConfigNode& node, FileFormat format)
   return o;
 }
 
-FileDataset::FileDataset(FileFormat format, FileDatasetOptions options, std::string where)
-    : format_(format), options_(std::move(options)), where_(std::move(where)) {}
+FileDataset::FileDataset(FileFormat format, FileDatasetOptions options, std::string where,
+                         std::string context_where)
+    : format_(format),
+      options_(std::move(options)),
+      where_(std::move(where)),
+      context_where_(std::move(context_where)) {
+  if (context_where_.empty())
+    context_where_ = where_.empty() ? "context_columns" : where_ + ".context_columns";
+}
+
+void FileDataset::split_context(const Matrix& table, const std::vector<std::string>& names,
+                                const std::string& path, Matrix& x, Matrix& context,
+                                DataSplits& splits) const {
+  const Index cols = table.shape(1);
+  const std::vector<std::string> all = names.empty() ? positional_column_names(cols) : names;
+  const std::vector<Index> picked =
+      resolve_context_columns(options_.context_columns, all, path, context_where_);
+  std::vector<Index> rest;
+  for (Index j = 0; j < cols; ++j)
+    if (std::find(picked.begin(), picked.end(), j) == picked.end()) rest.push_back(j);
+  x = take_columns(table, rest);
+  context = take_columns(table, picked);
+  if (splits.context_columns.empty()) {
+    splits.columns.clear();
+    for (Index j : rest) splits.columns.push_back(all[j]);
+    for (Index j : picked) splits.context_columns.push_back(all[j]);
+  }
+}
 
 DataSplits FileDataset::load(Rng& rng) const {
   const CsvHeader header_mode = options_.header == "true"    ? CsvHeader::present
@@ -183,6 +319,15 @@ DataSplits FileDataset::load(Rng& rng) const {
     splits.train = take_rows(all, order, 0, n_train);
     splits.val = take_rows(all, order, n_train, n_train + n_val);
     splits.test = take_rows(all, order, n_train + n_val, n);
+    if (!options_.context_columns.empty()) {
+      const std::vector<std::string> names = splits.columns;
+      for (auto [x, c] : {std::pair{&splits.train, &splits.train_context},
+                          {&splits.val, &splits.val_context},
+                          {&splits.test, &splits.test_context}}) {
+        const Matrix table = *x;
+        split_context(table, names, options_.path, *x, *c, splits);
+      }
+    }
     return splits;
   }
 
@@ -207,6 +352,17 @@ DataSplits FileDataset::load(Rng& rng) const {
   };
   check("val", options_.val, splits.val, val_names);
   check("test", options_.test, splits.test, test_names);
+  if (!options_.context_columns.empty()) {
+    const std::vector<std::string> names = splits.columns;
+    const std::pair<Matrix*, Matrix*> parts[] = {{&splits.train, &splits.train_context},
+                                                 {&splits.val, &splits.val_context},
+                                                 {&splits.test, &splits.test_context}};
+    const std::string* paths[] = {&options_.train, &options_.val, &options_.test};
+    for (int k = 0; k < 3; ++k) {
+      const Matrix table = *parts[k].first;
+      split_context(table, names, *paths[k], *parts[k].first, *parts[k].second, splits);
+    }
+  }
   return splits;
 }
 
@@ -215,12 +371,20 @@ void register_datasets(Registry& registry) {
     registry.add<Dataset>(name, [name](ConfigNode& node, const BuildContext&) {
       return std::make_unique<ToyDataset>(name, ToyDatasetOptions::from(node));
     });
+  for (const std::string& name : conditional_toy_names())
+    registry.add<Dataset>(name, [name](ConfigNode& node, const BuildContext&) {
+      return std::make_unique<ConditionalToyDataset>(name, ConditionalToyOptions::from(node, name));
+    });
   const std::pair<const char*, FileFormat> formats[] = {{"csv", FileFormat::csv},
                                                         {"npy", FileFormat::npy}};
   for (const auto& [name, format] : formats)
     registry.add<Dataset>(name, [format = format](ConfigNode& node, const BuildContext&) {
       const std::string where = node.where() + (node.path().empty() ? "" : ": " + node.path());
-      return std::make_unique<FileDataset>(format, FileDatasetOptions::from(node, format), where);
+      const std::string key_path =
+          node.path().empty() ? "context_columns" : node.path() + ".context_columns";
+      const std::string context_where = node.where("context_columns") + ": " + key_path;
+      return std::make_unique<FileDataset>(format, FileDatasetOptions::from(node, format), where,
+                                           context_where);
     });
 }
 

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <xtensor/xmath.hpp>
 #include <xtensor/xoperation.hpp>
+#include <xsimd/xsimd.hpp>
+#include <algorithm>
 
 #include "flows/config.hpp"
 #include "flows/error.hpp"
@@ -84,29 +86,58 @@ Real Activation::derivative(Real a) const {
   return 1;
 }
 
-// xtensor expressions so that xsimd vectorizes exp and tanh; each is evaluated
-// straight into its destination with noalias, no temporaries.
-void Activation::forward(const Matrix& a, Matrix& h) const {
-  h.resize(a.shape());
-  switch (kind_) {
-    case Kind::identity:
-      xt::noalias(h) = a;
-      break;
-    case Kind::relu:
-      xt::noalias(h) = xt::where(a > Real(0), a, Real(0));
-      break;
-    case Kind::tanh:
-      xt::noalias(h) = xt::tanh(a);
-      break;
-    case Kind::elu:
-      xt::noalias(h) = xt::where(a > Real(0), a, kEluAlpha * xt::expm1(a));
-      break;
-    case Kind::selu:
-      xt::noalias(h) = kSeluScale * xt::where(a > Real(0), a, kSeluAlpha * xt::expm1(a));
-      break;
-    case Kind::silu:
-      xt::noalias(h) = a / (Real(1) + xt::exp(-a));
-      break;
+// One xsimd pass computes f and, when asked, f' (SELU and ELU share one
+// branch: f = λ a (a > 0), λα (eᵃ − 1) else; f' = λ, or f + λα); the tail
+// that does not fill a SIMD batch goes through value() and derivative().
+void Activation::forward(const Matrix& a, Matrix& h, Matrix* derivative) const {
+  using Batch = xsimd::batch<Real>;
+  constexpr Index width = Batch::size;
+  if (h.shape() != a.shape()) h.resize(a.shape());
+  if (derivative && derivative->shape() != a.shape()) derivative->resize(a.shape());
+  const Index n = a.size();
+  const Real* pa = a.data();
+  Real* ph = h.data();
+  Real* pd = derivative ? derivative->data() : nullptr;
+  Index k = 0;
+  if (kind_ == Kind::identity) {
+    if (ph != pa) std::copy(pa, pa + n, ph);
+    if (pd) std::fill(pd, pd + n, Real(1));
+    return;
+  }
+  const Real scale = kind_ == Kind::selu ? kSeluScale : 1;
+  const Real alpha = kind_ == Kind::selu ? kSeluAlpha : kEluAlpha;
+  const Batch zero(Real(0)), one(Real(1)), lambda(scale), lambda_alpha(scale * alpha);
+  for (; k + width <= n; k += width) {
+    const Batch x = Batch::load_unaligned(pa + k);
+    Batch y, dy;
+    switch (kind_) {
+      case Kind::selu:
+      case Kind::elu:
+        y = xsimd::select(x > zero, lambda * x, lambda_alpha * xsimd::expm1(xsimd::min(x, zero)));
+        if (pd) dy = xsimd::select(x > zero, lambda, y + lambda_alpha);
+        break;
+      case Kind::relu:
+        y = xsimd::max(x, zero);
+        if (pd) dy = xsimd::select(x > zero, one, zero);
+        break;
+      case Kind::tanh:
+        y = xsimd::tanh(x);
+        if (pd) dy = one - y * y;
+        break;
+      default: {  // silu: σ = 1 / (1 + e⁻ᵃ), f = a σ, f' = σ (1 + a (1 − σ))
+        const Batch sigma = one / (one + xsimd::exp(-x));
+        y = x * sigma;
+        if (pd) dy = sigma * (one + x * (one - sigma));
+        break;
+      }
+    }
+    y.store_unaligned(ph + k);
+    if (pd) dy.store_unaligned(pd + k);
+  }
+  for (; k < n; ++k) {
+    const Real a_k = pa[k];  // read before writing: h may be a
+    ph[k] = value(a_k);
+    if (pd) pd[k] = this->derivative(a_k);
   }
 }
 

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <string>
 
-#include "affine.hpp"
+#include "flows/nn/dense.hpp"
 #include "flows/error.hpp"
 
 namespace flows::nn {
@@ -21,14 +21,14 @@ Index checked_size(Index n, const char* what) {
 // W, b ~ U(-1/sqrt(in), 1/sqrt(in)).
 Linear::Linear(Index in, Index out, Rng& rng)
     : weight_("weight",
-              detail::uniform_init(checked_size(out, "out_features"),
+              uniform_init(checked_size(out, "out_features"),
                                    checked_size(in, "in_features"), 1 / std::sqrt(Real(in)), rng)),
-      bias_("bias", detail::uniform_init(1, out, 1 / std::sqrt(Real(in)), rng)) {}
+      bias_("bias", uniform_init(1, out, 1 / std::sqrt(Real(in)), rng)) {}
 
 void Linear::infer(const Matrix& x, Matrix& y) const {
-  detail::check_input("Linear", x, in_features());
+  check_input("Linear", x, in_features());
   y.resize({x.shape(0), out_features()});
-  detail::affine_forward(x, weight_.value, bias_.value, y);
+  dense_forward(x, weight_.value, bias_.value.data(), y);
 }
 
 Matrix Linear::infer(const Matrix& x) const {
@@ -40,12 +40,12 @@ Matrix Linear::infer(const Matrix& x) const {
 // y = x Wᵀ + b  ⇒  dL/dx = dL/dy W,  dL/dW = (dL/dy)ᵀ x,  dL/db = Σ_rows dL/dy.
 void Linear::backward(const Matrix& x, const Matrix& grad_y, Matrix& grad_x,
                       bool accumulate_param_grads) {
-  detail::check_backward("Linear", x, grad_y, in_features(), out_features());
+  check_backward("Linear", x, grad_y, in_features(), out_features());
   grad_x.resize({x.shape(0), in_features()});
-  detail::affine_input_gradient(grad_y, weight_.value, grad_x);
+  dense_input_gradient(grad_y, weight_.value, grad_x);
   if (!accumulate_param_grads) return;
-  detail::affine_weight_gradient(x, grad_y, weight_.grad, Real(1));
-  detail::accumulate_bias_gradient(grad_y, bias_.grad);
+  dense_weight_gradient(x, grad_y, weight_.grad, Real(1));
+  accumulate_bias_gradient(grad_y, bias_.grad);
 }
 
 }  // namespace flows::nn

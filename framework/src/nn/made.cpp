@@ -4,66 +4,13 @@
 #include <cmath>
 #include <string>
 #include <utility>
-#include <xtensor-blas/xblas.hpp>
 
-#include "affine.hpp"
+#include "flows/checks.hpp"
 #include "flows/error.hpp"
+#include "flows/nn/dense.hpp"
 #include "flows/nn/made_masks.hpp"
 
 namespace flows::nn {
-
-namespace {
-
-// y = x wᵀ + b (accumulate false) or y += x wᵀ + b (true), every matrix
-// contiguous row-major. The bias is written first and BLAS adds the product
-// (beta = 1), which spares OpenBLAS's separate zeroing pass over y.
-void affine(const Matrix& x, const Matrix& w, const Matrix& b, Matrix& y, bool accumulate) {
-  const Index n = x.shape(0);
-  const Index out = w.shape(0);
-  if (n == 0) return;
-  const Real* bias = b.data();
-  Real* row = y.data();
-  if (accumulate) {
-    for (Index i = 0; i < n; ++i, row += out)
-      for (Index j = 0; j < out; ++j) row[j] += bias[j];
-  } else {
-    for (Index i = 0; i < n; ++i, row += out) std::copy(bias, bias + out, row);
-  }
-  xt::blas::gemm(x, w, y, false, true, Real(1), Real(1));
-}
-
-// Resizes only when the shape changes, so reused buffers never reallocate.
-void ensure(Matrix& m, Index rows, Index cols) {
-  if (m.shape(0) != rows || m.shape(1) != cols) m.resize({rows, cols});
-}
-
-// h = f(a). ReLU, the common case, as a plain loop the compiler vectorizes
-// (max with 0); the others through Activation.
-void activate(const Activation& f, const Matrix& a, Matrix& h) {
-  if (f.kind() != Activation::Kind::relu) {
-    f.forward(a, h);
-    return;
-  }
-  ensure(h, a.shape(0), a.shape(1));
-  const Real* in = a.data();
-  Real* out = h.data();
-  const Index size = a.size();
-  for (Index k = 0; k < size; ++k) out[k] = in[k] > Real(0) ? in[k] : Real(0);
-}
-
-// grad ← grad ⊙ f'(a) (relu' = 1 for a > 0, else 0, as Activation).
-void activate_backward(const Activation& f, const Matrix& a, const Matrix& h, Matrix& grad) {
-  if (f.kind() != Activation::Kind::relu) {
-    f.backward(a, h, grad);
-    return;
-  }
-  const Real* in = a.data();
-  Real* g = grad.data();
-  const Index size = a.size();
-  for (Index k = 0; k < size; ++k) g[k] = in[k] > Real(0) ? g[k] : Real(0);
-}
-
-}  // namespace
 
 void MadeOptions::read(ConfigNode& node, MadeOptions& options) {
   node.read("hidden", options.hidden);
@@ -91,20 +38,28 @@ Made::Made(const std::vector<Index>& order, const MadeOptions& options, Rng& rng
   for (Index width : options_.hidden)
     if (width == 0) throw ConfigError("MADE: hidden widths must be positive");
 
+  // Context columns have degree 0: every hidden unit (degree ≥ 0) sees them.
+  const bool conditional = options_.context_features > 0;
+  std::vector<Index> in = input_degrees(order_);
+  in.resize(dim() + options_.context_features, 0);
   std::vector<Matrix> masks;
   std::vector<std::string> names;
   if (!residual()) {
-    masks = made_masks(order_, options_.hidden, options_.out_multiplier);
-    for (Index k = 0; k < options_.hidden.size(); ++k)
+    std::vector<Index> below = in;
+    for (Index k = 0; k < options_.hidden.size(); ++k) {
+      const std::vector<Index> degrees = hidden_degrees(options_.hidden[k], dim(), conditional);
+      masks.push_back(hidden_mask(below, degrees));
       names.push_back(k == 0 ? "input" : "hidden" + std::to_string(k));
+      below = degrees;
+    }
+    masks.push_back(output_mask(below, input_degrees(order_), options_.out_multiplier));
     names.push_back("output");
   } else {
     const Index width = options_.hidden.front();
     for (Index w : options_.hidden)
       if (w != width)
         throw ConfigError("MADE: with residual blocks every hidden width must be the same");
-    const std::vector<Index> in = input_degrees(order_);
-    const std::vector<Index> hid = hidden_degrees(width, dim());
+    const std::vector<Index> hid = hidden_degrees(width, dim(), conditional);
     masks.push_back(hidden_mask(in, hid));
     names.push_back("input");
     for (Index k = 0; k < options_.residual_blocks; ++k) {
@@ -113,216 +68,198 @@ Made::Made(const std::vector<Index>& order, const MadeOptions& options, Rng& rng
       names.push_back("block" + std::to_string(k) + ".a");
       names.push_back("block" + std::to_string(k) + ".b");
     }
-    masks.push_back(output_mask(hid, in, options_.out_multiplier));
+    masks.push_back(output_mask(hid, input_degrees(order_), options_.out_multiplier));
     names.push_back("output");
   }
 
-  layers_.resize(masks.size());
   for (Index k = 0; k < masks.size(); ++k) {
-    Layer& layer = layers_[k];
-    const Index out = masks[k].shape(0);
-    const Index in = masks[k].shape(1);
     // nn.Linear's default U(-1/sqrt(in), 1/sqrt(in)) (fan-in counting masked
     // inputs, as nflows' MaskedLinear); the second layer of a residual block
     // starts in U(-1e-3, 1e-3) as in nflows' MaskedResidualBlock.
+    auto layer = std::make_unique<MaskedLinear>(masks[k], rng);
     const bool block_out = residual() && k > 0 && k + 1 < masks.size() && k % 2 == 0;
-    const Real bound = block_out ? Real(1e-3) : 1 / std::sqrt(Real(in));
-    Matrix w = detail::uniform_init(out, in, bound, rng);
-    Matrix b = detail::uniform_init(1, out, bound, rng);
-    if (k + 1 == masks.size() && options_.zero_output) {
-      w.fill(0);
-      b.fill(0);
+    const bool last = k + 1 == masks.size();
+    if (block_out || (last && options_.zero_output)) {
+      const Real bound = last ? Real(0) : Real(1e-3);
+      layer->weight().value = uniform_init(masks[k].shape(0), masks[k].shape(1), bound, rng);
+      layer->bias().value = uniform_init(1, masks[k].shape(0), bound, rng);
+      xt::noalias(layer->weight().value) *= masks[k];
     }
-    layer.mask = std::move(masks[k]);
-    w *= layer.mask;
-    layer.weight = Parameter(names[k] + ".weight", std::move(w));
-    layer.bias = Parameter(names[k] + ".bias", std::move(b));
-    layer.masked = layer.weight.value;
+    layer->weight().name = names[k] + ".weight";
+    layer->bias().name = names[k] + ".bias";
+    layers_.push_back(std::move(layer));
   }
 }
 
-void Made::check_input(const Matrix& x) const {
-  if (x.shape(1) != dim())
-    throw DataError("MADE: the input has " + std::to_string(x.shape(1)) + " columns, expected " +
-                    std::to_string(dim()));
+void Made::join_input(const Matrix& x, const Matrix& context, Matrix& input) const {
+  const Index d = dim(), c = options_.context_features, n = x.shape(0);
+  check_input("MADE", x, d);
+  if (c == 0) {
+    ensure(input, n, d);
+    std::copy(x.begin(), x.end(), input.begin());
+    return;
+  }
+  if (context.shape(0) != n || context.shape(1) != c)
+    throw DataError("MADE: the context is [" + std::to_string(context.shape(0)) + " x " +
+                    std::to_string(context.shape(1)) + "], expected [" + std::to_string(n) +
+                    " x " + std::to_string(c) + "]");
+  ensure(input, n, d + c);
+  for (Index i = 0; i < n; ++i) {
+    Real* row = input.data() + i * (d + c);
+    std::copy(x.data() + i * d, x.data() + (i + 1) * d, row);
+    std::copy(context.data() + i * c, context.data() + (i + 1) * c, row + d);
+  }
 }
 
-// Plain:    pre_[k] = post_[k-1] W_kᵀ + b_k (post_[-1] = x), post_[k] = f(pre_[k])
-//           (pre_ unused for ReLU).
-// Residual: pre_[k] = h_k (k = 0..B), post_[k] = f(h_k); pre_[B+1+k] = v_k =
-//           f(h_k) A_kᵀ + a_k, post_[B+1+k] = f(v_k); h_{k+1} = h_k + f(v_k) B_kᵀ + b_k.
-void Made::forward(const Matrix& x, Matrix& y) {
-  check_input(x);
+// The record: out_[k] is slot k's activation f(a) and slope_[k] = f'(a).
+// Plain:    slot k = hidden layer k: a_k = out_[k-1] W_kᵀ + b_k (out_[-1] = input).
+// Residual: hidden_[k] = h_k (k = 0..B), slot k (k ≤ B) holds f(h_k), slot
+//           B+1+k holds f(v_k), v_k = f(h_k) A_kᵀ + a_k, and
+//           h_{k+1} = h_k + f(v_k) B_kᵀ + b_k.
+void Made::forward(const Matrix& x, const Matrix& context, Matrix& y) {
   recorded_ = false;
+  join_input(x, context, input_);
   const Index n = x.shape(0);
-  ensure(x_, n, dim());
-  std::copy(x.begin(), x.end(), x_.begin());
-  for (Layer& layer : layers_) xt::noalias(layer.masked) = layer.weight.value * layer.mask;
   const Activation& f = options_.activation;
   ensure(y, n, out_features());
   if (!residual()) {
     const Index hidden = layers_.size() - 1;
-    pre_.resize(hidden);
-    post_.resize(hidden);
-    const Matrix* in = &x_;
-    // ReLU keeps only its output: relu'(a) = 1 iff f(a) > 0, so backward reads
-    // post_ and the recorded activations (what backward streams back from
-    // memory) halve.
-    const bool relu = f.kind() == Activation::Kind::relu;
+    out_.resize(hidden);
+    slope_.resize(hidden);
+    const Matrix* in = &input_;
     for (Index k = 0; k < hidden; ++k) {
-      if (relu) {
-        ensure(post_[k], n, layers_[k].mask.shape(0));
-        affine(*in, layers_[k].masked, layers_[k].bias.value, post_[k], false);
-        Real* h = post_[k].data();
-        for (Index e = 0; e < post_[k].size(); ++e) h[e] = h[e] > Real(0) ? h[e] : Real(0);
-      } else {
-        ensure(pre_[k], n, layers_[k].mask.shape(0));
-        affine(*in, layers_[k].masked, layers_[k].bias.value, pre_[k], false);
-        activate(f, pre_[k], post_[k]);
-      }
-      in = &post_[k];
+      ensure(out_[k], n, layer(k).out_features());
+      layer(k).forward(*in, out_[k]);
+      f.forward(out_[k], out_[k], &slope_[k]);  // in place
+      in = &out_[k];
     }
-    affine(*in, layers_.back().masked, layers_.back().bias.value, y, false);
+    layer(hidden).forward(*in, y);
   } else {
     const Index blocks = options_.residual_blocks;
     const Index width = options_.hidden.front();
-    pre_.resize(2 * blocks + 1);
-    post_.resize(2 * blocks + 1);
-    for (Matrix& m : pre_) ensure(m, n, width);
-    affine(x_, layers_[0].masked, layers_[0].bias.value, pre_[0], false);
+    hidden_.resize(blocks + 1);
+    out_.resize(2 * blocks + 1);
+    slope_.resize(2 * blocks + 1);
+    for (Matrix& m : hidden_) ensure(m, n, width);
+    layer(0).forward(input_, hidden_[0]);
     for (Index k = 0; k < blocks; ++k) {
-      activate(f, pre_[k], post_[k]);
-      Matrix& v = pre_[blocks + 1 + k];
-      affine(post_[k], layers_[1 + 2 * k].masked, layers_[1 + 2 * k].bias.value, v, false);
-      activate(f, v, post_[blocks + 1 + k]);
-      std::copy(pre_[k].begin(), pre_[k].end(), pre_[k + 1].begin());
-      affine(post_[blocks + 1 + k], layers_[2 + 2 * k].masked, layers_[2 + 2 * k].bias.value,
-             pre_[k + 1], true);
+      f.forward(hidden_[k], out_[k], &slope_[k]);
+      Matrix& v = out_[blocks + 1 + k];
+      ensure(v, n, width);
+      layer(1 + 2 * k).forward(out_[k], v);
+      f.forward(v, v, &slope_[blocks + 1 + k]);
+      std::copy(hidden_[k].begin(), hidden_[k].end(), hidden_[k + 1].begin());
+      layer(2 + 2 * k).forward(v, hidden_[k + 1], /*accumulate=*/true);
     }
-    activate(f, pre_[blocks], post_[blocks]);
-    affine(post_[blocks], layers_.back().masked, layers_.back().bias.value, y, false);
+    f.forward(hidden_[blocks], out_[blocks], &slope_[blocks]);
+    layer(layers_.size() - 1).forward(out_[blocks], y);
   }
   recorded_ = true;
 }
 
-// Each masked layer y = x (W ⊙ M)ᵀ + b gives dL/dx = dL/dy (W ⊙ M),
-// dL/dW = ((dL/dy)ᵀ x) ⊙ M and dL/db = Σ_rows dL/dy; an activation multiplies
-// by f'(pre-activation); a residual connection adds its two paths' gradients.
-void Made::backward(const Matrix& grad_y, Matrix& grad_x, bool accumulate_param_grads) {
+// Each masked layer backpropagates itself (MaskedLinear::backward); an
+// activation multiplies by f'(a); a residual connection adds its two paths'
+// gradients; the input layer's gradient splits into dL/dx and dL/dc.
+void Made::backward(const Matrix& grad_y, Matrix& grad_x, Matrix* grad_context,
+                    bool accumulate_param_grads) {
   if (!recorded_) throw Error("MADE: backward without a preceding forward");
-  const Index n = x_.shape(0);
+  const Index n = input_.shape(0);
   if (grad_y.shape(0) != n || grad_y.shape(1) != out_features())
     throw DataError("MADE: backward got dL/dy of shape [" + std::to_string(grad_y.shape(0)) +
                     " x " + std::to_string(grad_y.shape(1)) + "], expected [" + std::to_string(n) +
                     " x " + std::to_string(out_features()) + "]");
-  const Activation& f = options_.activation;
-  // One layer: grad_in = grad_out (W ⊙ M), and the parameter gradients.
-  auto layer_backward = [&](Layer& layer, const Matrix& in, const Matrix& grad_out,
-                            Matrix& grad_in) {
-    ensure(grad_in, n, layer.mask.shape(1));
-    if (n > 0) xt::blas::gemm(grad_out, layer.masked, grad_in, false, false);
-    if (!accumulate_param_grads) return;
-    // dL/dW accumulates straight into the gradient, then the mask zeroes its
-    // masked entries again (they held 0 before: nothing else writes there),
-    // saving a scratch matrix and a pass.
-    if (n > 0) xt::blas::gemm(grad_out, in, layer.weight.grad, true, false, Real(1), Real(1));
-    xt::noalias(layer.weight.grad) *= layer.mask;
-    detail::accumulate_bias_gradient(grad_out, layer.bias.grad);
-  };
-
-  grad_.resize(3);
+  const bool acc = accumulate_param_grads;
+  const Index last = layers_.size() - 1;
+  Matrix* g = &grad_a_;
+  Matrix* spare = &grad_b_;
   if (!residual()) {
-    const Index hidden = layers_.size() - 1;
+    const Index hidden = last;
     const Matrix* upstream = &grad_y;
     for (Index k = hidden; k > 0; --k) {
-      Matrix& g = grad_[k % 2];
-      layer_backward(layers_[k], post_[k - 1], *upstream, g);
-      const bool relu = f.kind() == Activation::Kind::relu;
-      activate_backward(f, relu ? post_[k - 1] : pre_[k - 1], post_[k - 1], g);
-      upstream = &g;
+      layer(k).backward(out_[k - 1], *upstream, *g, acc);
+      xt::noalias(*g) *= slope_[k - 1];
+      upstream = g;
+      std::swap(g, spare);
     }
-    layer_backward(layers_[0], x_, *upstream, grad_x);
+    layer(0).backward(input_, *upstream, grad_input_, acc);
   } else {
     const Index blocks = options_.residual_blocks;
-    Matrix& grad_h = grad_[0];
-    Matrix& grad_w = grad_[1];
-    layer_backward(layers_.back(), post_[blocks], grad_y, grad_h);
-    activate_backward(f, pre_[blocks], post_[blocks], grad_h);
+    Matrix& grad_h = grad_a_;
+    Matrix& grad_w = grad_b_;
+    layer(last).backward(out_[blocks], grad_y, grad_h, acc);
+    xt::noalias(grad_h) *= slope_[blocks];
     for (Index k = blocks; k-- > 0;) {
       // h_{k+1} = h_k + f(v_k) B_kᵀ + b_k,  v_k = f(h_k) A_kᵀ + a_k.
-      layer_backward(layers_[2 + 2 * k], post_[blocks + 1 + k], grad_h, grad_w);
-      activate_backward(f, pre_[blocks + 1 + k], post_[blocks + 1 + k], grad_w);
-      Matrix& grad_u = grad_[2];
-      layer_backward(layers_[1 + 2 * k], post_[k], grad_w, grad_u);
-      activate_backward(f, pre_[k], post_[k], grad_u);
-      xt::noalias(grad_h) += grad_u;
+      layer(2 + 2 * k).backward(out_[blocks + 1 + k], grad_h, grad_w, acc);
+      xt::noalias(grad_w) *= slope_[blocks + 1 + k];
+      layer(1 + 2 * k).backward(out_[k], grad_w, grad_c_, acc);
+      xt::noalias(grad_c_) *= slope_[k];
+      xt::noalias(grad_h) += grad_c_;
     }
-    layer_backward(layers_[0], x_, grad_h, grad_x);
+    layer(0).backward(input_, grad_h, grad_input_, acc);
+  }
+  const Index d = dim(), c = options_.context_features;
+  ensure(grad_x, n, d);
+  for (Index i = 0; i < n; ++i) {
+    const Real* row = grad_input_.data() + i * (d + c);
+    std::copy(row, row + d, grad_x.data() + i * d);
+    if (grad_context && c > 0)
+      for (Index j = 0; j < c; ++j) (*grad_context)(i, j) += row[d + j];
   }
 }
 
-void Made::infer(const Matrix& x, Matrix& y, Workspace& ws) const {
-  check_input(x);
+void Made::infer(const Matrix& x, const Matrix& context, Matrix& y, Workspace& ws) const {
+  join_input(x, context, ws.input);
   const Index n = x.shape(0);
   ws.weights.resize(layers_.size());
-  for (Index k = 0; k < layers_.size(); ++k) {
-    ensure(ws.weights[k], layers_[k].mask.shape(0), layers_[k].mask.shape(1));
-    xt::noalias(ws.weights[k]) = layers_[k].weight.value * layers_[k].mask;
-  }
   const Activation& f = options_.activation;
   ensure(y, n, out_features());
+  const Index last = layers_.size() - 1;
   if (!residual()) {
-    const Index hidden = layers_.size() - 1;
-    const Matrix* in = &x;
-    for (Index k = 0; k < hidden; ++k) {
-      ensure(ws.a, n, layers_[k].mask.shape(0));
-      affine(*in, ws.weights[k], layers_[k].bias.value, ws.a, false);
-      activate(f, ws.a, ws.h);
-      in = &ws.h;
+    const Matrix* in = &ws.input;
+    for (Index k = 0; k < last; ++k) {
+      ensure(ws.h, n, layer(k).out_features());
+      layer(k).infer(*in, ws.h, ws.weights[k]);
+      f.forward(ws.h, ws.h);
+      std::swap(ws.h, ws.a);
+      in = &ws.a;
     }
-    affine(*in, ws.weights.back(), layers_.back().bias.value, y, false);
+    layer(last).infer(*in, y, ws.weights[last]);
   } else {
     const Index width = options_.hidden.front();
     ensure(ws.h, n, width);
     ensure(ws.b, n, width);
-    affine(x, ws.weights[0], layers_[0].bias.value, ws.h, false);
+    layer(0).infer(ws.input, ws.h, ws.weights[0]);
     for (Index k = 0; k < options_.residual_blocks; ++k) {
-      activate(f, ws.h, ws.a);
-      affine(ws.a, ws.weights[1 + 2 * k], layers_[1 + 2 * k].bias.value, ws.b, false);
-      activate(f, ws.b, ws.a);
-      affine(ws.a, ws.weights[2 + 2 * k], layers_[2 + 2 * k].bias.value, ws.h, true);
+      f.forward(ws.h, ws.a);
+      layer(1 + 2 * k).infer(ws.a, ws.b, ws.weights[1 + 2 * k]);
+      f.forward(ws.b, ws.b);
+      layer(2 + 2 * k).infer(ws.b, ws.h, ws.weights[2 + 2 * k], /*accumulate=*/true);
     }
-    activate(f, ws.h, ws.a);
-    affine(ws.a, ws.weights.back(), layers_.back().bias.value, y, false);
+    f.forward(ws.h, ws.a);
+    layer(last).infer(ws.a, y, ws.weights[last]);
   }
 }
 
-void Made::infer(const Matrix& x, Matrix& y) const {
+Matrix Made::infer(const Matrix& x, const Matrix& context) const {
   Workspace ws;
-  infer(x, y, ws);
-}
-
-Matrix Made::infer(const Matrix& x) const {
   Matrix y;
-  infer(x, y);
+  infer(x, context, y, ws);
   return y;
 }
 
 ParameterList Made::parameters() {
   ParameterList list;
   list.reserve(2 * layers_.size());
-  for (Layer& layer : layers_) {
-    list.push_back(&layer.weight);
-    list.push_back(&layer.bias);
-  }
+  for (auto& layer : layers_) append(list, layer->parameters());
   return list;
 }
 
 Parameter& Made::output_weight() {
-  return layers_.back().weight;
+  return layers_.back()->weight();
 }
 Parameter& Made::output_bias() {
-  return layers_.back().bias;
+  return layers_.back()->bias();
 }
 
 // Reachability through the masks: plain layers multiply, residual blocks add
@@ -336,16 +273,16 @@ Matrix Made::connectivity() const {
           for (Index j = 0; j < b.shape(1); ++j) c(i, j) += a(i, k) * b(k, j);
     return c;
   };
-  Matrix reach = layers_[0].mask;  // hidden x D
+  Matrix reach = layers_[0]->mask();  // hidden x D
   if (!residual()) {
-    for (Index k = 1; k < layers_.size(); ++k) reach = product(layers_[k].mask, reach);
+    for (Index k = 1; k < layers_.size(); ++k) reach = product(layers_[k]->mask(), reach);
   } else {
     for (Index k = 0; k < options_.residual_blocks; ++k) {
       const Matrix through =
-          product(layers_[2 + 2 * k].mask, product(layers_[1 + 2 * k].mask, reach));
+          product(layers_[2 + 2 * k]->mask(), product(layers_[1 + 2 * k]->mask(), reach));
       reach = reach + through;
     }
-    reach = product(layers_.back().mask, reach);
+    reach = product(layers_.back()->mask(), reach);
   }
   for (Real& v : reach) v = v > 0 ? 1 : 0;
   return reach;

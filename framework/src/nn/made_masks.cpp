@@ -72,12 +72,12 @@ std::vector<Index> input_degrees(const std::vector<Index>& order) {
 
 // Germain et al. 2015 draw hidden degrees from 1..D-1; cycling instead gives
 // each degree as evenly as the width allows, so no input is cut off by chance.
-std::vector<Index> hidden_degrees(Index width, Index dim) {
+std::vector<Index> hidden_degrees(Index width, Index dim, bool with_context) {
   check_dim(dim);
   if (width == 0) throw ConfigError("MADE: hidden widths must be positive");
   std::vector<Index> degrees(width, 0);
   if (dim == 1) return degrees;
-  for (Index j = 0; j < width; ++j) degrees[j] = j % (dim - 1) + 1;
+  for (Index j = 0; j < width; ++j) degrees[j] = with_context ? j % dim : j % (dim - 1) + 1;
   return degrees;
 }
 

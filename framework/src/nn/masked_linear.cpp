@@ -3,7 +3,7 @@
 #include <cmath>
 #include <string>
 
-#include "affine.hpp"
+#include "flows/nn/dense.hpp"
 #include "flows/error.hpp"
 
 namespace flows::nn {
@@ -24,33 +24,38 @@ const Matrix& checked_mask(const Matrix& mask) {
 // Initialised as nn.Linear (U(-1/sqrt(in), 1/sqrt(in)), fan-in counting masked
 // inputs too, as nflows' MaskedLinear does), then masked.
 MaskedLinear::MaskedLinear(const Matrix& mask, Rng& rng)
-    : weight_("weight", detail::uniform_init(checked_mask(mask).shape(0), mask.shape(1),
+    : weight_("weight", uniform_init(checked_mask(mask).shape(0), mask.shape(1),
                                              1 / std::sqrt(Real(mask.shape(1))), rng)),
       bias_("bias",
-            detail::uniform_init(1, mask.shape(0), 1 / std::sqrt(Real(mask.shape(1))), rng)),
+            uniform_init(1, mask.shape(0), 1 / std::sqrt(Real(mask.shape(1))), rng)),
       mask_(mask),
-      masked_weight_(weight_.value * mask_),
-      weight_grad_(xt::zeros_like(mask_)) {
+      masked_weight_(weight_.value * mask_) {
   weight_.value = masked_weight_;
 }
 
 void MaskedLinear::update_masked_weight() {
-  masked_weight_.resize(mask_.shape());
-  xt::noalias(masked_weight_) = weight_.value * mask_;
+  apply_mask(weight_.value, mask_, masked_weight_);
 }
 
-void MaskedLinear::forward(const Matrix& x, Matrix& y) {
-  detail::check_input("MaskedLinear", x, in_features());
+void MaskedLinear::forward(const Matrix& x, Matrix& y, bool accumulate) {
+  check_input("MaskedLinear", x, in_features());
   update_masked_weight();
-  y.resize({x.shape(0), out_features()});
-  detail::affine_forward(x, masked_weight_, bias_.value, y);
+  if (!accumulate) y.resize({x.shape(0), out_features()});
+  dense_forward(x, masked_weight_, bias_.value.data(), y, accumulate);
+}
+
+void MaskedLinear::infer(const Matrix& x, Matrix& y, Matrix& masked_weight,
+                         bool accumulate) const {
+  check_input("MaskedLinear", x, in_features());
+  apply_mask(weight_.value, mask_, masked_weight);
+  if (!accumulate && (y.shape(0) != x.shape(0) || y.shape(1) != out_features()))
+    y.resize({x.shape(0), out_features()});
+  dense_forward(x, masked_weight, bias_.value.data(), y, accumulate);
 }
 
 void MaskedLinear::infer(const Matrix& x, Matrix& y) const {
-  detail::check_input("MaskedLinear", x, in_features());
-  const Matrix w = weight_.value * mask_;
-  y.resize({x.shape(0), out_features()});
-  detail::affine_forward(x, w, bias_.value, y);
+  Matrix masked_weight;
+  infer(x, y, masked_weight);
 }
 
 Matrix MaskedLinear::infer(const Matrix& x) const {
@@ -60,18 +65,21 @@ Matrix MaskedLinear::infer(const Matrix& x) const {
 }
 
 // y = x (W ⊙ M)ᵀ + b  ⇒  dL/dx = dL/dy (W ⊙ M),  dL/dW = ((dL/dy)ᵀ x) ⊙ M,
-// dL/db = Σ_rows dL/dy.
+// dL/db = Σ_rows dL/dy. dL/dW accumulates straight into the gradient and the
+// mask then zeroes its masked entries again (they held 0 before: nothing else
+// writes there), saving a scratch matrix and a pass. W ⊙ M is the one the
+// last forward used.
 void MaskedLinear::backward(const Matrix& x, const Matrix& grad_y, Matrix& grad_x,
                             bool accumulate_param_grads) {
-  detail::check_backward("MaskedLinear", x, grad_y, in_features(), out_features());
-  update_masked_weight();
-  grad_x.resize({x.shape(0), in_features()});
-  detail::affine_input_gradient(grad_y, masked_weight_, grad_x);
+  check_backward("MaskedLinear", x, grad_y, in_features(), out_features());
+  if (masked_weight_.shape() != mask_.shape()) update_masked_weight();
+  if (grad_x.shape(0) != x.shape(0) || grad_x.shape(1) != in_features())
+    grad_x.resize({x.shape(0), in_features()});
+  dense_input_gradient(grad_y, masked_weight_, grad_x);
   if (!accumulate_param_grads) return;
-  weight_grad_.resize(mask_.shape());
-  detail::affine_weight_gradient(x, grad_y, weight_grad_, Real(0));
-  xt::noalias(weight_.grad) += weight_grad_ * mask_;
-  detail::accumulate_bias_gradient(grad_y, bias_.grad);
+  dense_weight_gradient(x, grad_y, weight_.grad, Real(1));
+  xt::noalias(weight_.grad) *= mask_;
+  accumulate_bias_gradient(grad_y, bias_.grad);
 }
 
 }  // namespace flows::nn

@@ -20,12 +20,20 @@ std::string shape_text(const Matrix& m) {
   return out.str();
 }
 
-std::string index_text(const Matrix& m, Index flat) {
+std::string index_text(const Matrix& m, Index flat, Index first_col = 0) {
   const Index cols = std::max<Index>(m.shape(1), 1);
   std::ostringstream out;
-  out << "[" << flat / cols << "," << flat % cols << "]";
+  out << "[" << flat / cols << "," << flat % cols - first_col << "]";
   return out.str();
 }
+
+// Columns [first, first + count) of the checked input, reported as `label`
+// (a bijector's input is [x | context]).
+struct InputBlock {
+  std::string label;
+  Index first = 0;
+  Index count = 0;
+};
 
 // The worst disagreement found in one tensor (the input or one parameter).
 struct TensorComparison {
@@ -70,13 +78,13 @@ void validate_options(const GradientCheckOptions& options) {
 }
 
 void compare(TensorComparison& c, const Matrix& shape_of, Index k, Real analytic, Real numeric,
-             Real floor) {
+             Real floor, Index first_col = 0) {
   const Real error = relative_error(analytic, numeric, floor);
   ++c.entries;
   if (c.entries == 1 || error > c.worst_error) {
     c.worst_error = error;
     c.worst_index = k;
-    c.worst_index_text = index_text(shape_of, k);
+    c.worst_index_text = index_text(shape_of, k, first_col);
     c.analytic = analytic;
     c.numeric = numeric;
   }
@@ -116,8 +124,11 @@ std::string format_report(const std::vector<TensorComparison>& tensors,
 // every entry u of the input and of every parameter. A random projection
 // checks every output's gradient at once: a wrong backward for any y_ij shows
 // up unless r happens to be orthogonal to the error, which has probability 0.
-GradientCheckResult check_gradients(const DifferentiableFunction& f, const Matrix& x,
-                                    const GradientCheckOptions& options) {
+namespace {
+
+GradientCheckResult check_gradients_by_block(const DifferentiableFunction& f, const Matrix& x,
+                                             const GradientCheckOptions& options,
+                                             const std::vector<InputBlock>& blocks) {
   validate_options(options);
   if (!f.forward || !f.backward)
     throw Error("gradient check: the function needs both forward and backward");
@@ -144,13 +155,16 @@ GradientCheckResult check_gradients(const DifferentiableFunction& f, const Matri
   std::vector<TensorComparison> tensors;
   const Real h = options.step;
 
-  // Input entries.
-  {
+  // Input entries, block by block of columns.
+  Matrix xp = x;
+  const Index cols = x.shape(1);
+  for (const InputBlock& block : blocks) {
     TensorComparison c;
-    c.label = "input";
-    c.shape = shape_text(x);
-    Matrix xp = x;
+    c.label = block.label;
+    c.shape = "[" + std::to_string(x.shape(0)) + " x " + std::to_string(block.count) + "]";
     for (Index k = 0; k < x.size(); ++k) {
+      const Index col = k % std::max<Index>(cols, 1);
+      if (col < block.first || col >= block.first + block.count) continue;
       const Real original = x.flat(k);
       const Real up = original + h;
       const Real down = original - h;
@@ -160,7 +174,7 @@ GradientCheckResult check_gradients(const DifferentiableFunction& f, const Matri
       const Matrix y_minus = f.forward(xp);
       xp.flat(k) = original;
       compare(c, x, k, grad_x.flat(k), projected_central_difference(y_plus, y_minus, r, up - down),
-              options.absolute_floor);
+              options.absolute_floor, block.first);
     }
     tensors.push_back(std::move(c));
   }
@@ -213,36 +227,82 @@ GradientCheckResult check_gradients(const DifferentiableFunction& f, const Matri
   return result;
 }
 
-// The bijector's training pass seen as one function x -> [z | logdet]: the
-// log-determinant is one extra output column, so the projection gives it its
-// own random weights s_i and L = Σ r_ij z_ij + Σ s_i logdet_i.
+}  // namespace
+
+GradientCheckResult check_gradients(const DifferentiableFunction& f, const Matrix& x,
+                                    const GradientCheckOptions& options) {
+  return check_gradients_by_block(f, x, options, {InputBlock{"input", 0, x.shape(1)}});
+}
+
+// The bijector's training pass seen as one function [x | c] -> [z | logdet]:
+// the log-determinant is one extra output column, so the projection gives it
+// its own random weights s_i and L = Σ r_ij z_ij + Σ s_i logdet_i. The
+// context columns are checked only for a conditional bijector, whose backward
+// must *add* dL/dc to grad_context: it is handed one filled with a constant,
+// which is subtracted again, so a backward that overwrites fails the check.
 GradientCheckResult check_bijector_gradients(Bijector& bijector, const Matrix& x,
+                                             const Matrix& context,
                                              const GradientCheckOptions& options) {
   const Index d = bijector.dim();
-  const Matrix no_context;
+  const Index k = bijector.context_dim();
+  if (k > 0 && (context.shape(0) != x.shape(0) || context.shape(1) != k))
+    throw Error("gradient check: the context is " + shape_text(context) + " but the bijector " +
+                bijector.name() + " needs " + std::to_string(x.shape(0)) + " x " +
+                std::to_string(k));
+  if (x.shape(1) != d)
+    throw Error("gradient check: the input is " + shape_text(x) + " but the bijector " +
+                bijector.name() + " has dimension " + std::to_string(d));
+  const Index n = x.shape(0);
+  Matrix input({n, d + k});
+  xt::view(input, xt::all(), xt::range(0, d)) = x;
+  if (k > 0) xt::view(input, xt::all(), xt::range(d, d + k)) = context;
+  const Matrix& unconditional_context = context;  // passed through untouched when k = 0
+
   DifferentiableFunction f;
-  f.forward = [&bijector, d, &no_context](const Matrix& input) {
+  f.forward = [&bijector, d, k, &unconditional_context](const Matrix& in) {
+    const Matrix xs = xt::view(in, xt::all(), xt::range(0, d));
     Matrix z;
     Vector logdet;
-    bijector.forward_train(input, no_context, z, logdet);
-    if (z.shape(0) != input.shape(0) || z.shape(1) != d || logdet.size() != input.shape(0))
+    if (k > 0) {
+      const Matrix c = xt::view(in, xt::all(), xt::range(d, d + k));
+      bijector.forward_train(xs, c, z, logdet);
+    } else {
+      bijector.forward_train(xs, unconditional_context, z, logdet);
+    }
+    if (z.shape(0) != in.shape(0) || z.shape(1) != d || logdet.size() != in.shape(0))
       throw Error("gradient check: forward_train returned z of shape " + shape_text(z) + " and " +
                   std::to_string(logdet.size()) + " log-determinants for an input of shape " +
-                  shape_text(input));
-    Matrix y({input.shape(0), d + 1});
+                  shape_text(xs));
+    Matrix y({in.shape(0), d + 1});
     xt::view(y, xt::all(), xt::range(0, d)) = z;
     xt::view(y, xt::all(), d) = logdet;
     return y;
   };
-  f.backward = [&bijector, d](const Matrix& grad_y) {
+  f.backward = [&bijector, d, k](const Matrix& grad_y) {
+    const Index rows = grad_y.shape(0);
     const Matrix grad_z = xt::view(grad_y, xt::all(), xt::range(0, d));
     const Vector grad_logdet = xt::view(grad_y, xt::all(), d);
     Matrix grad_x;
-    bijector.backward(grad_z, grad_logdet, grad_x);
-    return grad_x;
+    constexpr Real kStart = 0.25;
+    Matrix grad_context = Matrix(std::array<Index, 2>{rows, k}, kStart);
+    bijector.backward(grad_z, grad_logdet, grad_x, k > 0 ? &grad_context : nullptr);
+    if (grad_x.shape(0) != rows || grad_x.shape(1) != d)
+      throw Error("gradient check: backward returned dL/dx of shape " + shape_text(grad_x) +
+                  " for an input of " + std::to_string(rows) + " x " + std::to_string(d));
+    Matrix grad_in({rows, d + k});
+    xt::view(grad_in, xt::all(), xt::range(0, d)) = grad_x;
+    if (k > 0) xt::view(grad_in, xt::all(), xt::range(d, d + k)) = grad_context - kStart;
+    return grad_in;
   };
   f.params = bijector.parameters();
-  return check_gradients(f, x, options);
+  std::vector<InputBlock> blocks{InputBlock{"input", 0, d}};
+  if (k > 0) blocks.push_back(InputBlock{"context", d, k});
+  return check_gradients_by_block(f, input, options, blocks);
+}
+
+GradientCheckResult check_bijector_gradients(Bijector& bijector, const Matrix& x,
+                                             const GradientCheckOptions& options) {
+  return check_bijector_gradients(bijector, x, Matrix(), options);
 }
 
 // J_kj = ∂y_k/∂x_j ≈ (y_k(x + h e_j) − y_k(x − h e_j)) / 2h, with y and x

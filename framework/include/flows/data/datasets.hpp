@@ -4,6 +4,7 @@
 #include <string>
 
 #include "flows/config.hpp"
+#include "flows/data/conditional_toys.hpp"
 #include "flows/dataset.hpp"
 #include "flows/export.hpp"
 #include "flows/registry.hpp"
@@ -36,6 +37,33 @@ class FLOWS_API ToyDataset : public Dataset {
   ToyDatasetOptions options_;
 };
 
+// Options of the conditional toys (see data/conditional_toys.hpp):
+// conditional_gaussian reads context_dim; linear_gaussian reads theta_dim,
+// obs_dim and obs_noise.
+struct FLOWS_API ConditionalToyOptions {
+  Index n_train = 20000;  // training rows (> 0)
+  Index n_val = 2000;     // validation rows
+  Index n_test = 10000;   // test rows
+  // Fixes the data whatever the pipeline seed; absent: the Rng given to load().
+  std::optional<std::uint64_t> seed;
+  Index context_dim = 1;              // conditional_gaussian: k, the context columns (>= 1)
+  LinearGaussianSimulator simulator;  // linear_gaussian: theta_dim, obs_dim, obs_noise
+
+  static ConditionalToyOptions from(ConfigNode& node, const std::string& name);
+};
+
+// A conditional toy: x and context per split, each split from its own stream
+// (as ToyDataset), columns x1, x2 | c1..ck or theta1..thetad | xobs1..xobsm.
+class FLOWS_API ConditionalToyDataset : public Dataset {
+ public:
+  ConditionalToyDataset(std::string name, ConditionalToyOptions options);
+  DataSplits load(Rng& rng) const override;
+
+ private:
+  std::string name_;
+  ConditionalToyOptions options_;
+};
+
 enum class FileFormat { csv, npy };
 
 // Options of the `csv` and `npy` data sets: either one file (`path`), shuffled
@@ -54,6 +82,12 @@ struct FLOWS_API FileDatasetOptions {
   // CSV only: whether the first row is a header ("auto": when none of its
   // fields is a number, "true", "false").
   std::string header = "auto";
+  // Columns that are the context c of p(x | c), the rest being x: header
+  // names (CSV) or 0-based column indices (CSV and NPY; an entry made of
+  // digits that is not a header name is an index). Unnamed columns (NPY, CSV
+  // without a header) are then named "x0", "x1", ... by their position.
+  // Empty: unconditional data.
+  std::vector<std::string> context_columns;
 
   // Reads and checks the options, resolving relative paths against the folder
   // of node.origin(); a missing file is a ConfigError naming its key.
@@ -61,21 +95,32 @@ struct FLOWS_API FileDatasetOptions {
 };
 
 // Data from CSV or NPY files. Splits that disagree in their number of columns
-// (or CSV header names) raise DataError naming both files and keys.
+// (or CSV header names) raise DataError naming both files and keys. A
+// context column that is not in the file (or out of range, or listed twice,
+// or that leaves no x column) is a ConfigError naming the key and the columns
+// the file has.
 class FLOWS_API FileDataset : public Dataset {
  public:
   // `where` prefixes messages, naming the options in the YAML file
-  // (e.g. "pipeline.yaml:4:7: data").
-  FileDataset(FileFormat format, FileDatasetOptions options, std::string where = "");
+  // (e.g. "pipeline.yaml:4:7: data"); `context_where` names the
+  // context_columns key (e.g. "pipeline.yaml:5:3: data.context_columns").
+  FileDataset(FileFormat format, FileDatasetOptions options, std::string where = "",
+              std::string context_where = "");
   DataSplits load(Rng& rng) const override;
 
  private:
+  // Splits `table` into x and context columns (names: the file's, or
+  // positional), filling the columns of `splits` on the first call.
+  void split_context(const Matrix& table, const std::vector<std::string>& names,
+                     const std::string& path, Matrix& x, Matrix& context, DataSplits& splits) const;
+
   FileFormat format_;
   FileDatasetOptions options_;
   std::string where_;
+  std::string context_where_;
 };
 
-// Registers every toy name, `csv` and `npy` as kind "dataset".
+// Registers every toy name, the conditional toys, `csv` and `npy` as kind "dataset".
 FLOWS_API void register_datasets(Registry& registry);
 
 }  // namespace flows

@@ -32,8 +32,9 @@ class FLOWS_API Activation {
   Real value(Real a) const;
   Real derivative(Real a) const;
 
-  // h = f(a) elementwise; h is resized to a's shape (h must not be a).
-  void forward(const Matrix& a, Matrix& h) const;
+  // h = f(a) elementwise and, when `derivative` is given, f'(a) in the same
+  // vectorized pass (xsimd); outputs are resized to a's shape; h may be a (in place).
+  void forward(const Matrix& a, Matrix& h, Matrix* derivative = nullptr) const;
   // Backward through h = f(a) in place: grad ← grad ⊙ f'(a). Takes both the
   // pre-activation a and the output h of the forward pass, since some
   // derivatives are cheapest from h (tanh: 1 - h²).

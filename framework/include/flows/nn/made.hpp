@@ -1,9 +1,11 @@
 #pragma once
+#include <memory>
 #include <vector>
 
 #include "flows/config.hpp"
 #include "flows/export.hpp"
 #include "flows/nn/activation.hpp"
+#include "flows/nn/masked_linear.hpp"
 #include "flows/parameter.hpp"
 #include "flows/rng.hpp"
 #include "flows/tensor.hpp"
@@ -27,6 +29,10 @@ struct FLOWS_API MadeOptions {
   // Output layer's weight and bias start at zero (the output is 0 for every
   // input, so e.g. an affine autoregressive layer starts as the identity).
   bool zero_output = false;
+  // Columns of a context c that every output may depend on (conditional
+  // MADE): they enter the first layer beside x with degree 0, so every hidden
+  // unit sees them and the autoregressive masks of x are unchanged.
+  Index context_features = 0;
 
   // Reads the keys "hidden", "activation" and "residual_blocks" (when present)
   // from `node` and checks them; does not call finish(), so the caller's own
@@ -63,7 +69,7 @@ class FLOWS_API Made {
   // Buffers for infer(); opaque, reusable across calls of any batch size.
   struct Workspace {
     std::vector<Matrix> weights;  // W ⊙ M per layer
-    Matrix h, a, b;
+    Matrix input, h, a, b;
   };
 
   // `order` as in made_masks.hpp (order[i] = position of input i; natural_order,
@@ -71,24 +77,29 @@ class FLOWS_API Made {
   // order or options (empty hidden, zero width, unequal widths with residual
   // blocks, out_multiplier 0).
   Made(const std::vector<Index>& order, const MadeOptions& options, Rng& rng);
+  // Parameters point into layers_, which live on the heap: moving keeps them valid.
+  Made(Made&&) = default;
 
   Index dim() const { return order_.size(); }
+  Index context_features() const { return options_.context_features; }
   Index out_multiplier() const { return options_.out_multiplier; }
   Index out_features() const { return options_.out_multiplier * dim(); }
   const std::vector<Index>& order() const { return order_; }
   const MadeOptions& options() const { return options_; }
 
-  // Training forward pass: y (n x k·D) from x (n x D); records for backward().
-  // DataError when x does not have D columns.
-  void forward(const Matrix& x, Matrix& y);
-  // For the last forward(): writes dL/dx into grad_x and, unless
-  // accumulate_param_grads is false, *adds* dL/dθ to the parameters' gradients.
-  void backward(const Matrix& grad_y, Matrix& grad_x, bool accumulate_param_grads = true);
+  // Training forward pass: y (n x k·D) from x (n x D) and the context (n x
+  // context_features, or empty when there are none); records for backward().
+  // DataError when x or the context has the wrong width.
+  void forward(const Matrix& x, const Matrix& context, Matrix& y);
+  // For the last forward(): writes dL/dx into grad_x, *adds* dL/dc to
+  // grad_context when it is given, and, unless accumulate_param_grads is
+  // false, *adds* dL/dθ to the parameters' gradients.
+  void backward(const Matrix& grad_y, Matrix& grad_x, Matrix* grad_context = nullptr,
+                bool accumulate_param_grads = true);
 
   // y for x, keeping no state.
-  void infer(const Matrix& x, Matrix& y, Workspace& workspace) const;
-  void infer(const Matrix& x, Matrix& y) const;
-  Matrix infer(const Matrix& x) const;
+  void infer(const Matrix& x, const Matrix& context, Matrix& y, Workspace& workspace) const;
+  Matrix infer(const Matrix& x, const Matrix& context = {}) const;
 
   // Every layer's weight then bias, input layer first, output layer last;
   // names "input.weight", "block0.a.weight", "hidden1.weight", "output.bias",
@@ -97,32 +108,30 @@ class FLOWS_API Made {
   Parameter& output_weight();
   Parameter& output_bias();
 
-  // (k·D) x D: entry [r, j] is 1 when some path of unmasked weights links
-  // input j to output r (computed from the masks alone), else 0.
+  // (k·D) x (D + context_features): entry [r, j] is 1 when some path of
+  // unmasked weights links input j to output r (computed from the masks
+  // alone), else 0. Context columns come after the D inputs.
   Matrix connectivity() const;
 
  private:
-  struct Layer {
-    Parameter weight;  // out x in
-    Parameter bias;    // 1 x out
-    Matrix mask;       // out x in, 0/1
-    Matrix masked;     // W ⊙ M, refreshed by forward()
-  };
-  void check_input(const Matrix& x) const;
-  Index layer_count() const { return layers_.size(); }
+  // [x, context] into `input` (x alone when there is no context).
+  void join_input(const Matrix& x, const Matrix& context, Matrix& input) const;
   bool residual() const { return options_.residual_blocks > 0; }
+  MaskedLinear& layer(Index k) { return *layers_[k]; }
+  const MaskedLinear& layer(Index k) const { return *layers_[k]; }
 
   std::vector<Index> order_;
   MadeOptions options_;
   // Plain: hidden layers then output. Residual: input layer, then A₁, B₁, …,
   // A_B, B_B, then output.
-  std::vector<Layer> layers_;
+  std::vector<std::unique_ptr<MaskedLinear>> layers_;
 
   // Training record (see made.cpp for the meaning of each slot).
-  Matrix x_;
-  std::vector<Matrix> pre_;   // pre-activations
-  std::vector<Matrix> post_;  // activations
-  std::vector<Matrix> grad_;  // backward scratch
+  Matrix input_;
+  std::vector<Matrix> out_;    // activations (post) per slot
+  std::vector<Matrix> slope_;  // f' at the pre-activations, per slot
+  std::vector<Matrix> hidden_; // residual: h_k, k = 0..B
+  Matrix grad_a_, grad_b_, grad_c_, grad_input_;
   bool recorded_ = false;
 };
 

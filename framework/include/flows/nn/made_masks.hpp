@@ -45,7 +45,13 @@ FLOWS_API std::vector<Index> input_degrees(const std::vector<Index>& order);
 // so D never occurs; width ≥ D-1 lets every input reach the outputs. For D = 1
 // every hidden unit gets degree 0: it sees no input, and the single output
 // depends on nothing but the biases, as it must.
-FLOWS_API std::vector<Index> hidden_degrees(Index width, Index dim);
+//
+// With a context (conditional MADE; the context inputs have degree 0) the
+// cycle is 0..D-1 instead: units of degree 0 see the context alone and feed
+// every output, so even the first dimension of the order depends on the
+// context (as zuko's masked MLP allows; a MADE without degree-0 units would
+// leave it a constant).
+FLOWS_API std::vector<Index> hidden_degrees(Index width, Index dim, bool with_context = false);
 
 // M[j, i] = 1 iff out_degrees[j] ≥ in_degrees[i] (into a hidden layer); shape
 // out x in, like the weight it masks.

@@ -22,13 +22,15 @@ class FLOWS_API MaskedLinear {
   Index out_features() const { return mask_.shape(0); }
   const Matrix& mask() const { return mask_; }
 
-  // y = x (W ⊙ M)ᵀ + b. forward reuses a member buffer for W ⊙ M; infer is
-  // const and allocates it.
-  void forward(const Matrix& x, Matrix& y);
+  // y = x (W ⊙ M)ᵀ + b, or y += x (W ⊙ M)ᵀ + b with accumulate. forward
+  // reuses a member buffer for W ⊙ M; infer is const and writes W ⊙ M into
+  // `masked_weight` (a caller's buffer reused across calls) or allocates it.
+  void forward(const Matrix& x, Matrix& y, bool accumulate = false);
+  void infer(const Matrix& x, Matrix& y, Matrix& masked_weight, bool accumulate = false) const;
   void infer(const Matrix& x, Matrix& y) const;
   Matrix infer(const Matrix& x) const;
 
-  // Given the input x of the forward pass and dL/dy: grad_x = dL/dy (W ⊙ M);
+  // Given the input x of the last forward and dL/dy: grad_x = dL/dy (W ⊙ M);
   // unless accumulate_param_grads is false, *adds* ((dL/dy)ᵀ x) ⊙ M to W's
   // gradient and Σ_rows dL/dy to b's.
   void backward(const Matrix& x, const Matrix& grad_y, Matrix& grad_x,
@@ -46,8 +48,7 @@ class FLOWS_API MaskedLinear {
   Parameter weight_;
   Parameter bias_;
   Matrix mask_;
-  Matrix masked_weight_;  // W ⊙ M, refreshed by forward and backward
-  Matrix weight_grad_;    // (dL/dy)ᵀ x before masking
+  Matrix masked_weight_;  // W ⊙ M, refreshed by forward
 };
 
 }  // namespace flows::nn

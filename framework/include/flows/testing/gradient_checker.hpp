@@ -39,8 +39,15 @@ struct GradientCheckResult {
 FLOWS_API GradientCheckResult check_gradients(const DifferentiableFunction& f, const Matrix& x,
                                               const GradientCheckOptions& options = {});
 
-// The same for a bijector's training pass, with L = Σ r_ij z_ij + Σ s_i logdet_i.
+// The same for a bijector's training pass, with L = Σ r_ij z_ij + Σ s_i logdet_i:
+// dL/dx and dL/dθ of an unconditional bijector (context_dim() = 0).
 FLOWS_API GradientCheckResult check_bijector_gradients(Bijector& bijector, const Matrix& x,
+                                                       const GradientCheckOptions& options = {});
+// With a context c (n x context_dim(), or empty for an unconditional
+// bijector): also dL/dc, which backward must *add* to grad_context; the
+// report names the context's entries "context[i,j]".
+FLOWS_API GradientCheckResult check_bijector_gradients(Bijector& bijector, const Matrix& x,
+                                                       const Matrix& context,
                                                        const GradientCheckOptions& options = {});
 
 // ∂f(x)/∂x for one row x (1 x d) by central differences: d_out x d.

@@ -1,11 +1,12 @@
 #pragma once
 #include <memory>
 
-#include <flows/bijector.hpp>
-#include <flows/config.hpp>
-#include <flows/registry.hpp>
+#include "flows/bijector.hpp"
+#include "flows/config.hpp"
+#include "flows/export.hpp"
+#include "flows/registry.hpp"
 
-namespace flows::maf {
+namespace flows {
 
 // Batch normalisation as a bijector (Dinh, Sohl-Dickstein & Bengio 2017,
 // "Density estimation using Real NVP", sec. 3.6; Papamakarios, Pavlakou &
@@ -18,15 +19,10 @@ namespace flows::maf {
 // The running averages are parameters marked not trainable: optimizers skip
 // them, and the trainer's best-parameter snapshot and checkpoints keep them
 // together with γ and β.
-class BatchNorm final : public Bijector {
+class FLOWS_API BatchNorm final : public Bijector {
  public:
   BatchNorm(Index dim, Real momentum, Real epsilon);
 
-  Index dim() const override { return log_gamma_.value.shape(1); }
-  Transformed forward(const Matrix& x, const Matrix& context) const override;
-  Transformed inverse(const Matrix& z, const Matrix& context) const override;
-  void forward_train(const Matrix& x, const Matrix& context, Matrix& z, Vector& logdet) override;
-  void backward(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x) override;
   ParameterList parameters() override {
     return {&log_gamma_, &beta_, &running_mean_, &running_var_};
   }
@@ -37,6 +33,13 @@ class BatchNorm final : public Bijector {
   const Matrix& running_var() const { return running_var_.value; }
 
  private:
+  Transformed forward_impl(const Matrix& x, const Matrix& context) const override;
+  Transformed inverse_impl(const Matrix& z, const Matrix& context) const override;
+  void forward_train_impl(const Matrix& x, const Matrix& context, Matrix& z,
+                          Vector& logdet) override;
+  void backward_impl(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x,
+                     Matrix* grad_context) override;
+
   Parameter log_gamma_;  // γ, 1 x d
   Parameter beta_;       // β, 1 x d
   Real momentum_;
@@ -46,10 +49,9 @@ class BatchNorm final : public Bijector {
   // Record of the last forward_train.
   Matrix normalized_;  // x̂ = (x − m) / sqrt(v + ε)
   Matrix inv_std_;     // 1 / sqrt(v + ε), 1 x d
-  bool recorded_ = false;
 };
 
-struct BatchNormOptions {
+struct FLOWS_API BatchNormOptions {
   Real momentum = 0.1;  // weight of each new batch in the running averages, in (0, 1]
   Real epsilon = 1e-5;  // added to every variance before the square root, > 0
 
@@ -57,6 +59,6 @@ struct BatchNormOptions {
 };
 
 // Factory of `batch_norm`.
-std::unique_ptr<Bijector> make_batch_norm(ConfigNode& node, const BuildContext& context);
+FLOWS_API std::unique_ptr<Bijector> make_batch_norm(ConfigNode& node, const BuildContext& context);
 
-}  // namespace flows::maf
+}  // namespace flows

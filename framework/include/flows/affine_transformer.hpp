@@ -1,9 +1,10 @@
 #pragma once
-#include <flows/tensor.hpp>
+#include "flows/config.hpp"
+#include "flows/export.hpp"
+#include "flows/tensor.hpp"
+#include "flows/transformer.hpp"
 
-#include "elementwise_transform.hpp"
-
-namespace flows::spline {
+namespace flows {
 
 // The affine transformer of RealNVP (Dinh, Sohl-Dickstein and Bengio 2017,
 // "Density estimation using Real NVP", eq. 6-7) with a bounded log-scale:
@@ -11,9 +12,10 @@ namespace flows::spline {
 //   s = S tanh(r / S),   y = x e^{s} + t,   log dy/dx = s,
 // so |s| < S (log_scale_bound) keeps one layer from scaling by more than e^S,
 // the soft clamp of Glow-like implementations; near r = 0, s ≈ r.
-class AffineTransform final : public ElementwiseTransform {
+class FLOWS_API AffineTransformer final : public Transformer {
  public:
-  explicit AffineTransform(Real log_scale_bound);
+  explicit AffineTransformer(Real log_scale_bound);
+  Real log_scale_bound() const { return bound_; }
 
   Index params_per_dim() const override { return 2; }
   Index cache_size() const override { return 3; }
@@ -30,4 +32,11 @@ class AffineTransform final : public ElementwiseTransform {
   Real bound_;
 };
 
-}  // namespace flows::spline
+struct FLOWS_API AffineTransformerOptions {
+  Real log_scale_bound = 3.0;  // S in s = S tanh(r / S): |log-scale| < S per layer, > 0
+
+  // Reads and checks log_scale_bound, without finish() (maf reads it at its own level).
+  static AffineTransformerOptions read(ConfigNode& node);
+};
+
+}  // namespace flows

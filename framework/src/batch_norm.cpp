@@ -1,13 +1,15 @@
-#include "batch_norm.hpp"
+#include "flows/batch_norm.hpp"
 
 #include <cmath>
 
-#include <flows/checks.hpp>
+#include "flows/checks.hpp"
+#include "flows/error.hpp"
 
-namespace flows::maf {
+namespace flows {
 
 BatchNorm::BatchNorm(Index dim, Real momentum, Real epsilon)
-    : log_gamma_("log_gamma", xt::zeros<Real>({Index(1), dim})),
+    : Bijector("batch_norm", dim),
+      log_gamma_("log_gamma", xt::zeros<Real>({Index(1), dim})),
       beta_("beta", xt::zeros<Real>({Index(1), dim})),
       momentum_(momentum),
       epsilon_(epsilon),
@@ -15,8 +17,7 @@ BatchNorm::BatchNorm(Index dim, Real momentum, Real epsilon)
       running_var_("running_var", xt::ones<Real>({Index(1), dim}), /*trainable=*/false) {}
 
 // z = (x − m̄) / sqrt(v̄ + ε) ⊙ e^γ + β with the running averages.
-Transformed BatchNorm::forward(const Matrix& x, const Matrix&) const {
-  require_columns(x, dim(), "batch_norm", "input");
+Transformed BatchNorm::forward_impl(const Matrix& x, const Matrix&) const {
   const Index n = x.shape(0), d = dim();
   Transformed out{Matrix({n, d}), xt::empty<Real>({n})};
   Real logdet = 0;
@@ -32,8 +33,7 @@ Transformed BatchNorm::forward(const Matrix& x, const Matrix&) const {
 }
 
 // x = (z − β) e^{−γ} sqrt(v̄ + ε) + m̄.
-Transformed BatchNorm::inverse(const Matrix& z, const Matrix&) const {
-  require_columns(z, dim(), "batch_norm", "latent input");
+Transformed BatchNorm::inverse_impl(const Matrix& z, const Matrix&) const {
   const Index n = z.shape(0), d = dim();
   Transformed out{Matrix({n, d}), xt::empty<Real>({n})};
   Real logdet = 0;
@@ -48,9 +48,7 @@ Transformed BatchNorm::inverse(const Matrix& z, const Matrix&) const {
   return out;
 }
 
-void BatchNorm::forward_train(const Matrix& x, const Matrix&, Matrix& z, Vector& logdet) {
-  require_columns(x, dim(), "batch_norm", "input");
-  recorded_ = false;
+void BatchNorm::forward_train_impl(const Matrix& x, const Matrix&, Matrix& z, Vector& logdet) {
   const Index n = x.shape(0), d = dim();
   if (n == 0) throw DataError("batch_norm: forward_train needs at least one row");
   ensure(z, n, d);
@@ -77,7 +75,6 @@ void BatchNorm::forward_train(const Matrix& x, const Matrix&, Matrix& z, Vector&
     running_var_.value(0, j) = (1 - momentum_) * running_var_.value(0, j) + momentum_ * var;
   }
   logdet.fill(total);
-  recorded_ = true;
 }
 
 // With r = 1/sqrt(v + ε), x̂ = (x − m) r, g = dL/dz, s = dL/dlogdet, S = Σ_i s_i
@@ -85,9 +82,9 @@ void BatchNorm::forward_train(const Matrix& x, const Matrix&, Matrix& z, Vector&
 //   dL/dβ = Σ g,   dL/dγ = Σ g x̂ e^γ + S,   dL/dx̂ = g e^γ,
 //   dL/dx = r (dL/dx̂ − mean(dL/dx̂) − x̂ mean(dL/dx̂ ⊙ x̂)) − S r x̂ / n,
 // the last term from −½ log(v + ε) in every row's logdet (∂v/∂x_i = 2(x_i − m)/n).
-void BatchNorm::backward(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x) {
+void BatchNorm::backward_impl(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x,
+                              Matrix*) {
   const Index n = normalized_.shape(0), d = dim();
-  require_backward_shapes(grad_z, grad_logdet, n, d, recorded_, "batch_norm");
   ensure(grad_x, n, d);
   Real s_total = 0;
   for (Index i = 0; i < n; ++i) s_total += grad_logdet(i);
@@ -124,7 +121,6 @@ BatchNormOptions BatchNormOptions::from(ConfigNode& node) {
 
 std::unique_ptr<Bijector> make_batch_norm(ConfigNode& node, const BuildContext& context) {
   const BatchNormOptions options = BatchNormOptions::from(node);
-  if (context.dim == 0) throw node.error("", "needs a data dimension of at least 1");
   return std::make_unique<BatchNorm>(context.dim, options.momentum, options.epsilon);
 }
 
@@ -140,4 +136,4 @@ void BatchNorm::visit_state(StateVisitor& visitor) {
     }
 }
 
-}  // namespace flows::maf
+}  // namespace flows

@@ -1,12 +1,25 @@
-#include "affine_transform.hpp"
+#include "flows/affine_transformer.hpp"
 
 #include <cmath>
 
-namespace flows::spline {
+#include "flows/error.hpp"
 
-AffineTransform::AffineTransform(Real log_scale_bound) : bound_(log_scale_bound) {}
+namespace flows {
 
-void AffineTransform::forward(const Matrix& in, Matrix& out, Vector& logdet, const ColumnSet& set,
+AffineTransformer::AffineTransformer(Real log_scale_bound) : bound_(log_scale_bound) {
+  if (!(bound_ > 0) || !std::isfinite(bound_))
+    throw ConfigError("affine transformer: log_scale_bound must be a positive number");
+}
+
+AffineTransformerOptions AffineTransformerOptions::read(ConfigNode& node) {
+  AffineTransformerOptions o;
+  node.read("log_scale_bound", o.log_scale_bound);
+  node.expect(std::isfinite(o.log_scale_bound) && o.log_scale_bound > 0, "log_scale_bound",
+              "must be a positive number");
+  return o;
+}
+
+void AffineTransformer::forward(const Matrix& in, Matrix& out, Vector& logdet, const ColumnSet& set,
                               const Matrix& params, Real* cache) const {
   const Index rows = in.shape(0), cols = in.shape(1), pcols = params.shape(1);
   for (Index r = 0; r < rows; ++r) {
@@ -31,7 +44,7 @@ void AffineTransform::forward(const Matrix& in, Matrix& out, Vector& logdet, con
 }
 
 // x = (y - t) e^{-s}, log dx/dy = -s.
-void AffineTransform::inverse(const Matrix& in, Matrix& out, Vector& logdet, const ColumnSet& set,
+void AffineTransformer::inverse(const Matrix& in, Matrix& out, Vector& logdet, const ColumnSet& set,
                               const Matrix& params) const {
   const Index rows = in.shape(0), cols = in.shape(1), pcols = params.shape(1);
   for (Index r = 0; r < rows; ++r) {
@@ -49,7 +62,7 @@ void AffineTransform::inverse(const Matrix& in, Matrix& out, Vector& logdet, con
 
 // With g = dL/dy and γ = dL/dlogdet:
 //   dL/dx = g e^{s},  dL/dt = g,  dL/dr = (g x e^{s} + γ) (1 - (s/S)²).
-void AffineTransform::backward(const Real* cache, const Matrix& grad_out, const Vector& grad_logdet,
+void AffineTransformer::backward(const Real* cache, const Matrix& grad_out, const Vector& grad_logdet,
                                const ColumnSet& set, Matrix& grad_in, Matrix& grad_params) const {
   const Index rows = grad_out.shape(0), cols = grad_out.shape(1), pcols = grad_params.shape(1);
   for (Index r = 0; r < rows; ++r) {
@@ -66,4 +79,4 @@ void AffineTransform::backward(const Real* cache, const Matrix& grad_out, const 
   }
 }
 
-}  // namespace flows::spline
+}  // namespace flows
