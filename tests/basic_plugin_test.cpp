@@ -185,9 +185,8 @@ TEST_F(BasicPlugin, BadOptionsAreConfigErrorsNamingTheKey) {
 }
 
 TEST_F(BasicPlugin, DimensionMismatchIsADataErrorNamingBothNumbers) {
-  for (const char* yaml :
-       {"{type: reverse}", "{type: permutation}", "{type: affine}", "{type: actnorm}",
-        "{type: lu_linear}"}) {
+  for (const char* yaml : {"{type: reverse}", "{type: permutation}", "{type: affine}",
+                           "{type: actnorm}", "{type: lu_linear}"}) {
     auto bijector = build(yaml, 3);
     try {
       bijector->forward(labelled(2, 5), none_);

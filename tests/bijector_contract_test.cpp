@@ -55,9 +55,10 @@ INSTANTIATE_TEST_SUITE_P(
                     2, 2)),
     flows::testing::bijector_case_name);
 
-INSTANTIATE_TEST_SUITE_P(
-    Sdk, TransformerContract,
-    ::testing::Values(TransformerCase{"affine", "", "{type: affine}"},
-                      TransformerCase{"affine_tight_bound", "", "{type: affine, log_scale_bound: 0.5}"},
-                      TransformerCase{"affine_wide_params", "", "{type: affine}", 1.0, 3.0}),
-    flows::testing::transformer_case_name);
+INSTANTIATE_TEST_SUITE_P(Sdk, TransformerContract,
+                         ::testing::Values(TransformerCase{"affine", "", "{type: affine}"},
+                                           TransformerCase{"affine_tight_bound", "",
+                                                           "{type: affine, log_scale_bound: 0.5}"},
+                                           TransformerCase{"affine_wide_params", "",
+                                                           "{type: affine}", 1.0, 3.0}),
+                         flows::testing::transformer_case_name);

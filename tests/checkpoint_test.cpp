@@ -429,6 +429,26 @@ TEST(Checkpoint, AConditionalCheckpointDoesNotFitAnUnconditionalModel) {
   }
 }
 
+// Resuming on data whose context columns have other names is refused.
+TEST(Checkpoint, ResumingOnOtherContextColumnsIsRefused) {
+  const fs::path dir = temp_dir("ckpt_resume_context");
+  const fs::path yaml = write_conditional_pipeline(dir, "[{type: coupling}]");
+  Pipeline p = Pipeline::load(yaml.string());
+  Checkpoint c = make_checkpoint(p);
+  c.info.context_columns = {"pressure", "temperature"};
+  const fs::path file = dir / "renamed.flows";
+  write_checkpoint(file.string(), c);
+  try {
+    Pipeline::load(yaml.string(), {"trainer.resume_from=" + file.string()});
+    FAIL() << "resumed on other context columns";
+  } catch (const DataError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("(pressure, temperature), this pipeline's data has (c1, c2)"),
+              std::string::npos)
+        << msg;
+  }
+}
+
 // resume_from restores parameters and optimizer state exactly, then
 // training continues from the saved step.
 TEST(Checkpoint, TrainingResumesWithItsOptimizerState) {

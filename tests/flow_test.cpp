@@ -199,7 +199,8 @@ Flow make_conditional_flow() {
   options.hidden = {5};
   options.activation = "tanh";
   auto base = std::make_shared<ConditionalDiagonalNormal>(2, 3, options, rng);
-  for (Parameter* p : base->parameters()) p->value += 0.3 * rng.normal(p->value.shape(0), p->value.shape(1));
+  for (Parameter* p : base->parameters())
+    p->value += 0.3 * rng.normal(p->value.shape(0), p->value.shape(1));
   std::vector<std::shared_ptr<Bijector>> chain = {
       std::make_shared<ScaleShift>(Matrix{{2.0, 0.5}}, Matrix{{0.3, -0.1}}),
       std::make_shared<ContextShift>(rng.normal(3, 2) * 0.5)};

@@ -284,9 +284,9 @@ TEST(ConditionalDiagonalNormal, AMissingOrWrongContextIsADataErrorNamingTheShape
   EXPECT_THROW(normal.log_prob(z, rng.normal(3, 3)), DataError);
   EXPECT_THROW(normal.sample(5, rng.normal(4, 3), rng), DataError);
   Matrix grad_z;
-  EXPECT_THROW(normal.log_prob_backward(z, rng.normal(4, 1), Vector(xt::ones<Real>({4})), grad_z,
-                                        nullptr),
-               DataError);
+  EXPECT_THROW(
+      normal.log_prob_backward(z, rng.normal(4, 1), Vector(xt::ones<Real>({4})), grad_z, nullptr),
+      DataError);
   Matrix wrong_grad = xt::zeros<Real>({4, 2});
   EXPECT_THROW(normal.log_prob_backward(z, rng.normal(4, 3), Vector(xt::ones<Real>({4})), grad_z,
                                         &wrong_grad),
@@ -332,9 +332,9 @@ TEST_F(ConditionalDiagonalNormalFactory, RefusesAModelWithoutContextNamingContex
 TEST_F(ConditionalDiagonalNormalFactory, BadOptionsAreConfigErrorsNamingTheKey) {
   EXPECT_NE(config_error("{type: conditional_diagonal_normal, hidden: [4, 0]}").find("hidden"),
             std::string::npos);
-  EXPECT_NE(config_error("{type: conditional_diagonal_normal, activation: sigmoid}")
-                .find("activation"),
-            std::string::npos);
+  EXPECT_NE(
+      config_error("{type: conditional_diagonal_normal, activation: sigmoid}").find("activation"),
+      std::string::npos);
   EXPECT_NE(config_error("{type: conditional_diagonal_normal, widths: [4]}").find("widths"),
             std::string::npos);
 }

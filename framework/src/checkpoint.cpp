@@ -421,6 +421,12 @@ void resume_from_checkpoint(Pipeline& pipeline, const std::string& path) {
         "{}: the checkpoint's model was built with seed {}, this pipeline has seed {}; resuming "
         "needs the same seed",
         path, checkpoint.info.seed, pipeline.options.seed));
+  if (checkpoint.info.context_columns != pipeline.data.context_columns &&
+      checkpoint.info.context_dim() == pipeline.data.context_dim())
+    throw DataError(fmt::format(
+        "{}: the checkpoint's model reads the context columns ({}), this pipeline's data has ({})",
+        path, join_column_names(checkpoint.info.context_columns),
+        join_column_names(pipeline.data.context_columns)));
   restore_model(checkpoint, pipeline.model, path);
   StateLoader loader(checkpoint.tensors, path);
   ScopedStateVisitor trainer(loader, "trainer/");

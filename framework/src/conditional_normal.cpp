@@ -18,9 +18,9 @@ const char* const kName = "conditional_diagonal_normal";
 // context_dim, once dim and context_dim are both checked to be at least 1.
 Index checked_context_dim(Index dim, Index context_dim) {
   if (dim == 0 || context_dim == 0)
-    throw ConfigError(fmt::format(
-        "{}: needs a data dimension and a context width of at least 1, got {} and {}", kName, dim,
-        context_dim));
+    throw ConfigError(
+        fmt::format("{}: needs a data dimension and a context width of at least 1, got {} and {}",
+                    kName, dim, context_dim));
   return context_dim;
 }
 
@@ -42,7 +42,8 @@ ConditionalDiagonalNormal::ConditionalDiagonalNormal(Index dim, Index context_di
                                                      const Options& options, Rng& rng)
     : dim_(dim),
       context_dim_(context_dim),
-      network_(checked_context_dim(dim, context_dim), options.hidden, 2 * dim, nn::Activation::from_name(options.activation), rng) {
+      network_(checked_context_dim(dim, context_dim), options.hidden, 2 * dim,
+               nn::Activation::from_name(options.activation), rng) {
   // Zero last layer: μ = 0 and log σ = 0 for every context, p(z | e) = N(0, I).
   const Index last = network_.num_layers() - 1;
   network_.weight(last).value.fill(0);
@@ -52,9 +53,9 @@ ConditionalDiagonalNormal::ConditionalDiagonalNormal(Index dim, Index context_di
 void ConditionalDiagonalNormal::check_context(const Matrix& context, Index rows,
                                               const char* call) const {
   if (context.size() == 0 && rows > 0)
-    throw DataError(fmt::format(
-        "{}: {} needs a context of {} column{} (the base distribution is conditional)", kName,
-        call, context_dim_, context_dim_ == 1 ? "" : "s"));
+    throw DataError(
+        fmt::format("{}: {} needs a context of {} column{} (the base distribution is conditional)",
+                    kName, call, context_dim_, context_dim_ == 1 ? "" : "s"));
   if (context.shape(0) != rows || context.shape(1) != context_dim_)
     throw DataError(fmt::format("{}: {} got a context of [{} x {}], expected [{} x {}]", kName,
                                 call, context.shape(0), context.shape(1), rows, context_dim_));

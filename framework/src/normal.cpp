@@ -42,8 +42,8 @@ namespace {
 void check_backward(const Matrix& z, const Vector& w, Index dim, const char* what) {
   check_columns(z, dim, what);
   if (w.size() != z.shape(0))
-    throw DataError(fmt::format("{}: {} log-density gradients for {} rows", what, w.size(),
-                                z.shape(0)));
+    throw DataError(
+        fmt::format("{}: {} log-density gradients for {} rows", what, w.size(), z.shape(0)));
 }
 
 }  // namespace

@@ -115,8 +115,8 @@ void Standardize::forward_train_impl(const Matrix& x, const Matrix& /*context*/,
   logdet.fill(-log_scale_sum_);
 }
 
-void Standardize::backward_impl(const Matrix& grad_z, const Vector& /*grad_logdet*/,
-                                Matrix& grad_x, Matrix* /*grad_context*/) {
+void Standardize::backward_impl(const Matrix& grad_z, const Vector& /*grad_logdet*/, Matrix& grad_x,
+                                Matrix* /*grad_context*/) {
   if (grad_x.shape() != grad_z.shape()) grad_x.resize(grad_z.shape());
   for (Index i = 0; i < grad_z.shape(0); ++i)
     for (Index j = 0; j < dim(); ++j) grad_x(i, j) = grad_z(i, j) / scale_(0, j);

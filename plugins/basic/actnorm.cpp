@@ -44,8 +44,8 @@ void ActNorm::initialize(const Matrix& x) {
     for (Index i = 0; i < rows; ++i) var += (x(i, j) - mean) * (x(i, j) - mean);
     var /= static_cast<Real>(rows);
     if (!std::isfinite(mean) || !std::isfinite(var))
-      throw DataError(name() + ": the initialisation batch has non-finite values in " +
-                      "column " + std::to_string(j));
+      throw DataError(name() + ": the initialisation batch has non-finite values in " + "column " +
+                      std::to_string(j));
     shift_.value(0, j) = mean;
     log_scale_.value(0, j) = 0.5 * std::log(var + epsilon_);
   }

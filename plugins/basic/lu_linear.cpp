@@ -13,9 +13,13 @@ namespace flows::basic {
 namespace {
 
 // Position of L_ij (i > j), and of U_ji, in the packed "lower" and "upper" rows.
-Index packed(Index i, Index j) { return i * (i - 1) / 2 + j; }
+Index packed(Index i, Index j) {
+  return i * (i - 1) / 2 + j;
+}
 
-Matrix row_of(Index size, Real value) { return Matrix(std::array<Index, 2>{1, size}, value); }
+Matrix row_of(Index size, Real value) {
+  return Matrix(std::array<Index, 2>{1, size}, value);
+}
 
 }  // namespace
 

@@ -57,7 +57,9 @@ Permutation::Permutation(std::vector<Index> order, std::string name)
   check_permutation(order_, this->name());
 }
 
-void Permutation::visit_state(StateVisitor& visitor) { visit_order(visitor, order_, name()); }
+void Permutation::visit_state(StateVisitor& visitor) {
+  visit_order(visitor, order_, name());
+}
 
 Transformed Permutation::forward_impl(const Matrix& x, const Matrix&) const {
   return {gather(x, order_, true), xt::zeros<Real>({x.shape(0)})};
@@ -67,8 +69,7 @@ Transformed Permutation::inverse_impl(const Matrix& z, const Matrix&) const {
   return {gather(z, order_, false), xt::zeros<Real>({z.shape(0)})};
 }
 
-void Permutation::forward_train_impl(const Matrix& x, const Matrix&, Matrix& z,
-                                     Vector& logdet) {
+void Permutation::forward_train_impl(const Matrix& x, const Matrix&, Matrix& z, Vector& logdet) {
   z = gather(x, order_, true);
   logdet = xt::zeros<Real>({x.shape(0)});
 }

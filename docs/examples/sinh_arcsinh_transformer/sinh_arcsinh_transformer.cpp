@@ -143,11 +143,10 @@ class SinhArcsinhTransformer final : public flows::Transformer {
 };
 
 void register_sinh_arcsinh_transformer(flows::Registry& registry) {
-  registry.add<flows::Transformer>(
-      "sinh_arcsinh", [](flows::ConfigNode& node, const flows::BuildContext&) {
-        return std::make_unique<SinhArcsinhTransformer>(
-            SinhArcsinhOptions::from(node).log_tail_bound);
-      });
+  registry.add<flows::Transformer>("sinh_arcsinh", [](flows::ConfigNode& node,
+                                                      const flows::BuildContext&) {
+    return std::make_unique<SinhArcsinhTransformer>(SinhArcsinhOptions::from(node).log_tail_bound);
+  });
 }
 
 }  // namespace

@@ -32,10 +32,10 @@ INSTANTIATE_TEST_SUITE_P(
         with_scales(TransformerCase{"wide", PLUGIN_FILE, "{type: sinh_arcsinh}"}, 2.0, 0.5)),
     flows::testing::transformer_case_name);
 
-INSTANTIATE_TEST_SUITE_P(
-    SinhArcsinhFlows, BijectorContract,
-    ::testing::Values(flow("autoregressive_3", "autoregressive", 3, 0),
-                      flow("coupling_3", "coupling", 3, 0),
-                      flow("autoregressive_2_context_2", "autoregressive", 2, 2),
-                      flow("coupling_4_context_1", "coupling", 4, 1)),
-    flows::testing::bijector_case_name);
+INSTANTIATE_TEST_SUITE_P(SinhArcsinhFlows, BijectorContract,
+                         ::testing::Values(flow("autoregressive_3", "autoregressive", 3, 0),
+                                           flow("coupling_3", "coupling", 3, 0),
+                                           flow("autoregressive_2_context_2", "autoregressive", 2,
+                                                2),
+                                           flow("coupling_4_context_1", "coupling", 4, 1)),
+                         flows::testing::bijector_case_name);

@@ -22,7 +22,7 @@ struct BuildContext;
 class FLOWS_API ConditionalDiagonalNormal : public BaseDistribution {
  public:
   struct Options {
-    std::vector<Index> hidden{64};  // widths of the hidden layers; [] is a linear map of e
+    std::vector<Index> hidden{64};    // widths of the hidden layers; [] is a linear map of e
     std::string activation = "relu";  // between hidden layers (nn::Activation names)
 
     // Reads `hidden` and `activation` and finishes the node (ConfigError on a bad value).

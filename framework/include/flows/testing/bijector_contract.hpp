@@ -212,7 +212,9 @@ TEST_P(BijectorContract, LogDetMatchesNumericalJacobian) {
   for (Index i = 0; i < x.shape(0); ++i) {
     const Matrix row = row_of(x, i);
     const Matrix context = row_of(c, i);
-    const auto f = [this, &context](const Matrix& r) { return bijector_->forward(r, context).value; };
+    const auto f = [this, &context](const Matrix& r) {
+      return bijector_->forward(r, context).value;
+    };
     const Real expected = log_abs_det(numerical_jacobian(f, row));
     EXPECT_NEAR(logdet(i), expected, GetParam().jacobian_tolerance * (1 + std::abs(expected)))
         << "row " << i << " of the batch";
@@ -303,9 +305,9 @@ TEST_P(BijectorContract, ContextGradientIsAddedAndOptional) {
   EXPECT_TRUE(all_near(grad_x_with, grad_x_without, GetParam().tolerance,
                        "dL/dx with a context gradient against without"));
   for (std::size_t k = 0; k < params.size(); ++k)
-    EXPECT_TRUE(all_near(params[k]->grad, without[k], GetParam().tolerance,
-                         "gradient of '" + params[k]->name +
-                             "' with a context gradient against without"));
+    EXPECT_TRUE(
+        all_near(params[k]->grad, without[k], GetParam().tolerance,
+                 "gradient of '" + params[k]->name + "' with a context gradient against without"));
 
   // Twice from the same start adds dL/dc twice.
   Matrix twice = start;
@@ -405,8 +407,8 @@ TEST_P(BijectorContract, WrongContextIsADataError) {
       {"a context of " + std::to_string(k + 1) + " columns", rng_.normal(3, k + 1)},
       {"a context of 2 rows for 3", rng_.normal(2, k)},
       {"no context", Matrix()}};
-  if (k > 1) wrong.push_back({"a context of " + std::to_string(k - 1) + " columns",
-                              rng_.normal(3, k - 1)});
+  if (k > 1)
+    wrong.push_back({"a context of " + std::to_string(k - 1) + " columns", rng_.normal(3, k - 1)});
   for (const auto& [what, c] : wrong) {
     SCOPED_TRACE(what);
     Matrix z;

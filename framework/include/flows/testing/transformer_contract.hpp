@@ -50,9 +50,9 @@ namespace flows::testing {
 // One transformer configuration under test. Only the first three fields are
 // needed.
 struct TransformerCase {
-  std::string name_for_test;  // test name suffix; characters outside [A-Za-z0-9_] become '_'
-  std::string plugin_file;    // plugin to load (from CMake's $<TARGET_FILE:...>); "" if built in
-  std::string yaml;           // the transformer's options, e.g. "{type: affine}"
+  std::string name_for_test;   // test name suffix; characters outside [A-Za-z0-9_] become '_'
+  std::string plugin_file;     // plugin to load (from CMake's $<TARGET_FILE:...>); "" if built in
+  std::string yaml;            // the transformer's options, e.g. "{type: affine}"
   Real input_scale = 1.0;      // standard deviation of the random inputs x
   Real parameter_scale = 1.0;  // standard deviation of θ around identity_value
   std::uint64_t seed = 0;      // BuildContext seed; also seeds the random batches
@@ -284,8 +284,7 @@ TEST_P(TransformerContract, CacheAndInPlaceDoNotChangeTheMap) {
     std::vector<Real> cache;
     const Transformed cached = forward(x, layout, params, &cache);
     EXPECT_TRUE(all_near(cached.value, plain.value, GetParam().tolerance, "τ(x) with a cache"));
-    EXPECT_TRUE(
-        all_near(cached.logdet, plain.logdet, GetParam().tolerance, "log τ′ with a cache"));
+    EXPECT_TRUE(all_near(cached.logdet, plain.logdet, GetParam().tolerance, "log τ′ with a cache"));
     Matrix in_place = x;
     Vector logdet = xt::zeros<Real>({kBatch});
     transformer_->forward(in_place, in_place, logdet, layout.set(), params, nullptr);
@@ -364,13 +363,12 @@ TEST_P(TransformerContract, ParameterLayoutsAgree) {
   std::vector<Index> one(1);
   for (Index j = 0; j < kColumns; ++j) {
     one[0] = j;
-    transformer_->forward(by_column, by_column, logdet,
-                          ColumnSet{one.data(), 1, kColumns, j}, params, nullptr);
+    transformer_->forward(by_column, by_column, logdet, ColumnSet{one.data(), 1, kColumns, j},
+                          params, nullptr);
   }
+  EXPECT_TRUE(all_near(by_column, whole.value, GetParam().tolerance, "τ(x) one column at a time"));
   EXPECT_TRUE(
-      all_near(by_column, whole.value, GetParam().tolerance, "τ(x) one column at a time"));
-  EXPECT_TRUE(all_near(logdet, whole.logdet, GetParam().tolerance,
-                       "Σ log τ′ one column at a time"));
+      all_near(logdet, whole.logdet, GetParam().tolerance, "Σ log τ′ one column at a time"));
 
   const TransformerLayout& subset = all[1];
   const Index p_count = params_per_dim();
