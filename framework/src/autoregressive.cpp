@@ -17,6 +17,21 @@ namespace flows {
 
 namespace {
 
+// Inference buffers, one set per thread: a chain calls every layer once per
+// block of rows, and buffers allocated per call (a hidden layer of a block is
+// 0.5 MB, above malloc's mmap threshold) would be mapped and faulted in anew
+// every time. Flow runs blocks on several threads, hence thread_local.
+struct InferenceScratch {
+  nn::Made::Workspace made;
+  nn::Made::Workspace one_row;  // kept apart: a 1-row pass would resize `made`
+  Matrix theta, row;
+};
+
+InferenceScratch& scratch() {
+  static thread_local InferenceScratch buffers;
+  return buffers;
+}
+
 nn::MadeOptions with_outputs(nn::MadeOptions options, Index params_per_dim) {
   options.out_multiplier = params_per_dim;
   options.zero_output = false;
@@ -48,8 +63,9 @@ AutoregressiveLayer::AutoregressiveLayer(std::string name, const std::vector<Ind
 Transformed AutoregressiveLayer::evaluate(const Matrix& u, const Matrix& context) const {
   const Index n = u.shape(0), d = dim();
   Transformed out{u, xt::zeros<Real>({n})};
-  const Matrix theta = made_.infer(u, context);
-  transformer_->forward(u, out.value, out.logdet, ColumnSet{columns_.data(), d, d, 0}, theta,
+  InferenceScratch& s = scratch();
+  made_.infer(u, context, s.theta, s.made);
+  transformer_->forward(u, out.value, out.logdet, ColumnSet{columns_.data(), d, d, 0}, s.theta,
                         nullptr);
   return out;
 }
@@ -61,12 +77,14 @@ Transformed AutoregressiveLayer::solve(const Matrix& v, const Matrix& context) c
   const Index n = v.shape(0), d = dim();
   Transformed out{v, xt::zeros<Real>({n})};
   if (n == 0) return out;
-  nn::Made::Workspace workspace;
-  Matrix theta, row;
+  InferenceScratch& s = scratch();
+  nn::Made::Workspace& workspace = s.made;
+  Matrix& theta = s.theta;
+  Matrix& row = s.row;
   for (Index t = 0; t < d; ++t) {
     const Index i = by_order_[t];
     if (t == 0 && made_.context_features() == 0) {
-      made_.infer(xt::zeros<Real>({Index(1), d}), context, row, workspace);
+      made_.infer(xt::zeros<Real>({Index(1), d}), context, row, s.one_row);
       ensure(theta, n, row.shape(1));
       for (Index r = 0; r < n; ++r)
         std::copy(row.begin(), row.end(), theta.data() + r * row.shape(1));

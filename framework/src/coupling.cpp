@@ -12,6 +12,21 @@
 
 namespace flows {
 
+namespace {
+
+// Inference buffers, one set per thread (see autoregressive.cpp).
+struct InferenceScratch {
+  nn::MLP::Workspace mlp;
+  Matrix input, theta;
+};
+
+InferenceScratch& scratch() {
+  static thread_local InferenceScratch buffers;
+  return buffers;
+}
+
+}  // namespace
+
 CouplingLayer::CouplingLayer(std::string name, Index dim, std::vector<Index> conditioning,
                              std::vector<Index> transformed, Index context_dim,
                              const std::vector<Index>& hidden, nn::Activation activation,
@@ -53,7 +68,7 @@ void CouplingLayer::gather(const Matrix& x, const Matrix& context, Matrix& out) 
 }
 
 void CouplingLayer::parameters_of(const Matrix& input, Matrix& theta) const {
-  if (net_) return net_->infer(input, theta);
+  if (net_) return net_->infer(input, theta, scratch().mlp);
   const Index rows = input.shape(0), out = constant_.value.shape(1);
   ensure(theta, rows, out);
   for (Index r = 0; r < rows; ++r)
@@ -62,19 +77,19 @@ void CouplingLayer::parameters_of(const Matrix& input, Matrix& theta) const {
 
 Transformed CouplingLayer::forward_impl(const Matrix& x, const Matrix& context) const {
   Transformed out{x, xt::zeros<Real>({x.shape(0)})};
-  Matrix input, theta;
-  gather(x, context, input);
-  parameters_of(input, theta);
-  transformer_->forward(x, out.value, out.logdet, column_set(), theta, nullptr);
+  InferenceScratch& s = scratch();
+  gather(x, context, s.input);
+  parameters_of(s.input, s.theta);
+  transformer_->forward(x, out.value, out.logdet, column_set(), s.theta, nullptr);
   return out;
 }
 
 Transformed CouplingLayer::inverse_impl(const Matrix& z, const Matrix& context) const {
   Transformed out{z, xt::zeros<Real>({z.shape(0)})};
-  Matrix input, theta;
-  gather(z, context, input);
-  parameters_of(input, theta);
-  transformer_->inverse(z, out.value, out.logdet, column_set(), theta);
+  InferenceScratch& s = scratch();
+  gather(z, context, s.input);
+  parameters_of(s.input, s.theta);
+  transformer_->inverse(z, out.value, out.logdet, column_set(), s.theta);
   return out;
 }
 

@@ -1,6 +1,7 @@
 #include "flows/nn/mlp.hpp"
 
 #include <string>
+#include <utility>
 
 #include "flows/error.hpp"
 
@@ -97,15 +98,21 @@ void MLP::backward(const Matrix& grad_y, Matrix& grad_x, bool accumulate_param_g
   });
 }
 
-void MLP::infer(const Matrix& x, Matrix& y) const {
+void MLP::infer(const Matrix& x, Matrix& y, Workspace& ws) const {
   const Index layers = num_layers();
-  Matrix h = x;
-  Matrix a;
+  const Matrix* in = &x;
   for (Index k = 0; k + 1 < layers; ++k) {
-    with_layer(k, [&](const auto& layer) { layer.infer(h, a); });
-    activation_.forward(a, h);
+    with_layer(k, [&](const auto& layer) { layer.infer(*in, ws.a); });
+    activation_.forward(ws.a, ws.a);  // in place
+    std::swap(ws.a, ws.h);
+    in = &ws.h;
   }
-  with_layer(layers - 1, [&](const auto& layer) { layer.infer(h, y); });
+  with_layer(layers - 1, [&](const auto& layer) { layer.infer(*in, y); });
+}
+
+void MLP::infer(const Matrix& x, Matrix& y) const {
+  Workspace ws;
+  infer(x, y, ws);
 }
 
 Matrix MLP::infer(const Matrix& x) const {

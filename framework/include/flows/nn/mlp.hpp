@@ -43,7 +43,12 @@ class FLOWS_API MLP {
   // (grad_yᵀ ∂y/∂x), e.g. for a divergence in a continuous flow.
   void backward(const Matrix& grad_y, Matrix& grad_x, bool accumulate_param_grads = true);
 
+  // Buffers for infer(); reusable across calls of any batch size.
+  struct Workspace {
+    Matrix h, a;
+  };
   // y for x, keeping no state.
+  void infer(const Matrix& x, Matrix& y, Workspace& workspace) const;
   void infer(const Matrix& x, Matrix& y) const;
   Matrix infer(const Matrix& x) const;
 
