@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Installs every system package flows needs on Debian 12, skipping those present.
+# The Python module (`import flows`) needs the last five; without them the rest
+# still builds and the Python tests are skipped.
 set -euo pipefail
 
 packages=(
@@ -8,6 +10,7 @@ packages=(
   libyaml-cpp-dev libfmt-dev libboost-dev
   libopenblas-dev liblapack-dev
   libgtest-dev libbenchmark-dev libcli11-dev
+  python3-dev pybind11-dev python3-pybind11 python3-numpy python3-pytest
 )
 
 missing=()

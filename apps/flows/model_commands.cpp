@@ -13,8 +13,10 @@
 #include "flows/checkpoint.hpp"
 #include "flows/data/columns.hpp"
 #include "flows/data/csv.hpp"
+#include "flows/data/dequantize.hpp"
 #include "flows/data/npy.hpp"
 #include "flows/error.hpp"
+#include "flows/gaussian_mixture.hpp"
 #include "outputs.hpp"
 
 namespace flows::app {
@@ -363,35 +365,58 @@ void log_prob_command(const LogProbCommand& command) {
 
 void evaluate_command(const EvaluateCommand& command) {
   LoadedModel loaded = load(command);
-  const Vector log_p = log_prob_of(loaded, command.input);
-  const Index n = log_p.size();
-  // Mean and standard error of −log p over rows (two passes for accuracy).
+  const Rows rows = read_input(command.input, loaded);
+  // A model trained on dequantized integer data is scored by the dequantized
+  // bound −log P̂(x) (fixed draws from the model's seed); otherwise −log p(x).
+  const Dequantizer dequantizer = loaded.dequantizer();
+  dequantizer.check_integer(rows.x, command.input);
+  if (loaded.model.bounds)
+    loaded.model.bounds->check(rows.x, command.input, dequantizer.bin_widths());
+  Rng rng = Rng(loaded.info.seed).derive(9).derive(2);
+  const Vector nll = dequantizer.nll(*loaded.model.flow, rows.x, rows.context, rng);
+  const Index n = nll.size();
+  // Mean and standard error of the NLL over rows (two passes for accuracy).
   Real mean = 0;
-  for (Real v : log_p) mean -= v;
+  for (Real v : nll) mean += v;
   mean /= static_cast<Real>(n);
   Real squares = 0;
-  for (Real v : log_p) squares += (-v - mean) * (-v - mean);
+  for (Real v : nll) squares += (v - mean) * (v - mean);
   const Real std_error = n > 1 ? std::sqrt(squares / static_cast<Real>(n - 1) / n) : NAN;
-  // Bits per dimension: nats / (d ln 2), d the x columns.
+  // Bits per dimension: (NLL − Σ log w_j) / (d ln 2), d the x columns, w_j = 1
+  // for the dequantized columns; for continuous data nll / (d ln 2), labelled.
+  const BitsPerDim bits = bits_per_dim(mean, dequantizer, loaded.info.dim);
   const Real to_bits = 1.0 / (static_cast<Real>(loaded.info.dim) * std::log(2.0));
   if (command.json) {
     JsonObject out;
     out.integer("rows", static_cast<long long>(n))
         .number("nll", mean)
         .number("nll_stderr", std_error);
+    if (dequantizer.enabled())
+      out.text("nll_kind", "dequantized bound")
+          .integer("dequantize_samples", static_cast<long long>(dequantizer.samples()));
     if (command.bits_per_dim)
-      out.number("bits_per_dim", mean * to_bits).number("bits_per_dim_stderr", std_error * to_bits);
+      out.number("bits_per_dim", bits.value)
+          .number("bits_per_dim_stderr", std_error * to_bits)
+          .text("bits_per_dim_kind", bits.kind)
+          .text("bits_per_dim_meaning", bits.meaning);
     std::cout << out.str(2) << "\n";
     return;
   }
   // One row has no standard error.
   auto plus_minus = [n](Real se) { return n > 1 ? fmt::format(" ± {:.6f}", se) : std::string(); };
-  std::cout << fmt::format("rows: {}\nNLL: {:.6f}{} nats per row (data units{})\n", n, mean,
+  std::cout << fmt::format("rows: {}\nNLL: {:.6f}{} nats per row (data units{}{})\n", n, mean,
                            plus_minus(std_error),
-                           loaded.info.context_dim() > 0 ? ", given each row's context" : "");
+                           loaded.info.context_dim() > 0 ? ", given each row's context" : "",
+                           dequantizer.enabled()
+                               ? fmt::format("; the dequantized bound -log P(x), {}",
+                                             dequantizer.samples() == 1
+                                                 ? std::string("one U(0, 1) draw per row")
+                                                 : fmt::format("{} draws per row",
+                                                               dequantizer.samples()))
+                               : "");
   if (command.bits_per_dim)
-    std::cout << fmt::format("bits per dimension: {:.6f}{}\n", mean * to_bits,
-                             plus_minus(std_error * to_bits));
+    std::cout << fmt::format("bits per dimension: {:.6f}{} ({}: {})\n", bits.value,
+                             plus_minus(std_error * to_bits), bits.kind, bits.meaning);
 }
 
 void info_command(const ModelCommand& command) {
@@ -418,12 +443,34 @@ void info_command(const ModelCommand& command) {
   std::cout << fmt::format("trained steps:  {}\n", i.trained_steps);
   std::cout << fmt::format("standardized:   {}\n",
                            i.standardize ? "yes (part of the model)" : "no");
+  if (i.dequantized.empty()) {
+    std::cout << "dequantized:    no (continuous data)\n";
+  } else {
+    std::cout << fmt::format(
+        "dequantized:    {} with U(0, 1) noise per mini-batch; evaluated by the dequantized "
+        "bound with {}\n",
+        loaded.dequantizer().column_names().size() == 1 ? "column " + join_column_names(loaded.dequantizer().column_names())
+                                                      : "columns " + join_column_names(loaded.dequantizer().column_names()),
+        i.dequantize_samples == 1 ? std::string("one fixed draw per row")
+                                  : fmt::format("{} draws per row", i.dequantize_samples));
+  }
+  std::cout << fmt::format("bounds:         {}\n",
+                           loaded.model.bounds
+                               ? loaded.model.bounds->describe() +
+                                     " (part of the model: samples stay inside)"
+                               : std::string("none"));
+  if (const auto* mixture = dynamic_cast<const GaussianMixture*>(&loaded.model.flow->base()))
+    std::cout << fmt::format("base:           gaussian_mixture, {} components\n",
+                             mixture->components());
   std::cout << fmt::format("seed:           {}\n", i.seed);
   std::cout << fmt::format("chain:          {} bijectors{}\n", loaded.model.flow->chain().size(),
-                           i.standardize ? ", the standardization first" : "");
+                           loaded.model.bounds
+                               ? (i.standardize ? ", the bounds then the standardization first"
+                                                : ", the bounds first")
+                               : (i.standardize ? ", the standardization first" : ""));
   std::cout << "components:\n";
   for (const auto& c : i.components)
-    std::cout << fmt::format("  {:<13}{:<20}{}\n", c.kind, c.name, c.origin);
+    std::cout << fmt::format("  {:<13}{:<20} {}\n", c.kind, c.name, c.origin);
   std::cout << "pipeline it was trained with:\n";
   std::string line;
   for (char ch : i.pipeline_yaml) {

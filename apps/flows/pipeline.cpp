@@ -4,10 +4,13 @@
 #include <cmath>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 
 #include <fmt/format.h>
 
+#include "flows/bounds.hpp"
 #include "flows/checkpoint.hpp"
+#include "flows/data/dequantize.hpp"
 #include "flows/config.hpp"
 #include "flows/data/columns.hpp"
 #include "flows/data/csv.hpp"
@@ -63,6 +66,14 @@ Matrix first_rows(const Matrix& m, Index rows) {
   return out;
 }
 
+// The upper ends of the bounds, one per column (empty without bounds).
+std::vector<Real> upper_bounds(const Model& model) {
+  std::vector<Real> upper;
+  if (model.bounds)
+    for (const ColumnBounds& b : model.bounds->bounds()) upper.push_back(b.high);
+  return upper;
+}
+
 }  // namespace
 
 void run_pipeline(const RunOptions& run) {
@@ -85,7 +96,8 @@ void run_pipeline(const RunOptions& run) {
   std::cerr << fmt::format(
       "{}: {} training rows, {} validation, {} test, {} dimensions{}, {} parameters\n",
       options.name, data.train.shape(0), data.val.shape(0), data.test.shape(0), dim,
-      conditional ? fmt::format(" given {} context columns ({})", data.context_dim(),
+      conditional ? fmt::format(" given {} context column{} ({})", data.context_dim(),
+                                data.context_dim() == 1 ? "" : "s",
                                 join_column_names(data.context_columns))
                   : "",
       parameter_count(model.flow->parameters()));
@@ -105,8 +117,8 @@ void run_pipeline(const RunOptions& run) {
       ProgressReporter reporter(options.log_every, run.quiet, out + "/train.log");
       TrainerCallbacks callbacks;
       callbacks.on_progress = [&reporter](const Progress& p) { reporter(p); };
-      Rng train_rng = Rng(options.seed).derive(3);
-      report = pipeline.trainer->train(*model.flow, data, train_rng, callbacks);
+      // Pipeline::train adds the dequantization noise (data.dequantize) per mini-batch.
+      report = pipeline.train(callbacks);
       reporter.finish();
       trained = true;
       write_file_atomically(out + "/training_curve.csv", curve_csv(report));
@@ -116,18 +128,35 @@ void run_pipeline(const RunOptions& run) {
                             : "",
           report.stopped_early ? " (stopped early)" : "");
     } else if (stage == "evaluate") {
-      JsonObject nll;
-      auto score = [&](const char* split, const Matrix& m, const Matrix& context) {
+      JsonObject nll, bits;
+      const Dequantizer& dequantize = pipeline.dequantize;
+      const char* nll_label = dequantize.enabled() ? "NLL bound (nats)" : "NLL (nats)";
+      BitsPerDim last_bits;
+      auto score = [&](const char* split, int index, const Matrix& m) {
         if (m.shape(0) == 0) return;
-        const Real value = model.flow->mean_nll(m, context);
+        // With data.dequantize, the dequantized bound -log P(x) of the integer rows.
+        const Real value = pipeline.split_nll(index);
         nll.number(split, value);
-        shown.emplace_back(fmt::format("{} NLL (nats)", split), fmt::format("{:.4f}", value));
-        std::cerr << fmt::format("{} NLL: {:.4f} nats (data units)\n", split, value);
+        last_bits = bits_per_dim(value, dequantize, dim);
+        bits.number(split, last_bits.value);
+        shown.emplace_back(fmt::format("{} {}", split, nll_label), fmt::format("{:.4f}", value));
+        std::cerr << fmt::format("{} NLL{}: {:.4f} nats (data units), {:.4f} bits/dim ({})\n",
+                                 split, dequantize.enabled() ? " (dequantized bound)" : "", value,
+                                 last_bits.value, last_bits.kind);
       };
-      score("train", data.train, data.train_context);
-      score("val", data.val, data.val_context);
-      score("test", data.test, data.test_context);
+      score("train", 0, data.train);
+      score("val", 1, data.val);
+      score("test", 2, data.test);
       metrics.object("nll", nll);
+      bits.text("kind", last_bits.kind).text("meaning", last_bits.meaning);
+      if (dequantize.enabled()) {
+        metrics.text("dequantized_columns", join_column_names(dequantize.column_names()));
+        bits.integer("dequantize_samples", static_cast<long long>(dequantize.samples()));
+      }
+      metrics.object("bits_per_dim", bits);
+      if (data.test.shape(0) > 0 || data.val.shape(0) > 0)
+        shown.emplace_back(fmt::format("{} bits/dim ({})", held_out(data).split, last_bits.kind),
+                           fmt::format("{:.4f}", last_bits.value));
 
       const HeldOut reference = held_out(data);
       const char* split = reference.split;
@@ -144,6 +173,25 @@ void run_pipeline(const RunOptions& run) {
       } else {
         drawn = model.flow->sample(options.quality_rows, quality_rng);
       }
+      if (model.bounds) {
+        // The model's own samples (before any quantization) against the box.
+        const Matrix x_drawn = xt::view(drawn, xt::all(), xt::range(0, dim));
+        Index inside = 0;
+        for (Index i = 0; i < x_drawn.shape(0); ++i)
+          if (model.bounds->contains(xt::view(x_drawn, xt::range(i, i + 1), xt::all()))) ++inside;
+        const Index in_box_rows = x_drawn.shape(0);
+        JsonObject b;
+        b.text("bounds", model.bounds->describe())
+            .integer("samples", static_cast<long long>(in_box_rows))
+            .integer("inside", static_cast<long long>(inside));
+        metrics.object("bounds", b);
+        shown.emplace_back(fmt::format("samples inside the bounds ({})", model.bounds->describe()),
+                           fmt::format("{} of {}", inside, in_box_rows));
+        std::cerr << fmt::format("samples inside the bounds: {} of {}\n", inside, in_box_rows);
+      }
+      // Integer data are compared with integer samples.
+      if (pipeline.dequantize.enabled())
+        drawn = pipeline.dequantize.quantize(drawn, upper_bounds(model));
       SampleQuality q;
       try {
         Rng metric_rng = Rng(options.seed).derive(6);
@@ -173,7 +221,7 @@ void run_pipeline(const RunOptions& run) {
       if (conditional) {
         // One sample per held-out context row (cycled), written next to it.
         const Matrix context = cycled_rows(*held_out(data).context, options.sample_count);
-        samples = model.flow->sample(options.sample_count, sample_rng, context);
+        samples = pipeline.sample(options.sample_count, sample_rng, context);
         std::vector<std::string> header = data.columns;
         header.insert(header.end(), data.context_columns.begin(), data.context_columns.end());
         write_csv(out + "/samples.csv", side_by_side(samples, context),
@@ -181,7 +229,7 @@ void run_pipeline(const RunOptions& run) {
         std::cerr << fmt::format("wrote {} samples at the {} rows' contexts to {}/samples.csv\n",
                                  options.sample_count, held_out(data).split, out);
       } else {
-        samples = model.flow->sample(options.sample_count, sample_rng);
+        samples = pipeline.sample(options.sample_count, sample_rng);
         write_csv(out + "/samples.csv", samples, data.columns);
         std::cerr << fmt::format("wrote {} samples to {}/samples.csv\n", options.sample_count, out);
       }
@@ -203,15 +251,21 @@ void run_pipeline(const RunOptions& run) {
         // The same rows as inputs.data; the samples are drawn at their contexts.
         inputs.context = first_rows(*reference.context, 2000);
         Rng sample_rng = Rng(options.seed).derive(4);
-        inputs.samples = model.flow->sample(inputs.context.shape(0), sample_rng, inputs.context);
+        inputs.samples = pipeline.sample(inputs.context.shape(0), sample_rng, inputs.context);
       } else {
         if (samples.shape(0) == 0) {
           Rng sample_rng = Rng(options.seed).derive(4);
-          samples = model.flow->sample(2000, sample_rng);
+          samples = pipeline.sample(2000, sample_rng);
         }
         inputs.samples = first_rows(samples, 2000);
       }
       set_model_functions(inputs, model.flow);
+      if (model.bounds && inputs.log_prob) {
+        // The density is 0 outside the box (the bounds refuse such rows).
+        auto bounds = model.bounds;
+        auto inner = inputs.log_prob;
+        inputs.log_prob = [bounds, inner](const Matrix& x) { return log_prob_inside(*bounds, inner, x); };
+      }
       inputs.seed = mix_seed(options.seed, 7);
       inputs.metrics = shown;
       inputs.pipeline_yaml = pipeline.root.dump();
@@ -228,7 +282,12 @@ void run_pipeline(const RunOptions& run) {
     metrics.number("train_seconds", report.seconds);
   }
   metrics.number("wall_seconds", std::chrono::duration<double>(Clock::now() - started).count());
-  metrics.text("nll_units", "nats per sample, in the data's own units");
+  metrics.text("nll_units",
+               pipeline.dequantize.enabled()
+                   ? "nats per sample, in the data's own units: the dequantized bound -log P(x) "
+                     "of the integer rows (one fixed U(0, 1) draw per row, or the mean "
+                     "likelihood over dequantize_samples draws)"
+                   : "nats per sample, in the data's own units");
   write_file_atomically(out + "/metrics.json", metrics.str(2));
   std::cerr << fmt::format("wrote {}/metrics.json\n", out);
 }

@@ -115,6 +115,12 @@ std::string header_yaml(const Checkpoint& c) {
   out << YAML::Key << "columns" << YAML::Value << YAML::Flow << i.columns;
   out << YAML::Key << "context_columns" << YAML::Value << YAML::Flow << i.context_columns;
   out << YAML::Key << "standardize" << YAML::Value << i.standardize;
+  if (!i.dequantized.empty()) {
+    std::vector<std::uint64_t> columns(i.dequantized.begin(), i.dequantized.end());
+    out << YAML::Key << "dequantize" << YAML::Value << YAML::Flow << columns;
+    out << YAML::Key << "dequantize_samples" << YAML::Value
+        << static_cast<std::uint64_t>(i.dequantize_samples);
+  }
   out << YAML::Key << "trained_steps" << YAML::Value << static_cast<std::uint64_t>(i.trained_steps);
   out << YAML::Key << "parameter_count" << YAML::Value
       << static_cast<std::uint64_t>(i.parameter_count);
@@ -165,6 +171,8 @@ Checkpoint make_checkpoint(Pipeline& pipeline) {
     throw Error(fmt::format("checkpoint: the data has {} context columns, the model reads {}",
                             i.context_dim(), pipeline.model.flow->context_dim()));
   i.standardize = pipeline.model.standardize != nullptr;
+  i.dequantized = pipeline.dequantize.columns();
+  i.dequantize_samples = pipeline.dequantize.samples();
   i.parameter_count = parameter_count(pipeline.model.flow->parameters());
   i.model_yaml = pipeline.model_node.dump();
   i.pipeline_yaml = pipeline.root.dump();
@@ -274,6 +282,10 @@ Checkpoint read_checkpoint(const std::string& path) {
   i.columns = header_value<std::vector<std::string>>(header, "columns", path);
   i.context_columns = header_value<std::vector<std::string>>(header, "context_columns", path);
   i.standardize = header_value<bool>(header, "standardize", path);
+  if (header["dequantize"]) {
+    i.dequantized = header_value<std::vector<Index>>(header, "dequantize", path);
+    i.dequantize_samples = header_value<Index>(header, "dequantize_samples", path);
+  }
   i.trained_steps = header_value<Index>(header, "trained_steps", path);
   i.parameter_count = header_value<Index>(header, "parameter_count", path);
   i.model_yaml = header_value<std::string>(header, "model", path);
@@ -316,6 +328,11 @@ Checkpoint read_checkpoint(const std::string& path) {
   if (!i.columns.empty() && i.columns.size() != i.dim)
     throw DataError(fmt::format("{}: the checkpoint names {} columns for {} dimensions", path,
                                 i.columns.size(), i.dim));
+  for (Index j : i.dequantized)
+    if (j >= i.dim)
+      throw DataError(fmt::format("{}: the checkpoint dequantizes column {} of {}", path, j, i.dim));
+  if (i.dequantize_samples < 1)
+    throw DataError(fmt::format("{}: the checkpoint's dequantize_samples is 0", path));
   for (std::size_t k = 0; k < i.context_columns.size(); ++k)
     if (std::find(i.context_columns.begin(), i.context_columns.begin() + k, i.context_columns[k]) !=
         i.context_columns.begin() + k)
@@ -401,14 +418,14 @@ LoadedModel load_model(const std::string& path, const std::vector<std::string>& 
   // ("model/context/..."), so the model is built for the same context width.
   LoadedModel loaded{
       registry,
-      build_model(model_node, *registry, ModelInputs{info.dim, info.context_columns}, info.seed),
+      build_model(model_node, *registry,
+                  ModelInputs{info.dim, info.context_columns, info.columns}, info.seed),
       info};
   model_node.finish();
-  if (info.standardize) {
+  if (info.standardize)
     loaded.model.standardize = std::make_shared<Standardize>(xt::zeros<Real>({Index{1}, info.dim}),
                                                              xt::ones<Real>({Index{1}, info.dim}));
-    loaded.model.flow->prepend(loaded.model.standardize);
-  }
+  prepend_data_layers(loaded.model);
   restore_model(checkpoint, loaded.model, path);
   return loaded;
 }
@@ -427,6 +444,11 @@ void resume_from_checkpoint(Pipeline& pipeline, const std::string& path) {
         "{}: the checkpoint's model reads the context columns ({}), this pipeline's data has ({})",
         path, join_column_names(checkpoint.info.context_columns),
         join_column_names(pipeline.data.context_columns)));
+  if (checkpoint.info.dequantized != pipeline.dequantize.columns())
+    throw DataError(fmt::format(
+        "{}: the checkpoint's model was trained with {} dequantized column(s), this pipeline "
+        "dequantizes {} (data.dequantize must match to resume)",
+        path, checkpoint.info.dequantized.size(), pipeline.dequantize.columns().size()));
   restore_model(checkpoint, pipeline.model, path);
   StateLoader loader(checkpoint.tensors, path);
   ScopedStateVisitor trainer(loader, "trainer/");

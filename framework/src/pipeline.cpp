@@ -1,5 +1,6 @@
 #include "flows/pipeline.hpp"
 
+#include <algorithm>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -30,6 +31,7 @@ PipelineOptions read_options(ConfigNode& root) {
   for (const std::string& stage : o.stages) root.expect_one_of("stages", stage, pipeline_stages());
   ConfigNode sample = root.child("sample", true);
   sample.read("n", o.sample_count);
+  sample.read("quantize", o.quantize_samples);
   sample.expect(o.sample_count > 0, "n", "must be > 0");
   sample.finish();
   ConfigNode evaluate = root.child("evaluate", true);
@@ -143,7 +145,78 @@ Model build_model(ConfigNode& model_node, Registry& registry, const ModelInputs&
                         join_column_names(readers)));
   Model model;
   model.flow = std::make_shared<Flow>(base, chain, encoder);
+  std::vector<ColumnBounds> bounds = read_bounds(model_node, "bounds", dim, inputs.columns);
+  if (std::any_of(bounds.begin(), bounds.end(), [](const ColumnBounds& b) { return b.bounded(); }))
+    model.bounds = std::make_shared<Bounds>(std::move(bounds), inputs.columns);
   return model;
+}
+
+void prepend_data_layers(Model& model) {
+  if (model.standardize) model.flow->prepend(model.standardize);
+  if (model.bounds) model.flow->prepend(model.bounds);
+}
+
+void fit_data_layers(Pipeline& p, const std::string& data_where) {
+  const DataSplits& data = p.data;
+  const std::pair<const char*, const Matrix*> splits[] = {
+      {"train", &data.train}, {"val", &data.val}, {"test", &data.test}};
+  for (const auto& [name, x] : splits) {
+    const std::string what = fmt::format("{}: the {} split", data_where, name);
+    p.dequantize.check_integer(*x, what);
+    if (p.model.bounds) p.model.bounds->check(*x, what, p.dequantize.bin_widths());
+  }
+  if (p.options.standardize) {
+    // Fitted on what the standardization sees: the dequantized training rows
+    // (one draw) after the bounds' map.
+    Matrix fitted = data.train;
+    if (p.dequantize.enabled()) {
+      Rng rng = p.eval_rng(0);
+      p.dequantize.add_noise(fitted, rng);
+    }
+    if (p.model.bounds) fitted = p.model.bounds->forward(fitted).value;
+    p.model.standardize = std::make_shared<Standardize>(Standardize::fit(fitted));
+    if (ContextEncoder* encoder = p.model.flow->context_encoder())
+      encoder->fit_standardization(data.train_context);
+  }
+  prepend_data_layers(p.model);
+}
+
+Rng Pipeline::eval_rng(int split) const {
+  return Rng(options.seed).derive(9).derive(static_cast<std::uint64_t>(split));
+}
+
+TrainReport Pipeline::train(const TrainerCallbacks& callbacks) {
+  if (callbacks.prepare_batch)
+    throw Error("Pipeline::train sets TrainerCallbacks::prepare_batch itself; leave it empty");
+  Rng train_rng = Rng(options.seed).derive(3);
+  if (!dequantize.enabled()) return trainer->train(*model.flow, data, train_rng, callbacks);
+  // Validation (early stopping, the best step) on one fixed draw per row.
+  DataSplits noisy = data;
+  Rng val_rng = eval_rng(1);
+  dequantize.add_noise(noisy.val, val_rng);
+  TrainerCallbacks with_noise = callbacks;
+  auto noise_rng = std::make_shared<Rng>(Rng(options.seed).derive(8));
+  const Dequantizer dequantizer = dequantize;
+  with_noise.prepare_batch = [dequantizer, noise_rng](Matrix& batch) {
+    dequantizer.add_noise(batch, *noise_rng);
+  };
+  return trainer->train(*model.flow, noisy, train_rng, with_noise);
+}
+
+Real Pipeline::split_nll(int split) const {
+  const Matrix* x[] = {&data.train, &data.val, &data.test};
+  const Matrix* c[] = {&data.train_context, &data.val_context, &data.test_context};
+  Rng rng = eval_rng(split);
+  return dequantize.mean_nll(*model.flow, *x[split], *c[split], rng);
+}
+
+Matrix Pipeline::sample(Index n, Rng& rng, const Matrix& context) const {
+  Matrix s = model.flow->sample(n, rng, context);
+  if (!options.quantize_samples || !dequantize.enabled()) return s;
+  std::vector<Real> upper;
+  if (model.bounds)
+    for (const ColumnBounds& b : model.bounds->bounds()) upper.push_back(b.high);
+  return dequantize.quantize(s, upper);
 }
 
 Pipeline Pipeline::load(const std::string& file, const std::vector<std::string>& overrides) {
@@ -172,6 +245,7 @@ Pipeline Pipeline::load(const std::string& file, const std::vector<std::string>&
 
   const Index seed = p.options.seed;
   ConfigNode data_node = root.child("data");
+  const DequantizeOptions dequantize = DequantizeOptions::from(data_node);
   auto dataset =
       registry.make<Dataset>(data_node, BuildContext{0, 0, mix_seed(seed, 1), &registry});
   p.model_node = root.child("model");
@@ -190,7 +264,9 @@ Pipeline Pipeline::load(const std::string& file, const std::vector<std::string>&
   p.data = dataset->load(data_rng);
   check_splits(p.data, data_node.where() + ": data");
   const Index dim = p.data.train.shape(1);
-  p.model = build_model(p.model_node, registry, ModelInputs{dim, p.data.context_columns}, seed);
+  p.dequantize = dequantize.resolve(dim, p.data.columns);
+  p.model = build_model(p.model_node, registry,
+                        ModelInputs{dim, p.data.context_columns, p.data.columns}, seed);
   p.model_node.finish();
   // Refused before any training: a bijector fit by another objective.
   const std::string trainer_type = trainer_node.require_string("type");
@@ -204,12 +280,11 @@ Pipeline Pipeline::load(const std::string& file, const std::vector<std::string>&
                                 "trainer: {{type: {}}}",
                                 k, chain[k]->name(), chain[k]->trainer()));
   }
-  if (p.options.standardize) {
-    p.model.standardize = std::make_shared<Standardize>(Standardize::fit(p.data.train));
-    p.model.flow->prepend(p.model.standardize);
-    if (ContextEncoder* encoder = p.model.flow->context_encoder())
-      encoder->fit_standardization(p.data.train_context);
-  }
+  if (p.options.quantize_samples && !p.dequantize.enabled())
+    throw root.child("sample", true)
+        .error("quantize", "needs dequantized data (data.dequantize): only the dequantized "
+                           "integer columns are quantized");
+  fit_data_layers(p, data_node.where() + ": data");
   p.trainer = registry.make<Trainer>(
       trainer_node, BuildContext{dim, p.data.context_dim(), mix_seed(seed, 2), &registry});
   root.finish();

@@ -100,6 +100,7 @@ TrainReport run_training_loop(const TrainingOptions& options, Optimizer& optimiz
   // A resumed run draws other batches than the first run's opening steps.
   Rng resumed_rng = rng.derive(first_step);
   MinibatchSampler sampler(train, train_context, options.batch_size, first_step > 0 ? resumed_rng : rng);
+  Matrix prepared;  // the batch after callbacks.prepare_batch
   std::vector<Matrix> best = snapshot(params);
   bool have_best = false;
   Index evaluations_without_gain = 0;
@@ -138,8 +139,13 @@ TrainReport run_training_loop(const TrainingOptions& options, Optimizer& optimiz
   for (Index step = first_step; step < options.steps; ++step) {
     const Real lr = options.lr_schedule.at(optimizer.learning_rate(), step, options.steps);
     zero_grad(params);
-    const Matrix& batch = sampler.next();
-    const Real loss = objective.loss_and_gradient(batch, sampler.context());
+    const Matrix* batch = &sampler.next();
+    if (callbacks.prepare_batch) {
+      prepared = *batch;
+      callbacks.prepare_batch(prepared);
+      batch = &prepared;
+    }
+    const Real loss = objective.loss_and_gradient(*batch, sampler.context());
     if (!std::isfinite(loss)) {
       if (have_best) restore(params, best);
       throw NumericalError(fmt::format(
@@ -168,6 +174,11 @@ TrainReport run_training_loop(const TrainingOptions& options, Optimizer& optimiz
     progress.seconds = seconds();
     if (callbacks.on_progress) callbacks.on_progress(progress);
     if (report.stopped_early) break;
+    // Between steps, so the parameters are those of a whole step (issue 13).
+    if (callbacks.should_stop && !last && callbacks.should_stop()) {
+      report.interrupted = true;
+      break;
+    }
   }
   if (have_best) restore(params, best);
   report.seconds = seconds();

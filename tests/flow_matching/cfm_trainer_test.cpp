@@ -368,6 +368,36 @@ TEST(CfmTrainer, GuidanceWithoutContextDropoutIsRefused) {
                flows::ConfigError);
 }
 
+// What resuming needs covers the embedding network too: the trainer's state
+// (steps done, Adam's moments of the embedding's and the field's parameters)
+// saves, restores into a fresh trainer, and training continues from there.
+TEST(CfmTrainer, ResumableStateCoversTheContextEmbedding) {
+  Rng rng(9);
+  const ConditionalGaussian train(500, rng);
+  ConditionalSetup s = conditional_flow(train.x, train.c, 3, "{type: flow_matching, hidden: [8]}");
+  const std::string yaml = "{type: cfm, steps: 20, batch_size: 64, eval_every: 0}";
+  auto trainer = fm_test::make<Trainer>(yaml, 2, 5);
+  const auto data = fm_test::splits(train.x, Matrix(), train.c);
+  Rng train_rng(1);
+  trainer->train(*s.flow, data, train_rng, {});
+  flows::TensorStore store;
+  flows::StateSaver saver(store);
+  trainer->visit_state(*s.flow, saver);
+  // Adam keeps m and v per trained parameter: the embedding's and the field's.
+  ASSERT_FALSE(s.encoder->parameters().empty());
+  Index moments = 0;
+  for (const auto& entry : store.entries) moments += entry.name.rfind("optimizer/m", 0) == 0;
+  EXPECT_EQ(moments, s.encoder->parameters().size() + s.fm->parameters().size());
+
+  auto resumed =
+      fm_test::make<Trainer>("{type: cfm, steps: 30, batch_size: 64, eval_every: 0}", 2, 5);
+  flows::StateLoader loader(store, "the saved trainer state");
+  resumed->visit_state(*s.flow, loader);
+  const flows::TrainReport report = resumed->train(*s.flow, data, train_rng, {});
+  EXPECT_EQ(report.first_step, 20u);
+  EXPECT_EQ(report.steps, 30u);
+}
+
 // The data's context must fit the model: a context for an unconditional
 // model, none for a conditional one, are DataErrors naming the columns.
 TEST(CfmTrainer, ContextThatDoesNotFitTheModelIsADataError) {

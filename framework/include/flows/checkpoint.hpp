@@ -51,6 +51,11 @@ struct CheckpointInfo {
   std::vector<std::string> context_columns;
   Index context_dim() const { return context_columns.size(); }
   bool standardize = false;  // the chain starts with the data standardization
+  // data.dequantize: the 0-based x columns the model was trained on with
+  // U(0, 1) noise (empty: continuous data), and dequantize_samples, the draws
+  // per row of its evaluation. Optional in the header (absent: none, 1).
+  std::vector<Index> dequantized;
+  Index dequantize_samples = 1;
   Index trained_steps = 0;
   Index parameter_count = 0;  // trainable values
   // A component the model is built from, and where it came from.
@@ -100,6 +105,10 @@ struct LoadedModel {
   const std::vector<std::string>& context_columns() const { return info.context_columns; }
   Index context_dim() const { return info.context_dim(); }
   bool conditional() const { return info.context_dim() > 0; }
+  // The dequantization the model was trained with (disabled for continuous data).
+  Dequantizer dequantizer() const {
+    return Dequantizer(info.dim, info.dequantized, info.dequantize_samples, info.columns);
+  }
 };
 
 // Reads `path`, loads the plugins the model needs (the default search path,

@@ -3,7 +3,9 @@
 #include <string>
 #include <vector>
 
+#include "flows/bounds.hpp"
 #include "flows/config.hpp"
+#include "flows/data/dequantize.hpp"
 #include "flows/export.hpp"
 #include "flows/flow.hpp"
 #include "flows/registry.hpp"
@@ -23,6 +25,7 @@ struct PipelineOptions {
   std::vector<std::string> plugins;  // extra plugin files or folders, relative to the YAML file
   std::vector<std::string> stages = {"train", "evaluate", "sample", "save", "report"};
   Index sample_count = 10000;  // sample.n: rows the sample stage writes
+  bool quantize_samples = false;  // sample.quantize: floor() of the dequantized columns
   Index quality_rows = 2000;   // evaluate.quality_rows: rows per side for MMD and sliced W1
   Index projections = 128;     // evaluate.projections: directions of the sliced W1
   std::string resume_from;     // trainer.resume_from: checkpoint to continue (resolved path)
@@ -33,10 +36,20 @@ struct PipelineOptions {
 // A flow built from a `model:` section, and its data standardization (null
 // when model.standardize is false), which is the first bijector of the chain.
 // A conditional model's context encoder is flow->context_encoder().
+// With model.bounds, `bounds` maps the box to R^d; the chain is then
+// [bounds, standardization, bijectors...] (see prepend_data_layers).
 struct Model {
   std::shared_ptr<Flow> flow;
   std::shared_ptr<Standardize> standardize;
+  std::shared_ptr<Bounds> bounds;  // null without model.bounds
 };
+
+// Puts the data layers at the front of model.flow's chain: the
+// standardization (when model.standardize is set), then the bounds in front
+// of it (when model.bounds is set), so that the standardization sees the
+// unbounded values. Call once, after build_model and after setting
+// model.standardize.
+FLOWS_API void prepend_data_layers(Model& model);
 
 // What a model is built for: the x columns and the context columns.
 struct ModelInputs {
@@ -44,6 +57,8 @@ struct ModelInputs {
   // Names of the raw context columns (empty: an unconditional model); only
   // their number shapes the model, the names go into messages.
   std::vector<std::string> context_columns;
+  // Names of the x columns (may be empty); model.bounds names columns by them.
+  std::vector<std::string> columns;
 };
 
 // The optional `model.context_embedding` section: an MLP e = MLP(c) shared by
@@ -66,9 +81,21 @@ struct FLOWS_API ContextEmbeddingOptions {
 // but no component reads a context (naming the columns), when a component
 // reads a context but the data has none, and for a context_embedding without
 // context columns. The data standardization is added by the caller (fitted,
-// or restored), and so is the context standardization's fit.
+// or restored), and so is the context standardization's fit. model.bounds
+// ([lo, hi] for every column, a list of pairs, or {column: [lo, hi]}; an
+// end may be null) builds model.bounds, which is not yet in the chain:
+// prepend_data_layers puts it there.
 FLOWS_API Model build_model(ConfigNode& model_node, Registry& registry, const ModelInputs& inputs,
                             Index seed);
+
+struct Pipeline;
+// After build_model, for a pipeline whose data, options and dequantize are
+// set: checks every split (integer values in the dequantized columns, every
+// value inside model.bounds: DataError naming `data_where`, split, row and
+// column), fits the standardization (when options.standardize) on one
+// dequantized draw of the training rows mapped through the bounds, fits the
+// context standardization, and calls prepend_data_layers.
+FLOWS_API void fit_data_layers(Pipeline& pipeline, const std::string& data_where);
 
 // Everything a pipeline file describes, checked and built, before any work.
 struct FLOWS_API Pipeline {
@@ -80,6 +107,24 @@ struct FLOWS_API Pipeline {
   DataSplits data;
   Model model;
   std::shared_ptr<Trainer> trainer;
+  // data.dequantize: the integer columns that get U(0, 1) noise (none for
+  // continuous data); checked against the data when loaded.
+  Dequantizer dequantize;
+
+  // Trains the model (the train stage): mini-batches from Rng(seed).derive(3);
+  // with dequantization, fresh noise on every mini-batch from
+  // Rng(seed).derive(8), and validation on one fixed draw per validation row
+  // (eval_rng(1)). `callbacks.prepare_batch` must be empty (it is set here).
+  TrainReport train(const TrainerCallbacks& callbacks);
+  // The mean NLL of a split (nats per row, data units): the dequantized bound
+  // −log P̂(x) with data.dequantize (dequantize_samples draws per row from
+  // eval_rng(split)), the continuous −log p(x) otherwise. split: 0 train,
+  // 1 val, 2 test.
+  Real split_nll(int split) const;
+  // The fixed evaluation draws of a split: Rng(seed).derive(9).derive(split).
+  Rng eval_rng(int split) const;
+  // n samples (sample.quantize applied when set: integers again).
+  Matrix sample(Index n, Rng& rng, const Matrix& context = {}) const;
 
   // Reads `file`, applies overrides ("dotted.key=yaml value") and checks every
   // key; loads plugins, the data, builds model and trainer (fitting the data

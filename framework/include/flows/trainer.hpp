@@ -37,6 +37,7 @@ struct TrainReport {
   Index best_step = 0;
   Real best_val_loss = std::numeric_limits<Real>::quiet_NaN();
   bool stopped_early = false;
+  bool interrupted = false;  // TrainerCallbacks::should_stop ended it (issue 13: Ctrl-C from Python)
   double seconds = 0;
   std::string loss_name = "nll";  // what the loss measures
   std::vector<CurvePoint> curve;
@@ -45,6 +46,15 @@ struct TrainReport {
 struct TrainerCallbacks {
   // Called after every step; cheap callers only.
   std::function<void(const Progress&)> on_progress;
+  // Asked after every step (after on_progress); true ends training there, as
+  // early stopping does: the best validated parameters so far are restored
+  // (the current ones without validation data) and the report says
+  // `interrupted`. The Python module stops on Ctrl-C through it (issue 13).
+  std::function<bool()> should_stop;
+  // Called on every training mini-batch before the objective sees it; may
+  // change its values in place (the pipeline's dequantization noise, fresh
+  // at every step: issue 16). The sampler's rows are not changed.
+  std::function<void(Matrix& batch)> prepare_batch;
 };
 
 // Fits a flow to data. Built by name (kind "trainer"): `mle` in the SDK,

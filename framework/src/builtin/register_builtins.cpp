@@ -2,9 +2,11 @@
 #include "flows/affine_transformer.hpp"
 #include "flows/autoregressive.hpp"
 #include "flows/batch_norm.hpp"
+#include "flows/bounds.hpp"
 #include "flows/conditional_normal.hpp"
 #include "flows/coupling.hpp"
 #include "flows/data/datasets.hpp"
+#include "flows/gaussian_mixture.hpp"
 #include "flows/normal.hpp"
 #include "flows/registry.hpp"
 #include "mle_trainer.hpp"
@@ -44,6 +46,7 @@ void register_builtins(Registry& registry) {
     return std::make_unique<DiagonalNormal>(ctx.dim, o.mean, o.log_scale);
   });
   registry.add<BaseDistribution>("conditional_diagonal_normal", &make_conditional_diagonal_normal);
+  registry.add<BaseDistribution>("gaussian_mixture", &make_gaussian_mixture);
   registry.add<Optimizer>("adam", [](ConfigNode& node, const BuildContext&) {
     return std::make_unique<Adam>(AdamOptions::from(node));
   });
@@ -60,6 +63,8 @@ void register_builtins(Registry& registry) {
   registry.add<Bijector>("autoregressive", &make_autoregressive);
   registry.add<Bijector>("coupling", &make_coupling);
   registry.add<Bijector>("batch_norm", &make_batch_norm);
+  registry.add<Bijector>("bounds", &make_bounds);
+  registry.add<Bijector>("logit", &make_logit);
   register_datasets(registry);
 }
 

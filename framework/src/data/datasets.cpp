@@ -12,6 +12,7 @@
 #include "flows/data/columns.hpp"
 #include "flows/data/conditional_toys.hpp"
 #include "flows/data/csv.hpp"
+#include "flows/data/discrete.hpp"
 #include "flows/data/npy.hpp"
 #include "flows/data/toys.hpp"
 #include "flows/error.hpp"
@@ -374,6 +375,10 @@ void register_datasets(Registry& registry) {
   for (const std::string& name : conditional_toy_names())
     registry.add<Dataset>(name, [name](ConfigNode& node, const BuildContext&) {
       return std::make_unique<ConditionalToyDataset>(name, ConditionalToyOptions::from(node, name));
+    });
+  for (const std::string& name : discrete_dataset_names())
+    registry.add<Dataset>(name, [name](ConfigNode& node, const BuildContext&) {
+      return std::make_unique<DiscreteDataset>(name, DiscreteDatasetOptions::from(node, name));
     });
   const std::pair<const char*, FileFormat> formats[] = {{"csv", FileFormat::csv},
                                                         {"npy", FileFormat::npy}};
