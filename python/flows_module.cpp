@@ -20,8 +20,10 @@
 
 #include <fmt/format.h>
 
+#include "flows/bounds.hpp"
 #include "flows/checkpoint.hpp"
 #include "flows/data/columns.hpp"
+#include "flows/data/dequantize.hpp"
 #include "flows/error.hpp"
 #include "flows/plugin_loader.hpp"
 #include "flows/session.hpp"
@@ -62,27 +64,23 @@ py::array as_numeric_array(py::handle obj, const std::string& what) {
         "x.astype(numpy.float64)",
         what, std::string(py::str(a.dtype()))));
   if (kind != 'f' && kind != 'i' && kind != 'u' && kind != 'b')
-    throw flows::DataError(fmt::format("{}: dtype {} is not numeric", what,
-                                       std::string(py::str(a.dtype()))));
+    throw flows::DataError(
+        fmt::format("{}: dtype {} is not numeric", what, std::string(py::str(a.dtype()))));
   return a;
 }
 
 template <class T>
 void copy_strided(const py::array& a, Index rows, Index cols, Matrix& out) {
+  // Strides are in bytes and may be negative (x[::-1]); a 1-D array is one column.
   const char* base = static_cast<const char*>(a.data());
-  const py::ssize_t row_stride = a.ndim() == 2 ? a.strides(0) : a.strides(0);
+  const py::ssize_t row_stride = a.strides(0);
   const py::ssize_t col_stride = a.ndim() == 2 ? a.strides(1) : 0;
   Real* dst = out.data();
-  if (a.ndim() == 1) {
-    for (Index i = 0; i < rows; ++i)
-      dst[i] = static_cast<Real>(*reinterpret_cast<const T*>(base + i * row_stride));
-    return;
-  }
   for (Index i = 0; i < rows; ++i) {
     const char* row = base + static_cast<py::ssize_t>(i) * row_stride;
     for (Index j = 0; j < cols; ++j)
-      dst[i * cols + j] =
-          static_cast<Real>(*reinterpret_cast<const T*>(row + static_cast<py::ssize_t>(j) * col_stride));
+      dst[i * cols + j] = static_cast<Real>(
+          *reinterpret_cast<const T*>(row + static_cast<py::ssize_t>(j) * col_stride));
   }
 }
 
@@ -90,8 +88,8 @@ void copy_strided(const py::array& a, Index rows, Index cols, Matrix& out) {
 // one column when `one_d_is_column` (a 1-D model, or the data of fit()).
 // `expected_cols` (0: any) is checked with a message naming the model's
 // columns. Non-finite values are a DataError naming row and column.
-Matrix to_matrix(py::handle obj, const std::string& what, Index expected_cols,
-                 bool one_d_is_column, const std::string& expected = "") {
+Matrix to_matrix(py::handle obj, const std::string& what, Index expected_cols, bool one_d_is_column,
+                 const std::string& expected = "") {
   py::array a = as_numeric_array(obj, what);
   Index rows = 0, cols = 0;
   if (a.ndim() == 2) {
@@ -101,17 +99,17 @@ Matrix to_matrix(py::handle obj, const std::string& what, Index expected_cols,
     rows = static_cast<Index>(a.shape(0));
     cols = 1;
   } else if (a.ndim() == 1) {
-    throw flows::DataError(fmt::format(
-        "{}: a 1-D array of {} values; {}, so give a 2-D array (rows, columns), e.g. "
-        "x.reshape(1, -1) for one row",
-        what, a.shape(0), expected));
+    throw flows::DataError(
+        fmt::format("{}: a 1-D array of {} values; {}, so give a 2-D array (rows, columns), e.g. "
+                    "x.reshape(1, -1) for one row",
+                    what, a.shape(0), expected));
   } else {
-    throw flows::DataError(fmt::format("{}: a {}-D array; expected a 2-D array (rows, columns)",
-                                       what, a.ndim()));
+    throw flows::DataError(
+        fmt::format("{}: a {}-D array; expected a 2-D array (rows, columns)", what, a.ndim()));
   }
   if (expected_cols > 0 && cols != expected_cols)
-    throw flows::DataError(fmt::format("{}: {} column{}, but {}", what, cols,
-                                       cols == 1 ? "" : "s", expected));
+    throw flows::DataError(
+        fmt::format("{}: {} column{}, but {}", what, cols, cols == 1 ? "" : "s", expected));
   Matrix out = xt::empty<Real>({rows, cols});
   if (rows * cols > 0) {
     if (a.dtype().is(py::dtype::of<double>())) {
@@ -240,17 +238,24 @@ struct PyModel {
     return py::make_tuple(to_numpy(std::move(t.value)), to_numpy(std::move(t.logdet)));
   }
 
-  // Mean NLL / (d ln 2), as `flows evaluate --bits-per-dim`.
+  // As `flows evaluate --bits-per-dim`: the mean NLL (the dequantized bound,
+  // with the same fixed draws, for a model trained on dequantized integer
+  // data) in bits per dimension.
   double bits_per_dim(py::handle x, py::handle context) const {
     const Matrix rows = x_rows(x);
     if (rows.shape(0) == 0) throw flows::DataError("x: no rows to score");
     const Matrix c = context_rows(context);
     py::gil_scoped_release release;
-    const Vector log_p = model.flow->log_prob(rows, c);
+    const auto& i = info();
+    const flows::Dequantizer dequantizer(i.dim, i.dequantized, i.dequantize_samples, i.columns);
+    dequantizer.check_integer(rows, "x");
+    if (model.bounds) model.bounds->check(rows, "x", dequantizer.bin_widths());
+    flows::Rng rng = flows::Rng(i.seed).derive(9).derive(2);
+    const Vector nll = dequantizer.nll(*model.flow, rows, c, rng);
     Real mean = 0;
-    for (Real v : log_p) mean -= v;
-    mean /= static_cast<Real>(log_p.size());
-    return mean / (static_cast<Real>(dim()) * std::log(2.0));
+    for (Real v : nll) mean += v;
+    mean /= static_cast<Real>(nll.size());
+    return flows::bits_per_dim(mean, dequantizer, i.dim).value;
   }
 
   void save(const std::string& path) const {
@@ -275,6 +280,9 @@ struct PyModel {
     d["parameters"] = i.parameter_count;
     d["trained_steps"] = i.trained_steps;
     d["standardize"] = i.standardize;
+    d["dequantized"] = i.dequantized;  // 0-based x columns trained with U(0, 1) noise
+    d["dequantize_samples"] = i.dequantize_samples;
+    d["bounds"] = model.bounds ? py::cast(model.bounds->describe()) : py::none();
     d["seed"] = i.seed;
     d["chain_length"] = model.flow->chain().size();
     const flows::ContextEncoder* encoder = model.flow->context_encoder();
@@ -326,8 +334,8 @@ struct PyModel {
     std::string cond = i.context_dim() == 0
                            ? ""
                            : fmt::format(" given {}", plural(i.context_dim(), "context column"));
-    return fmt::format("<flows.Model '{}': {}{}, {} parameters>", i.name,
-                       plural(i.dim, "x column"), cond, i.parameter_count);
+    return fmt::format("<flows.Model '{}': {}{}, {} parameters>", i.name, plural(i.dim, "x column"),
+                       cond, i.parameter_count);
   }
 };
 
@@ -366,7 +374,8 @@ class FitMonitor {
   FitMonitor(bool progress, py::object callback)
       : progress_(progress), callback_(std::move(callback)) {
     py::object err = py::module_::import("sys").attr("stderr");
-    const bool tty = !err.is_none() && py::hasattr(err, "isatty") && err.attr("isatty")().cast<bool>();
+    const bool tty =
+        !err.is_none() && py::hasattr(err, "isatty") && err.attr("isatty")().cast<bool>();
     const bool jupyter = py::module_::import("sys").attr("modules").contains("ipykernel");
     live_ = progress_ && (tty || jupyter);
     ansi_ = tty;
@@ -380,6 +389,36 @@ class FitMonitor {
     if (!draw && !check && callback_.is_none()) return;
     last_ = p;
     py::gil_scoped_acquire gil;
+    try {
+      step(p, log_line, draw, check);
+    } catch (py::error_already_set& e) {  // the callback, or writing to sys.stderr
+      e.restore();
+      take_python_error();
+    }
+  }
+
+  bool should_stop() const { return stop_; }
+
+  // After training (GIL held): the line is cleared, a note says where an
+  // interrupted run stopped, and a callback's exception is raised again.
+  void finish(const flows::TrainReport& report) {
+    if (drawn_live_) write(clear());
+    if (interrupted_ && progress_)
+      write(fmt::format("interrupted at step {} of {}; the model keeps {}\n", report.steps,
+                        last_.total_steps,
+                        report.best_step > 0
+                            ? fmt::format("the parameters of step {} (best validation loss {:.4f})",
+                                          report.best_step, report.best_val_loss)
+                            : std::string("the parameters of the last step")));
+    if (error_) {
+      error_->restore();
+      error_.reset();
+      throw py::error_already_set();
+    }
+  }
+
+ private:
+  void step(const flows::Progress& p, bool log_line, bool draw, bool check) {
     if (check) {
       last_check_ = p.seconds;
       if (PyErr_CheckSignals() != 0) {
@@ -393,45 +432,18 @@ class FitMonitor {
       drawn_live_ = !log_line;
     }
     if (!callback_.is_none() && !stop_) {
-      try {
-        py::dict d;
-        d["step"] = p.step;
-        d["total_steps"] = p.total_steps;
-        d["loss"] = p.loss;
-        d["val_loss"] = p.val_loss;
-        d["lr"] = p.lr;
-        d["seconds"] = p.seconds;
-        py::object result = callback_(d);
-        if (py::isinstance<py::bool_>(result) && !result.cast<bool>()) stop_ = true;
-      } catch (py::error_already_set& e) {
-        e.restore();
-        take_python_error();
-      }
+      py::dict d;
+      d["step"] = p.step;
+      d["total_steps"] = p.total_steps;
+      d["loss"] = p.loss;
+      d["val_loss"] = p.val_loss;
+      d["lr"] = p.lr;
+      d["seconds"] = p.seconds;
+      py::object result = callback_(d);
+      if (py::isinstance<py::bool_>(result) && !result.cast<bool>()) stop_ = true;
     }
   }
 
-  bool should_stop() const { return stop_; }
-
-  // After training (GIL held): the line is cleared, a note says where an
-  // interrupted run stopped, and a callback's exception is raised again.
-  void finish(const flows::TrainReport& report) {
-    if (drawn_live_) write(clear());
-    if (interrupted_ && progress_)
-      write(fmt::format(
-          "interrupted at step {} of {}; the model keeps {}\n", report.steps, last_.total_steps,
-          report.best_step > 0 ? fmt::format("the parameters of step {} (best validation loss {:.4f})",
-                                             report.best_step, report.best_val_loss)
-                               : std::string("the parameters of the last step")));
-    if (error_) {
-      error_->restore();
-      error_.reset();
-      throw py::error_already_set();
-    }
-  }
-
-  bool interrupted() const { return interrupted_; }
-
- private:
   // The Python error just raised (GIL held): KeyboardInterrupt stops training
   // and fit() returns the model; anything else stops it and is raised again.
   void take_python_error() {
@@ -481,19 +493,21 @@ class FitMonitor {
   flows::Progress last_;
 };
 
-std::vector<std::string> names_or(const std::optional<std::vector<std::string>>& given,
-                                  const char* prefix, Index n) {
+// Context columns are always named (the CLI finds them by name): c0, c1, ...
+// unless given.
+std::vector<std::string> context_names(const std::optional<std::vector<std::string>>& given,
+                                       Index n) {
   if (given) return *given;
   std::vector<std::string> out;
-  if (std::string(prefix) == "x") return out;  // unnamed x columns, as a header-less CSV
-  for (Index j = 0; j < n; ++j) out.push_back(fmt::format("{}{}", prefix, j));
+  for (Index j = 0; j < n; ++j) out.push_back(fmt::format("c{}", j));
   return out;
 }
 
 std::shared_ptr<PyModel> fit(py::handle x, py::handle context, py::handle val,
                              py::handle val_context, const std::string& model_yaml,
-                             const std::string& trainer_yaml, long long seed, bool progress,
-                             py::object callback, std::optional<std::vector<std::string>> columns,
+                             const std::string& trainer_yaml, const std::string& data_yaml,
+                             long long seed, bool progress, py::object callback,
+                             std::optional<std::vector<std::string>> columns,
                              std::optional<std::vector<std::string>> context_columns,
                              const std::string& name, const std::vector<std::string>& plugins) {
   if (seed < 0) throw flows::ConfigError(fmt::format("seed: must be >= 0, got {}", seed));
@@ -503,6 +517,7 @@ std::shared_ptr<PyModel> fit(py::handle x, py::handle context, py::handle val,
   spec.seed = static_cast<Index>(seed);
   spec.model_yaml = model_yaml;
   spec.trainer_yaml = trainer_yaml;
+  spec.data_yaml = data_yaml;
   spec.plugin_paths = plugins;
   flows::DataSplits& d = spec.data;
   d.train = to_matrix(x, "x", 0, true);
@@ -514,7 +529,7 @@ std::shared_ptr<PyModel> fit(py::handle x, py::handle context, py::handle val,
     if (d.train_context.shape(0) != d.train.shape(0))
       throw flows::DataError(fmt::format("context: {} rows for the {} rows of x",
                                          d.train_context.shape(0), d.train.shape(0)));
-    d.context_columns = names_or(context_columns, "c", d.train_context.shape(1));
+    d.context_columns = context_names(context_columns, d.train_context.shape(1));
   } else if (context_columns && !context_columns->empty()) {
     throw flows::DataError("context_columns are named but no context is given");
   }
@@ -525,12 +540,13 @@ std::shared_ptr<PyModel> fit(py::handle x, py::handle context, py::handle val,
     d.val_context = to_matrix(val_context, "val_context", k, k == 1,
                               fmt::format("context has {} column{}", k, k == 1 ? "" : "s"));
   } else if (k > 0 && !val.is_none()) {
-    throw flows::DataError("val_context: a conditional model's validation rows need their "
-                           "context (val_context, one row per row of val)");
+    throw flows::DataError(
+        "val_context: a conditional model's validation rows need their "
+        "context (val_context, one row per row of val)");
   }
   if (d.val.size() == 0) d.val = xt::empty<Real>({Index{0}, dim});
   d.test = xt::empty<Real>({Index{0}, dim});
-  d.columns = names_or(columns, "x", dim);
+  if (columns) d.columns = *columns;  // else unnamed, as a CSV without a header
   if (!d.columns.empty() && d.columns.size() != dim)
     throw flows::DataError(
         fmt::format("columns: {} names for the {} columns of x", d.columns.size(), dim));
@@ -549,8 +565,7 @@ std::shared_ptr<PyModel> fit(py::handle x, py::handle context, py::handle val,
     flows::TrainerCallbacks callbacks;
     callbacks.on_progress = [&monitor](const flows::Progress& pr) { monitor.on_progress(pr); };
     callbacks.should_stop = [&monitor] { return monitor.should_stop(); };
-    flows::Rng train_rng = flows::Rng(p.options.seed).derive(3);
-    report = p.trainer->train(*p.model.flow, p.data, train_rng, callbacks);
+    report = p.train(callbacks);  // as the train stage of `flows run`
     m->registry = p.registry;
     m->model = p.model;
     m->checkpoint = flows::make_checkpoint(p);
@@ -691,9 +706,12 @@ PYBIND11_MODULE(_flows, m) {
       .def("sample_and_log_prob", &PyModel::sample_and_log_prob, py::arg("n"),
            py::arg("context") = py::none(), py::arg("seed") = py::none())
       .def("bits_per_dim", &PyModel::bits_per_dim, py::arg("x"), py::arg("context") = py::none())
-      .def("save", [](const PyModel& s, const py::object& path) {
-             s.save(py::str(py::module_::import("os").attr("fspath")(path)));
-           }, py::arg("path"))
+      .def(
+          "save",
+          [](const PyModel& s, const py::object& path) {
+            s.save(py::str(py::module_::import("os").attr("fspath")(path)));
+          },
+          py::arg("path"))
       .def("info", &PyModel::info_dict)
       .def("__repr__", &PyModel::repr);
 

@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 plugins=$(for list in plugins/*/CMakeLists.txt; do basename "$(dirname "$list")"; done)
 FLOWS_TARGETS="flows $plugins" scripts/build.sh
-build/apps/flows/flows run configs/quickstart.yaml
+"${FLOWS_BUILD_DIR:-build}"/apps/flows/flows run configs/quickstart.yaml

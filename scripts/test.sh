@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh -DFLOWS_BUILD_TESTS=ON
-cd build
+cd "${FLOWS_BUILD_DIR:-build}"
 ctest --output-on-failure -j 2

@@ -218,3 +218,63 @@ TEST(Runner, HelpExplainsTheCommands) {
 }
 
 }  // namespace
+
+namespace {
+
+// The bits/dim of a split in metrics.json's "bits_per_dim" object.
+double bits_of(const std::string& metrics, const std::string& split) {
+  const auto at = metrics.find("\"bits_per_dim\"");
+  if (at == std::string::npos) return NAN;
+  return json_number(metrics.substr(at), split);
+}
+
+// configs/discrete_quantized_gaussians.yaml, shortened: the test bound is a
+// dequantized bound above the entropy H/(D ln 2) = 3.5638 (the test split has
+// 10,000 rows: its sampling error is ≈ 0.01 bits/dim), samples are integers,
+// and the report lists the bits/dim.
+TEST(Runner, DiscreteConfigReportsTheDequantizedBound) {
+  fs::path dir = temp_dir("discrete_config");
+  Result r = run(std::string("run -q ") + FLOWS_SOURCE_DIR +
+                     "/configs/discrete_quantized_gaussians.yaml --set trainer.steps=600 "
+                     "--set sample.n=500 -o " + (dir / "out").string(),
+                 dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::string metrics = read_file(dir / "out/metrics.json");
+  EXPECT_NE(metrics.find("\"kind\": \"dequantized bound\""), std::string::npos) << metrics;
+  const double bits = bits_of(metrics, "test");
+  EXPECT_GT(bits, 3.5638 - 0.03) << metrics;
+  EXPECT_LT(bits, 3.5638 + 0.1) << metrics;
+  const std::string samples = read_file(dir / "out/samples.csv");
+  EXPECT_EQ(samples.find('.'), std::string::npos) << "samples are not integers";
+  const std::string report = read_file(dir / "out/report.html");
+  EXPECT_NE(report.find("test bits/dim (dequantized bound)"), std::string::npos);
+}
+
+// configs/bounded_unit_box.yaml, shortened: every sample lies in the unit box
+// and the report says how many did.
+TEST(Runner, BoundedConfigKeepsEverySampleInsideTheBox) {
+  fs::path dir = temp_dir("bounded_config");
+  Result r = run(std::string("run -q ") + FLOWS_SOURCE_DIR +
+                     "/configs/bounded_unit_box.yaml --set trainer.steps=300 "
+                     "--set sample.n=20000 -o " + (dir / "out").string(),
+                 dir);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::string metrics = read_file(dir / "out/metrics.json");
+  EXPECT_EQ(json_number(metrics, "inside"), json_number(metrics, "samples")) << metrics;
+  EXPECT_NE(metrics.find("\"kind\": \"continuous density\""), std::string::npos) << metrics;
+  std::istringstream samples(read_file(dir / "out/samples.csv"));
+  std::string line;
+  std::getline(samples, line);  // header
+  std::size_t rows = 0;
+  while (std::getline(samples, line)) {
+    const auto comma = line.find(',');
+    const double a = std::stod(line.substr(0, comma)), b = std::stod(line.substr(comma + 1));
+    ASSERT_TRUE(a >= 0 && a <= 1 && b >= 0 && b <= 1) << line;
+    ++rows;
+  }
+  EXPECT_EQ(rows, 20000u);
+  const std::string report = read_file(dir / "out/report.html");
+  EXPECT_NE(report.find("samples inside the bounds"), std::string::npos);
+}
+
+}  // namespace

@@ -311,9 +311,18 @@ void write_table(const std::string& path, const Matrix& m,
     write_csv(path, m, columns);
 }
 
+// log p(x) of each row; for a model trained on dequantized integer data,
+// the dequantized bound log P̂(x) (the same fixed draws as evaluate). Rows
+// outside model.bounds (or non-integers in dequantized columns) are a
+// DataError naming the file, row and column.
 Vector log_prob_of(const LoadedModel& loaded, const std::string& input) {
   const Rows rows = read_input(input, loaded);
-  return loaded.model.flow->log_prob(rows.x, rows.context);
+  const Dequantizer dequantizer = loaded.dequantizer();
+  dequantizer.check_integer(rows.x, input);
+  if (loaded.model.bounds) loaded.model.bounds->check(rows.x, input, dequantizer.bin_widths());
+  if (!dequantizer.enabled()) return loaded.model.flow->log_prob(rows.x, rows.context);
+  Rng rng = Rng(loaded.info.seed).derive(9).derive(2);
+  return -dequantizer.nll(*loaded.model.flow, rows.x, rows.context, rng);
 }
 
 }  // namespace
@@ -359,21 +368,19 @@ void log_prob_command(const LogProbCommand& command) {
   Matrix column = xt::empty<Real>({log_p.size(), Index{1}});
   std::copy(log_p.begin(), log_p.end(), column.begin());
   write_table(command.output, column, {"log_prob"});
-  std::cerr << fmt::format("wrote {} log-densities (nats, data units) to {}\n", log_p.size(),
+  std::cerr << fmt::format("wrote {} {} (nats, data units) to {}\n", log_p.size(),
+                           loaded.dequantizer().enabled()
+                               ? "dequantized log-probability bounds log P(x)"
+                               : "log-densities",
                            command.output);
 }
 
 void evaluate_command(const EvaluateCommand& command) {
   LoadedModel loaded = load(command);
-  const Rows rows = read_input(command.input, loaded);
   // A model trained on dequantized integer data is scored by the dequantized
   // bound −log P̂(x) (fixed draws from the model's seed); otherwise −log p(x).
   const Dequantizer dequantizer = loaded.dequantizer();
-  dequantizer.check_integer(rows.x, command.input);
-  if (loaded.model.bounds)
-    loaded.model.bounds->check(rows.x, command.input, dequantizer.bin_widths());
-  Rng rng = Rng(loaded.info.seed).derive(9).derive(2);
-  const Vector nll = dequantizer.nll(*loaded.model.flow, rows.x, rows.context, rng);
+  const Vector nll = -log_prob_of(loaded, command.input);
   const Index n = nll.size();
   // Mean and standard error of the NLL over rows (two passes for accuracy).
   Real mean = 0;

@@ -28,7 +28,8 @@ void sample_command(const SampleCommand& command);
 
 // `flows log-prob MODEL INPUT -o FILE`: log p(x) (log p(x | c) for a
 // conditional model) of every row of INPUT, in the data's units, one value per
-// row. A CSV's columns are found by their header names (the x columns by
+// row; for a dequantized model, log P̂(x) of the integer rows (the bound that
+// bits/dim reports). A CSV's columns are found by their header names (the x columns by
 // position when the header does not name them); an NPY file, or a CSV without
 // a header, holds the x columns then the context columns, in the model's order.
 struct LogProbCommand : ModelCommand {

@@ -188,8 +188,9 @@ void AutoregressiveLayer::visit_state(StateVisitor& visitor) {
   visitor.structure("order", index_row(made_.order()));
 }
 
-AutoregressiveOptions AutoregressiveOptions::read(ConfigNode& node) {
+AutoregressiveOptions AutoregressiveOptions::read(ConfigNode& node, bool identity_init_default) {
   AutoregressiveOptions o;
+  o.identity_init = identity_init_default;
   node.read("layers", o.layers);
   nn::MadeOptions::read(node, o.made);
   if (node.has_list("order")) {

@@ -135,7 +135,8 @@ Model build_model(ConfigNode& model_node, Registry& registry, const ModelInputs&
         "",
         fmt::format("the data has context column{} {}, but no component of the model reads a "
                     "context: use a conditional bijector (maf, nsf_autoregressive, "
-                    "nsf_coupling, affine_coupling, ...) or base (conditional_diagonal_normal), "
+                    "nsf_coupling, affine_coupling, flow_matching, ...) or base "
+                    "(conditional_diagonal_normal), "
                     "or give the data no context_columns",
                     context_columns == 1 ? "" : "s", join_column_names(inputs.context_columns)));
   if (context_columns == 0 && !readers.empty())

@@ -8,6 +8,7 @@
 
 #include "flows/checkpoint.hpp"
 #include "flows/data/columns.hpp"
+#include "flows/data/dequantize.hpp"
 #include "flows/error.hpp"
 #include "flows/plugin_loader.hpp"
 
@@ -47,13 +48,13 @@ void check_data(const DataSplits& d, const std::string& origin) {
     const Matrix& x = *pair.first;
     const Matrix& c = *pair.second;
     if (k == 0 && c.size() != 0)
-      throw DataError(fmt::format("{}: a {} context is given but no context columns are named",
-                                  origin, name));
+      throw DataError(
+          fmt::format("{}: a {} context is given but no context columns are named", origin, name));
     if (k > 0 && x.shape(0) > 0 && (c.shape(0) != x.shape(0) || c.shape(1) != k))
       throw DataError(fmt::format(
           "{}: the {} data has {} rows, so its context must be [{} x {}] ({}); it is [{} x {}]",
-          origin, name, x.shape(0), x.shape(0), k, join_column_names(d.context_columns),
-          c.shape(0), c.shape(1)));
+          origin, name, x.shape(0), x.shape(0), k, join_column_names(d.context_columns), c.shape(0),
+          c.shape(1)));
     require_finite(x, fmt::format("{}: the {} data", origin, name));
     if (k > 0) require_finite(c, fmt::format("{}: the {} context", origin, name));
   }
@@ -76,15 +77,16 @@ Pipeline make_in_memory_pipeline(InMemoryPipeline spec) {
   const std::string& origin = spec.origin;
   check_data(spec.data, origin);
   YAML::Emitter header;
-  header << YAML::BeginMap << YAML::Key << "name" << YAML::Value << spec.name << YAML::Key
-         << "seed" << YAML::Value << spec.seed << YAML::EndMap;
+  header << YAML::BeginMap << YAML::Key << "name" << YAML::Value << spec.name << YAML::Key << "seed"
+         << YAML::Value << spec.seed << YAML::EndMap;
   ConfigNode root = ConfigNode::parse(header.c_str(), origin);
   // set() keeps the marks of the section's own text, so a message's
   // line:column points into the text the caller gave for that section.
   root.set("model", section_text(spec.model_yaml, origin, "model"));
   root.set("trainer", section_text(spec.trainer_yaml, origin, "trainer"));
+  root.set("data", section_text(spec.data_yaml, origin, "data"));
 
-  Pipeline p{origin, root, ConfigNode::empty(origin, "model"), {}, {}, {}, {}, {}};
+  Pipeline p{origin, root, ConfigNode::empty(origin, "model"), {}, {}, {}, {}, {}, {}};
   p.options.name = spec.name;
   p.options.seed = spec.seed;
   p.options.stages = {"train", "save"};
@@ -100,6 +102,9 @@ Pipeline make_in_memory_pipeline(InMemoryPipeline spec) {
 
   // From here on the steps of Pipeline::load after its data set is loaded.
   const Index seed = spec.seed;
+  ConfigNode data_node = p.root.child("data");
+  const DequantizeOptions dequantize = DequantizeOptions::from(data_node);
+  data_node.finish();  // nothing else: the rows come from the caller
   p.model_node = p.root.child("model");
   p.model_node.read("standardize", p.options.standardize);
   ConfigNode trainer_node = p.root.child("trainer", true);
@@ -113,7 +118,12 @@ Pipeline make_in_memory_pipeline(InMemoryPipeline spec) {
   }
   p.data = std::move(spec.data);
   const Index dim = p.data.train.shape(1);
-  p.model = build_model(p.model_node, registry, ModelInputs{dim, p.data.context_columns}, seed);
+  p.dequantize = dequantize.resolve(dim, p.data.columns);
+  ModelInputs inputs;
+  inputs.dim = dim;
+  inputs.context_columns = p.data.context_columns;
+  inputs.columns = p.data.columns;
+  p.model = build_model(p.model_node, registry, inputs, seed);
   p.model_node.finish();
   const std::string trainer_type = trainer_node.require_string("type");
   if (trainer_type == "mle") {
@@ -126,12 +136,9 @@ Pipeline make_in_memory_pipeline(InMemoryPipeline spec) {
                                 "trainer: {{type: {}}}",
                                 k, chain[k]->name(), chain[k]->trainer()));
   }
-  if (p.options.standardize) {
-    p.model.standardize = std::make_shared<Standardize>(Standardize::fit(p.data.train));
-    p.model.flow->prepend(p.model.standardize);
-    if (ContextEncoder* encoder = p.model.flow->context_encoder())
-      encoder->fit_standardization(p.data.train_context);
-  }
+  // Integer values in the dequantized columns, the bounds check, the
+  // standardization and the context standardization, as for a data set.
+  fit_data_layers(p, origin + ": data");
   p.trainer = registry.make<Trainer>(
       trainer_node, BuildContext{dim, p.data.context_dim(), mix_seed(seed, 2), &registry});
   p.root.finish();

@@ -8,11 +8,14 @@
 namespace {
 
 // The keys of every autoregressive flow, plus log_scale_bound (5 by default:
-// a MAF layer rescales by at most e^5).
+// a MAF layer rescales by at most e^5). identity_init is false by default, as
+// in the MAF paper: a zero MADE output layer trains slower here (see
+// AutoregressiveOptions::identity_init).
 std::unique_ptr<flows::Bijector> make_affine_stack(flows::ConfigNode& node,
                                                    const flows::BuildContext& context,
                                                    const char* name, bool inverted) {
-  const flows::AutoregressiveOptions options = flows::AutoregressiveOptions::read(node);
+  const flows::AutoregressiveOptions options =
+      flows::AutoregressiveOptions::read(node, /*identity_init_default=*/false);
   flows::AffineTransformerOptions affine;
   affine.log_scale_bound = 5.0;
   node.read("log_scale_bound", affine.log_scale_bound);

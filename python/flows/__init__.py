@@ -68,8 +68,8 @@ def _column_names(obj):
     return [str(c) for c in columns]
 
 
-def fit(x, *, context=None, val=None, val_context=None, model=None, trainer=None, seed=0,
-        progress=True, callback=None, columns=None, context_columns=None, name="fit"):
+def fit(x, *, context=None, val=None, val_context=None, model=None, trainer=None, data=None,
+        seed=0, progress=True, callback=None, columns=None, context_columns=None, name="fit"):
     """Trains a flow on the rows of `x` and returns the Model.
 
     x: (rows, columns) array-like (float64 or float32, any order or strides,
@@ -82,6 +82,10 @@ def fit(x, *, context=None, val=None, val_context=None, model=None, trainer=None
     model, trainer: the pipeline's `model:` and `trainer:` sections, as dicts
       or YAML text (default model: DEFAULT_MODEL; default trainer: mle with
       its defaults). Checked key by key: a wrong key is a ConfigError.
+    data: the data section's keys for integer data, {"dequantize": "uniform"
+      or [columns], "dequantize_samples": k} (docs/yaml_reference.md): the
+      model is then trained on x + U(0, 1) noise and bits_per_dim() is the
+      dequantized bound, as for a pipeline.
     seed: every random draw (initialisation, batches) derives from it.
     progress: show a progress line on sys.stderr (live on a terminal and in
       Jupyter; otherwise a line every tenth of the run).
@@ -96,6 +100,8 @@ def fit(x, *, context=None, val=None, val_context=None, model=None, trainer=None
     other exception from the callback stops training and is raised.
     The GIL is released while training.
     """
+    # Plugin folders from load_plugins() reach the SDK through
+    # FLOWS_PLUGIN_PATH, which its default search path reads on every call.
     if model is None:
         model = DEFAULT_MODEL
     if columns is None:
@@ -103,10 +109,11 @@ def fit(x, *, context=None, val=None, val_context=None, model=None, trainer=None
     if context_columns is None and context is not None:
         context_columns = _column_names(context)
     return _flows._fit(x, context, val, val_context, _section_text(model, "model"),
-                       _section_text(trainer, "trainer"), seed, progress, callback,
+                       _section_text(trainer, "trainer"), _section_text(data, "data"),
+                       seed, progress, callback,
                        None if columns is None else list(columns),
                        None if context_columns is None else list(context_columns),
-                       str(name), _extra_plugin_paths())
+                       str(name), [])
 
 
 def load(path):
@@ -117,7 +124,7 @@ def load(path):
     files the checkpoint names. A missing, truncated or corrupted file is a
     CheckpointError naming the file; a missing plugin a PluginError.
     """
-    return _flows._load(_os.fspath(path), _extra_plugin_paths())
+    return _flows._load(_os.fspath(path), [])
 
 
 def _override(key, value):
@@ -180,7 +187,7 @@ def plugins():
     file). Plugins that fail to load are skipped with a RuntimeWarning.
     """
     import warnings
-    listing, failures = _flows._plugins(_extra_plugin_paths())
+    listing, failures = _flows._plugins([])
     for message in failures:
         warnings.warn(f"skipped a plugin: {message}", RuntimeWarning, stacklevel=2)
     return listing
@@ -201,9 +208,3 @@ def load_plugins(path):
         entries.append(path)
         _os.environ["FLOWS_PLUGIN_PATH"] = ":".join(entries)
     return provided
-
-
-def _extra_plugin_paths():
-    # load_plugins() folders reach the SDK through FLOWS_PLUGIN_PATH, which
-    # its default search path reads on every call; nothing else to pass.
-    return []

@@ -84,7 +84,7 @@ class Model:
 
 def fit(x: ArrayLike, *, context: Optional[ArrayLike] = None, val: Optional[ArrayLike] = None,
         val_context: Optional[ArrayLike] = None, model: Section = None,
-        trainer: Section = None, seed: int = 0, progress: bool = True,
+        trainer: Section = None, data: Section = None, seed: int = 0, progress: bool = True,
         callback: Optional[Callable[[Progress], Optional[bool]]] = None,
         columns: Optional[Sequence[str]] = None,
         context_columns: Optional[Sequence[str]] = None, name: str = "fit") -> Model:

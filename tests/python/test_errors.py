@@ -106,3 +106,9 @@ def test_conditional_mistakes_are_data_errors(moons_model):
         model.sample(-1)
     with pytest.raises(flows.ConfigError, match="seed: must be >= 0"):
         model.sample(3, seed=-2)
+
+
+def test_mle_refuses_a_bijector_without_a_likelihood_gradient():
+    with pytest.raises(flows.ConfigError, match=r"trainer.type: trainer 'mle' .* cannot fit "
+                                                r"model.bijectors\[0\] 'flow_matching'.*cfm"):
+        flows.fit(moons(200), model={"bijectors": [{"type": "flow_matching"}]}, progress=False)

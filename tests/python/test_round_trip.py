@@ -103,3 +103,36 @@ def test_load_plugins_adds_a_folder_for_later_calls(tmp_path, monkeypatch):
     assert "maf" in {p["name"] for p in provided}
     import os
     assert os.path.abspath(maf) in os.environ["FLOWS_PLUGIN_PATH"].split(":")
+
+
+def test_flow_matching_fits_through_the_cfm_trainer_and_matches_cli(tmp_path, cli):
+    x = moons(1000)
+    model = flows.fit(x, progress=False, seed=2,
+                      model="bijectors:\n  - type: flow_matching\n    hidden: [16, 16]\n",
+                      trainer={"type": "cfm", "steps": 50, "batch_size": 128})
+    assert model.training["loss_name"] != "nll"
+    rows = moons(50, seed=3)
+    model.save(tmp_path / "fm.flows")
+    np.save(tmp_path / "rows.npy", rows)
+    cli("log-prob", tmp_path / "fm.flows", tmp_path / "rows.npy", "-o", tmp_path / "lp.npy")
+    np.testing.assert_allclose(model.log_prob(rows), np.load(tmp_path / "lp.npy").ravel(),
+                               rtol=0, atol=1e-12)
+
+
+def test_dequantized_integer_data_reports_bits_per_dim_as_the_cli(tmp_path, cli):
+    rng = np.random.default_rng(0)
+    x = np.clip(np.round(rng.normal(8, 2, (1500, 2))), 0, 15)
+    model = flows.fit(x, data={"dequantize": "uniform", "dequantize_samples": 2},
+                      model={"bijectors": [{"type": "maf", "layers": 1, "hidden": [8]}]},
+                      trainer={"steps": 60}, progress=False)
+    assert model.info()["dequantized"] == [0, 1] and model.info()["dequantize_samples"] == 2
+    model.save(tmp_path / "q.flows")
+    np.save(tmp_path / "rows.npy", x[:200])
+    report = json.loads(cli("evaluate", tmp_path / "q.flows", tmp_path / "rows.npy",
+                            "--bits-per-dim", "--json").stdout)
+    assert report["nll_kind"] == "dequantized bound"
+    assert model.bits_per_dim(x[:200]) == pytest.approx(report["bits_per_dim"], abs=1e-12)
+    with pytest.raises(flows.DataError, match="integer"):
+        model.bits_per_dim(x[:5] + 0.5)
+    with pytest.raises(flows.ConfigError, match=r"data.type: unknown key"):
+        flows.fit(x, data={"type": "moons"}, progress=False)

@@ -81,13 +81,17 @@ struct FLOWS_API AutoregressiveOptions {
   Real batch_norm_momentum = 0.1;   // its running-average momentum, in (0, 1]
   Real batch_norm_epsilon = 1e-5;   // its variance offset, > 0
   // Each MADE's output layer starts at zero with the transformer's identity
-  // parameters as biases: every layer starts as the identity map.
+  // parameters as biases: every layer starts as the identity map. The
+  // default is the family's (read()): true for splines and the generic
+  // bijector, false for maf/iaf, where a zero output layer was measured to
+  // cost 0.1 nats on moons after 3000 steps (0.43 against 0.33 test NLL).
   bool identity_init = true;
   // Seed of random orderings and initial weights; absent: the build context's.
   std::optional<Index> seed;
 
-  // Reads and checks the keys above, without finish().
-  static AutoregressiveOptions read(ConfigNode& node);
+  // Reads and checks the keys above, without finish(); identity_init
+  // defaults to `identity_init_default` when the key is absent.
+  static AutoregressiveOptions read(ConfigNode& node, bool identity_init_default = true);
 };
 
 // `layers` autoregressive layers with `transformer`, the ordering of each

@@ -18,6 +18,9 @@ struct InMemoryPipeline {
   Index seed = 0;              // every random draw derives from it, as in a pipeline
   std::string model_yaml;      // the `model:` section (empty: {})
   std::string trainer_yaml;    // the `trainer:` section (empty: mle with its defaults)
+  // The keys of a `data:` section that are not about a data set's source:
+  // dequantize and dequantize_samples (empty: continuous data).
+  std::string data_yaml;
   // train, val (may have no rows) with their context rows and column names;
   // test is not used. data.context_columns names the context (empty:
   // unconditional); every context column must be named.
@@ -26,12 +29,11 @@ struct InMemoryPipeline {
 };
 
 // Checks and builds everything as Pipeline::load does after loading its data:
-// the sections' keys (ConfigError with origin:line:column and key path), the
-// plugins, the model for the data's dimension and context, the trainer, the
-// data and context standardization fitted on data.train (model.standardize),
-// and trainer.resume_from (resolved against the working folder). DataError
-// for data that does not fit together (columns, context rows) or is not
-// finite, naming the split, row and column.
+// the sections' keys (data: only dequantize and dequantize_samples) (ConfigError with
+// origin:line:column and key path), the plugins, the model for the data's dimension and context,
+// the trainer, the data and context standardization fitted on data.train (model.standardize), and
+// trainer.resume_from (resolved against the working folder). DataError for data that does not fit
+// together (columns, context rows) or is not finite, naming the split, row and column.
 FLOWS_API Pipeline make_in_memory_pipeline(InMemoryPipeline spec);
 
 // DataError "<what>: row r, column c is nan" (0-based) for the first
