@@ -13,7 +13,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
 #include <cmath>
+#include <memory>
+#include <utility>
 #include <filesystem>
 #include <optional>
 #include <random>
@@ -595,17 +598,45 @@ std::string pipeline_output(const std::string& file, const std::vector<std::stri
   return output.empty() ? "runs/" + name : output;
 }
 
-std::string run(const std::string& file, const std::vector<std::string>& overrides,
-                const std::string& output, bool progress) {
+// Ctrl-C during flows.run: asked between training steps, it takes the GIL
+// at most every 0.1 s to let Python see its signals.
+class InterruptCheck {
+ public:
+  bool operator()() {
+    const auto now = std::chrono::steady_clock::now();
+    if (stopped_ || now - last_ < std::chrono::milliseconds(100)) return stopped_;
+    last_ = now;
+    py::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() != 0) {
+      PyErr_Clear();  // KeyboardInterrupt: stop training, run the later stages
+      stopped_ = true;
+    }
+    return stopped_;
+  }
+  bool stopped() const { return stopped_; }
+
+ private:
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+  bool stopped_ = false;
+};
+
+// Returns the output folder and whether Ctrl-C stopped the training.
+std::pair<std::string, bool> run(const std::string& file,
+                                 const std::vector<std::string>& overrides,
+                                 const std::string& output, bool progress) {
   flows::app::RunOptions options;
   options.file = file;
   options.overrides = overrides;
   options.output = output;
   options.quiet = !progress;
+  auto interrupt = std::make_shared<InterruptCheck>();
+  options.should_stop = [interrupt] { return (*interrupt)(); };
   const std::string folder = output.empty() ? pipeline_output(file, overrides) : output;
-  py::gil_scoped_release release;
-  flows::app::run_pipeline(options);
-  return folder;
+  {
+    py::gil_scoped_release release;
+    flows::app::run_pipeline(options);
+  }
+  return {folder, interrupt->stopped()};
 }
 
 py::list listing(const flows::Registry& registry) {

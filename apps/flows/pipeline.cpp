@@ -117,6 +117,7 @@ void run_pipeline(const RunOptions& run) {
       ProgressReporter reporter(options.log_every, run.quiet, out + "/train.log");
       TrainerCallbacks callbacks;
       callbacks.on_progress = [&reporter](const Progress& p) { reporter(p); };
+      callbacks.should_stop = run.should_stop;
       // Pipeline::train adds the dequantization noise (data.dequantize) per mini-batch.
       report = pipeline.train(callbacks);
       reporter.finish();

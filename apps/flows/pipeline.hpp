@@ -1,4 +1,5 @@
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -9,6 +10,10 @@ struct RunOptions {
   std::vector<std::string> overrides;  // "dotted.key=yaml value"
   std::string output;                  // replaces the pipeline's output folder when set
   bool quiet = false;                  // no progress lines on the terminal
+  // Asked between training steps; true stops training there, keeping the
+  // best parameters so far, and the later stages run on them (Python's
+  // Ctrl-C). Empty: train to the end.
+  std::function<bool()> should_stop;
 };
 
 // Runs a pipeline file: checks every key, builds data, model and trainer, then

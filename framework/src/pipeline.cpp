@@ -222,7 +222,7 @@ Matrix Pipeline::sample(Index n, Rng& rng, const Matrix& context) const {
 
 Pipeline Pipeline::load(const std::string& file, const std::vector<std::string>& overrides) {
   Pipeline p{file, ConfigNode::load_file(file), ConfigNode::empty(file, "model"), {}, {}, {}, {},
-             {}};
+             {}, {}};
   ConfigNode& root = p.root;
   if (!root.is_map()) throw root.error("", "a pipeline must be a mapping of keys");
   for (const std::string& item : overrides) {

@@ -12,6 +12,7 @@ with the messages `flows run` prints. Errors are subclasses of flows.Error.
 See docs/python.md.
 """
 import json as _json
+import warnings as _warnings
 import os as _os
 import tempfile as _tempfile
 from collections.abc import Mapping as _Mapping
@@ -148,8 +149,10 @@ def run(pipeline, overrides=None, output=None, progress=True):
 
     The returned dict is metrics.json, with "output", the folder the run
     wrote into (metrics.json, samples.csv, model.flows, report.html, ...).
-    The GIL is released while the pipeline runs. Ctrl-C is seen when the
-    pipeline returns; to interrupt a training, use fit().
+    The GIL is released while the pipeline runs. Ctrl-C during training
+    stops it between steps with the best parameters so far; the later stages
+    (evaluate, save, ...) then run on them, the dict gets "interrupted": True
+    and a RuntimeWarning says so.
     """
     if overrides is None:
         overrides = []
@@ -170,13 +173,17 @@ def run(pipeline, overrides=None, output=None, progress=True):
         if not _os.path.isfile(path):
             raise ConfigError(f"{path}: cannot open the pipeline file")
     try:
-        folder = _flows._run(path, overrides, output, bool(progress))
+        folder, interrupted = _flows._run(path, overrides, output, bool(progress))
     finally:
         if text_file is not None:
             _os.remove(text_file)
     with open(_os.path.join(folder, "metrics.json")) as f:
         metrics = _json.load(f)
     metrics["output"] = _os.path.abspath(folder)
+    if interrupted:
+        metrics["interrupted"] = True
+        _warnings.warn("flows.run: training was interrupted (Ctrl-C); the later stages ran "
+                       "on the best parameters so far", RuntimeWarning, stacklevel=2)
     return metrics
 
 

@@ -93,3 +93,26 @@ def test_progress_lines_go_to_stderr(capsys):
     lines = [line for line in err.splitlines() if line.startswith("step")]
     assert len(lines) == 10  # a line every tenth of the run when not on a terminal
     assert lines[-1].startswith("step 20/20  loss ")
+
+
+def test_sigint_stops_the_training_of_flows_run_and_the_later_stages_run(tmp_path):
+    pipeline = """
+name: interrupted
+data: {type: moons, n_train: 2000, n_val: 300, n_test: 300}
+model:
+  bijectors: [{type: maf, layers: 2, hidden: [16, 16]}]
+trainer: {steps: 10000000, batch_size: 64, eval_every: 20}
+stages: [train, evaluate, save]
+"""
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.warns(RuntimeWarning, match="interrupted"):
+            metrics = flows.run(pipeline, output=tmp_path / "run", progress=False)
+    finally:
+        timer.cancel()
+    assert metrics["interrupted"]
+    assert 0 < metrics["steps"] < 10_000_000
+    assert np.isfinite(metrics["nll"]["test"])
+    model = flows.load(tmp_path / "run" / "model.flows")  # saved on the best parameters
+    assert model.info()["trained_steps"] == metrics["steps"]
