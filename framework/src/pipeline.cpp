@@ -220,6 +220,18 @@ Matrix Pipeline::sample(Index n, Rng& rng, const Matrix& context) const {
   return dequantize.quantize(s, upper);
 }
 
+void check_trainer_fits(ConfigNode& trainer_node, const Flow& flow) {
+  if (trainer_node.require_string("type") != "mle") return;
+  const auto& chain = flow.chain();
+  for (std::size_t k = 0; k < chain.size(); ++k)
+    if (!chain[k]->trains_by_likelihood())
+      throw trainer_node.error(
+          "type", fmt::format("trainer 'mle' (maximum likelihood, the default) cannot fit "
+                              "model.bijectors[{}] '{}', which has no likelihood gradient; use "
+                              "trainer: {{type: {}}}",
+                              k, chain[k]->name(), chain[k]->trainer()));
+}
+
 Pipeline Pipeline::load(const std::string& file, const std::vector<std::string>& overrides) {
   Pipeline p{file, ConfigNode::load_file(file), ConfigNode::empty(file, "model"), {}, {}, {}, {},
              {}, {}};
@@ -269,18 +281,7 @@ Pipeline Pipeline::load(const std::string& file, const std::vector<std::string>&
   p.model = build_model(p.model_node, registry,
                         ModelInputs{dim, p.data.context_columns, p.data.columns}, seed);
   p.model_node.finish();
-  // Refused before any training: a bijector fit by another objective.
-  const std::string trainer_type = trainer_node.require_string("type");
-  if (trainer_type == "mle") {
-    const auto& chain = p.model.flow->chain();
-    for (std::size_t k = 0; k < chain.size(); ++k)
-      if (!chain[k]->trains_by_likelihood())
-        throw trainer_node.error(
-            "type", fmt::format("trainer 'mle' (maximum likelihood, the default) cannot fit "
-                                "model.bijectors[{}] '{}', which has no likelihood gradient; use "
-                                "trainer: {{type: {}}}",
-                                k, chain[k]->name(), chain[k]->trainer()));
-  }
+  check_trainer_fits(trainer_node, *p.model.flow);
   if (p.options.quantize_samples && !p.dequantize.enabled())
     throw root.child("sample", true)
         .error("quantize", "needs dequantized data (data.dequantize): only the dequantized "

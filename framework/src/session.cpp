@@ -125,17 +125,7 @@ Pipeline make_in_memory_pipeline(InMemoryPipeline spec) {
   inputs.columns = p.data.columns;
   p.model = build_model(p.model_node, registry, inputs, seed);
   p.model_node.finish();
-  const std::string trainer_type = trainer_node.require_string("type");
-  if (trainer_type == "mle") {
-    const auto& chain = p.model.flow->chain();
-    for (std::size_t k = 0; k < chain.size(); ++k)
-      if (!chain[k]->trains_by_likelihood())
-        throw trainer_node.error(
-            "type", fmt::format("trainer 'mle' (maximum likelihood, the default) cannot fit "
-                                "model.bijectors[{}] '{}', which has no likelihood gradient; use "
-                                "trainer: {{type: {}}}",
-                                k, chain[k]->name(), chain[k]->trainer()));
-  }
+  check_trainer_fits(trainer_node, *p.model.flow);
   // Integer values in the dequantized columns, the bounds check, the
   // standardization and the context standardization, as for a data set.
   fit_data_layers(p, origin + ": data");

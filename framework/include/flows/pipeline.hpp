@@ -97,6 +97,11 @@ struct Pipeline;
 // context standardization, and calls prepend_data_layers.
 FLOWS_API void fit_data_layers(Pipeline& pipeline, const std::string& data_where);
 
+// Refuses, before any training, a trainer that cannot fit the model: `mle`
+// with a bijector that has no likelihood gradient (flow_matching), naming the
+// bijector and the trainer to use. ConfigError at the trainer's `type`.
+FLOWS_API void check_trainer_fits(ConfigNode& trainer_node, const Flow& flow);
+
 // Everything a pipeline file describes, checked and built, before any work.
 struct FLOWS_API Pipeline {
   std::string file;
