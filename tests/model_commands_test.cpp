@@ -363,7 +363,7 @@ TEST_F(ConditionalCommands, SampleDrawsNPerContextRowAfterItsIndex) {
   EXPECT_TRUE(flows::read_npy(path("s.npy")) == s);
 
   // One row inline, in either order: the first block (the same draws of the same seed).
-  for (const std::string& inline_row : {"'c1=1,c2=-1'", "' c2 = -1 , c1 = 1 '"}) {
+  for (const std::string inline_row : {"'c1=1,c2=-1'", "' c2 = -1 , c1 = 1 '"}) {
     r = run("sample " + model() + " -n 200 --seed 3 --context " + inline_row + " -o " +
             path("one.csv"));
     ASSERT_EQ(r.code, 0) << inline_row << "\n" << r.output;
