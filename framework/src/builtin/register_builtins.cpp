@@ -7,6 +7,7 @@
 #include "flows/coupling.hpp"
 #include "flows/data/datasets.hpp"
 #include "flows/gaussian_mixture.hpp"
+#include "flows/conditional_gaussian_mixture.hpp"
 #include "flows/normal.hpp"
 #include "flows/registry.hpp"
 #include "mle_trainer.hpp"
@@ -47,6 +48,8 @@ void register_builtins(Registry& registry) {
   });
   registry.add<BaseDistribution>("conditional_diagonal_normal", &make_conditional_diagonal_normal);
   registry.add<BaseDistribution>("gaussian_mixture", &make_gaussian_mixture);
+  registry.add<BaseDistribution>("conditional_gaussian_mixture",
+                                 &make_conditional_gaussian_mixture);
   registry.add<Optimizer>("adam", [](ConfigNode& node, const BuildContext&) {
     return std::make_unique<Adam>(AdamOptions::from(node));
   });
