@@ -15,11 +15,11 @@
 
 #include <chrono>
 #include <cmath>
-#include <memory>
-#include <utility>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <random>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -621,8 +621,7 @@ class InterruptCheck {
 };
 
 // Returns the output folder and whether Ctrl-C stopped the training.
-std::pair<std::string, bool> run(const std::string& file,
-                                 const std::vector<std::string>& overrides,
+std::pair<std::string, bool> run(const std::string& file, const std::vector<std::string>& overrides,
                                  const std::string& output, bool progress) {
   flows::app::RunOptions options;
   options.file = file;

@@ -57,9 +57,8 @@ void expect_logdet_matches_differences(const Bijector& b, const Matrix& x) {
 
 TEST(Bounds, LogDetMatchesFiniteDifferencesNearTheEdges) {
   Bounds box({{0, 1}, {0, kInf}, {-kInf, 2}, {-3, 7}});
-  const Matrix x = {{1e-3, 1e-3, 2 - 1e-3, -3 + 1e-2},
-                    {0.5, 0.5, 1.5, 2.0},
-                    {1 - 1e-3, 40.0, -40.0, 7 - 1e-2}};
+  const Matrix x = {
+      {1e-3, 1e-3, 2 - 1e-3, -3 + 1e-2}, {0.5, 0.5, 1.5, 2.0}, {1 - 1e-3, 40.0, -40.0, 7 - 1e-2}};
   expect_logdet_matches_differences(box, x);
   Logit logit(2, 0.05);
   expect_logdet_matches_differences(logit, Matrix{{0.0, 1.0}, {0.3, 0.999}});
@@ -250,8 +249,7 @@ TEST(Bounds, PipelinePutsTheBoundsFirstAndRefusesDataOutsideThem) {
   } catch (const DataError& e) {
     const std::string what = e.what();
     EXPECT_NE(what.find("split: row "), std::string::npos) << what;
-    EXPECT_NE(what.find("column 'p': 1.5 is outside the bounds [0, 1]"), std::string::npos)
-        << what;
+    EXPECT_NE(what.find("column 'p': 1.5 is outside the bounds [0, 1]"), std::string::npos) << what;
   }
 }
 

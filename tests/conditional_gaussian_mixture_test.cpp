@@ -143,8 +143,7 @@ TEST(ConditionalGaussianMixture, IsBuiltByNameAndNeedsAContext) {
   auto node = flows::ConfigNode::parse("{type: conditional_gaussian_mixture, components: 2}", "t");
   auto base = registry.make<flows::BaseDistribution>(node, flows::BuildContext{2, 3, 0, &registry});
   EXPECT_EQ(base->context_dim(), 3u);
-  auto unconditional =
-      flows::ConfigNode::parse("{type: conditional_gaussian_mixture}", "t");
+  auto unconditional = flows::ConfigNode::parse("{type: conditional_gaussian_mixture}", "t");
   EXPECT_THROW(registry.make<flows::BaseDistribution>(unconditional,
                                                       flows::BuildContext{2, 0, 0, &registry}),
                flows::ConfigError);

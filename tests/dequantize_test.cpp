@@ -119,8 +119,8 @@ Vector binomial_nll(const Matrix& x, const std::vector<Index>& trials,
   for (Index i = 0; i < x.shape(0); ++i)
     for (std::size_t j = 0; j < trials.size(); ++j) {
       const Real n = trials[j], k = x(i, j), p = probs[j];
-      out(i) -= std::lgamma(n + 1) - std::lgamma(k + 1) - std::lgamma(n - k + 1) +
-                k * std::log(p) + (n - k) * std::log1p(-p);
+      out(i) -= std::lgamma(n + 1) - std::lgamma(k + 1) - std::lgamma(n - k + 1) + k * std::log(p) +
+                (n - k) * std::log1p(-p);
     }
   return out;
 }
@@ -244,8 +244,8 @@ TEST(DequantizePipeline, RefusesNonIntegerColumnsAndUnknownNames) {
   }
   const std::string data = "data: {type: csv, path: mixed.csv, ";
   const std::string rest = "}\nmodel: {bijectors: [{type: affine}]}\ntrainer: {steps: 2}\n";
-  EXPECT_NO_THROW(Pipeline::load(
-      write_pipeline(dir, "one", data + "dequantize: [count]" + rest).string()));
+  EXPECT_NO_THROW(
+      Pipeline::load(write_pipeline(dir, "one", data + "dequantize: [count]" + rest).string()));
   try {
     Pipeline::load(write_pipeline(dir, "all", data + "dequantize: uniform" + rest).string());
     ADD_FAILURE() << "a non-integer column was dequantized";
@@ -260,9 +260,9 @@ TEST(DequantizePipeline, RefusesNonIntegerColumnsAndUnknownNames) {
     EXPECT_NE(std::string(e.what()).find("no column 'cuont'"), std::string::npos) << e.what();
   }
   EXPECT_THROW(
-      Pipeline::load(write_pipeline(dir, "q", data + "shuffle: true" + rest +
-                                                  "sample: {quantize: true}\n")
-                         .string()),
+      Pipeline::load(
+          write_pipeline(dir, "q", data + "shuffle: true" + rest + "sample: {quantize: true}\n")
+              .string()),
       ConfigError);
 }
 
@@ -318,8 +318,8 @@ TEST(DequantizePipeline, SettingsRoundTripThroughCheckpointsAndInfo) {
   Pipeline again = Pipeline::load(fixed.string());
   const Real test_nll = test_support::json_number(metrics, "test");
   Rng rng = again.eval_rng(2);
-  EXPECT_NEAR(loaded.dequantizer().mean_nll(*loaded.model.flow, again.data.test, {}, rng),
-              test_nll, 1e-9);
+  EXPECT_NEAR(loaded.dequantizer().mean_nll(*loaded.model.flow, again.data.test, {}, rng), test_nll,
+              1e-9);
 
   ASSERT_EQ(run_logged(std::string(FLOWS_RUNNER) + " info " + (out / "model.flows").string(),
                        dir / "info.log"),

@@ -236,7 +236,8 @@ TEST(Runner, DiscreteConfigReportsTheDequantizedBound) {
   fs::path dir = temp_dir("discrete_config");
   Result r = run(std::string("run -q ") + FLOWS_SOURCE_DIR +
                      "/configs/discrete_quantized_gaussians.yaml --set trainer.steps=600 "
-                     "--set sample.n=500 -o " + (dir / "out").string(),
+                     "--set sample.n=500 -o " +
+                     (dir / "out").string(),
                  dir);
   ASSERT_EQ(r.code, 0) << r.output;
   const std::string metrics = read_file(dir / "out/metrics.json");
@@ -256,7 +257,8 @@ TEST(Runner, BoundedConfigKeepsEverySampleInsideTheBox) {
   fs::path dir = temp_dir("bounded_config");
   Result r = run(std::string("run -q ") + FLOWS_SOURCE_DIR +
                      "/configs/bounded_unit_box.yaml --set trainer.steps=300 "
-                     "--set sample.n=20000 -o " + (dir / "out").string(),
+                     "--set sample.n=20000 -o " +
+                     (dir / "out").string(),
                  dir);
   ASSERT_EQ(r.code, 0) << r.output;
   const std::string metrics = read_file(dir / "out/metrics.json");

@@ -411,16 +411,15 @@ void evaluate_command(const EvaluateCommand& command) {
   }
   // One row has no standard error.
   auto plus_minus = [n](Real se) { return n > 1 ? fmt::format(" ± {:.6f}", se) : std::string(); };
-  std::cout << fmt::format("rows: {}\nNLL: {:.6f}{} nats per row (data units{}{})\n", n, mean,
-                           plus_minus(std_error),
-                           loaded.info.context_dim() > 0 ? ", given each row's context" : "",
-                           dequantizer.enabled()
-                               ? fmt::format("; the dequantized bound -log P(x), {}",
-                                             dequantizer.samples() == 1
-                                                 ? std::string("one U(0, 1) draw per row")
-                                                 : fmt::format("{} draws per row",
-                                                               dequantizer.samples()))
-                               : "");
+  std::cout << fmt::format(
+      "rows: {}\nNLL: {:.6f}{} nats per row (data units{}{})\n", n, mean, plus_minus(std_error),
+      loaded.info.context_dim() > 0 ? ", given each row's context" : "",
+      dequantizer.enabled()
+          ? fmt::format("; the dequantized bound -log P(x), {}",
+                        dequantizer.samples() == 1
+                            ? std::string("one U(0, 1) draw per row")
+                            : fmt::format("{} draws per row", dequantizer.samples()))
+          : "");
   if (command.bits_per_dim)
     std::cout << fmt::format("bits per dimension: {:.6f}{} ({}: {})\n", bits.value,
                              plus_minus(std_error * to_bits), bits.kind, bits.meaning);
@@ -456,25 +455,25 @@ void info_command(const ModelCommand& command) {
     std::cout << fmt::format(
         "dequantized:    {} with U(0, 1) noise per mini-batch; evaluated by the dequantized "
         "bound with {}\n",
-        loaded.dequantizer().column_names().size() == 1 ? "column " + join_column_names(loaded.dequantizer().column_names())
-                                                      : "columns " + join_column_names(loaded.dequantizer().column_names()),
+        loaded.dequantizer().column_names().size() == 1
+            ? "column " + join_column_names(loaded.dequantizer().column_names())
+            : "columns " + join_column_names(loaded.dequantizer().column_names()),
         i.dequantize_samples == 1 ? std::string("one fixed draw per row")
                                   : fmt::format("{} draws per row", i.dequantize_samples));
   }
   std::cout << fmt::format("bounds:         {}\n",
-                           loaded.model.bounds
-                               ? loaded.model.bounds->describe() +
-                                     " (part of the model: samples stay inside)"
-                               : std::string("none"));
+                           loaded.model.bounds ? loaded.model.bounds->describe() +
+                                                     " (part of the model: samples stay inside)"
+                                               : std::string("none"));
   if (const auto* mixture = dynamic_cast<const GaussianMixture*>(&loaded.model.flow->base()))
     std::cout << fmt::format("base:           gaussian_mixture, {} components\n",
                              mixture->components());
   std::cout << fmt::format("seed:           {}\n", i.seed);
-  std::cout << fmt::format("chain:          {} bijectors{}\n", loaded.model.flow->chain().size(),
-                           loaded.model.bounds
-                               ? (i.standardize ? ", the bounds then the standardization first"
-                                                : ", the bounds first")
-                               : (i.standardize ? ", the standardization first" : ""));
+  std::cout << fmt::format(
+      "chain:          {} bijectors{}\n", loaded.model.flow->chain().size(),
+      loaded.model.bounds
+          ? (i.standardize ? ", the bounds then the standardization first" : ", the bounds first")
+          : (i.standardize ? ", the standardization first" : ""));
   std::cout << "components:\n";
   for (const auto& c : i.components)
     std::cout << fmt::format("  {:<13}{:<20} {}\n", c.kind, c.name, c.origin);

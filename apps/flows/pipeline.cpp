@@ -10,10 +10,10 @@
 
 #include "flows/bounds.hpp"
 #include "flows/checkpoint.hpp"
-#include "flows/data/dequantize.hpp"
 #include "flows/config.hpp"
 #include "flows/data/columns.hpp"
 #include "flows/data/csv.hpp"
+#include "flows/data/dequantize.hpp"
 #include "flows/error.hpp"
 #include "flows/flow.hpp"
 #include "flows/metrics.hpp"
@@ -96,10 +96,10 @@ void run_pipeline(const RunOptions& run) {
   std::cerr << fmt::format(
       "{}: {} training rows, {} validation, {} test, {} dimensions{}, {} parameters\n",
       options.name, data.train.shape(0), data.val.shape(0), data.test.shape(0), dim,
-      conditional ? fmt::format(" given {} context column{} ({})", data.context_dim(),
-                                data.context_dim() == 1 ? "" : "s",
-                                join_column_names(data.context_columns))
-                  : "",
+      conditional
+          ? fmt::format(" given {} context column{} ({})", data.context_dim(),
+                        data.context_dim() == 1 ? "" : "s", join_column_names(data.context_columns))
+          : "",
       parameter_count(model.flow->parameters()));
 
   TrainReport report;
@@ -265,7 +265,9 @@ void run_pipeline(const RunOptions& run) {
         // The density is 0 outside the box (the bounds refuse such rows).
         auto bounds = model.bounds;
         auto inner = inputs.log_prob;
-        inputs.log_prob = [bounds, inner](const Matrix& x) { return log_prob_inside(*bounds, inner, x); };
+        inputs.log_prob = [bounds, inner](const Matrix& x) {
+          return log_prob_inside(*bounds, inner, x);
+        };
       }
       inputs.seed = mix_seed(options.seed, 7);
       inputs.metrics = shown;

@@ -252,8 +252,8 @@ std::unique_ptr<Bijector> make_autoregressive_stack(const std::string& name,
         layers.push_back(std::make_shared<BatchNorm>(dim, options.batch_norm_momentum,
                                                      options.batch_norm_epsilon));
     }
-    layers.push_back(std::make_shared<AutoregressiveLayer>(
-        name, order, made, transformer, inverted, options.identity_init, init_rng));
+    layers.push_back(std::make_shared<AutoregressiveLayer>(name, order, made, transformer, inverted,
+                                                           options.identity_init, init_rng));
   }
   return std::make_unique<Chain>(name, dim, std::move(layers));
 }

@@ -45,9 +45,9 @@ Transformed Bijector::inverse(const Matrix& z, const Matrix& context) const {
 
 void Bijector::forward_train(const Matrix& x, const Matrix& context, Matrix& z, Vector& logdet) {
   if (!trains_by_likelihood())
-    throw ConfigError(fmt::format(
-        "{} has no maximum-likelihood training pass; fit it with trainer: {{type: {}}}", name_,
-        trainer_));
+    throw ConfigError(
+        fmt::format("{} has no maximum-likelihood training pass; fit it with trainer: {{type: {}}}",
+                    name_, trainer_));
   check_columns(x, dim_, name_, "input");
   check_context(context, x.shape(0), "forward_train");
   recorded_ = false;

@@ -15,7 +15,9 @@ namespace flows {
 namespace {
 
 // log(1 + e^y), without overflow.
-Real softplus(Real y) { return y > 0 ? y + std::log1p(std::exp(-y)) : std::log1p(std::exp(y)); }
+Real softplus(Real y) {
+  return y > 0 ? y + std::log1p(std::exp(-y)) : std::log1p(std::exp(y));
+}
 // 1 / (1 + e^-y).
 Real sigmoid(Real y) {
   if (y >= 0) return 1 / (1 + std::exp(-y));
@@ -23,7 +25,9 @@ Real sigmoid(Real y) {
   return e / (1 + e);
 }
 // softplus⁻¹(t) = log(e^t − 1) = t + log(1 − e^−t), t > 0.
-Real softplus_inverse(Real t) { return t + std::log(-std::expm1(-t)); }
+Real softplus_inverse(Real t) {
+  return t + std::log(-std::expm1(-t));
+}
 
 std::string number(Real v) {
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
@@ -64,7 +68,8 @@ std::string Bounds::column_name(Index j) const {
 void Bounds::check(const Matrix& x, const std::string& what,
                    const std::vector<Real>& bin_width) const {
   if (x.shape(1) != dim())
-    throw DataError(fmt::format("bounds: {} has {} columns, the bounds {}", what, x.shape(1), dim()));
+    throw DataError(
+        fmt::format("bounds: {} has {} columns, the bounds {}", what, x.shape(1), dim()));
   for (Index i = 0; i < x.shape(0); ++i)
     for (Index j = 0; j < dim(); ++j) {
       const ColumnBounds& b = bounds_[j];
@@ -170,8 +175,7 @@ Transformed Bounds::inverse_impl(const Matrix& z, const Matrix&) const {
   return out;
 }
 
-void Bounds::forward_train_impl(const Matrix& x, const Matrix& context, Matrix& z,
-                                Vector& logdet) {
+void Bounds::forward_train_impl(const Matrix& x, const Matrix& context, Matrix& z, Vector& logdet) {
   Transformed t = forward_impl(x, context);
   z = std::move(t.value);
   logdet = std::move(t.logdet);
@@ -223,15 +227,15 @@ ColumnBounds read_pair(const YAML::Node& pair, ConfigNode& node, const std::stri
     try {
       *ends[k] = pair[k].as<Real>();
     } catch (const YAML::Exception&) {
-      throw node.error(key, fmt::format("{}: '{}' is not a number or null", what,
-                                        YAML::Dump(pair[k])));
+      throw node.error(key,
+                       fmt::format("{}: '{}' is not a number or null", what, YAML::Dump(pair[k])));
     }
     if (!std::isfinite(*ends[k]))
       throw node.error(key, fmt::format("{}: an end must be finite or null", what));
   }
   if (!(b.low < b.high))
-    throw node.error(key, fmt::format("{}: lo = {} must be < hi = {}", what, number(b.low),
-                                      number(b.high)));
+    throw node.error(
+        key, fmt::format("{}: lo = {} must be < hi = {}", what, number(b.low), number(b.high)));
   return b;
 }
 
@@ -243,14 +247,13 @@ std::vector<ColumnBounds> read_bounds(ConfigNode& node, const std::string& key, 
   std::vector<ColumnBounds> out(dim);
   if (!node.has(key)) return out;
   const YAML::Node value = YAML::Load(node.dump())[key];
-  if (value.IsSequence() && value.size() == 2 && !value[0].IsSequence() &&
-      !value[1].IsSequence()) {
+  if (value.IsSequence() && value.size() == 2 && !value[0].IsSequence() && !value[1].IsSequence()) {
     const ColumnBounds b = read_pair(value, node, key, "every column");
     std::fill(out.begin(), out.end(), b);
   } else if (value.IsSequence()) {
     if (static_cast<Index>(value.size()) != dim)
-      throw node.error(key, fmt::format("a list of {} [lo, hi] pairs for {} columns", value.size(),
-                                        dim));
+      throw node.error(
+          key, fmt::format("a list of {} [lo, hi] pairs for {} columns", value.size(), dim));
     for (Index j = 0; j < dim; ++j)
       out[j] = read_pair(value[j], node, key,
                          columns.empty() ? fmt::format("column {}", j) : "column " + columns[j]);
@@ -267,8 +270,9 @@ std::vector<ColumnBounds> read_bounds(ConfigNode& node, const std::string& key, 
       out[at - columns.begin()] = read_pair(item.second, node, key, "column " + name);
     }
   } else {
-    throw node.error(key, "expected [lo, hi] for every column, a list of [lo, hi] per column, or "
-                          "a mapping {column: [lo, hi]}");
+    throw node.error(key,
+                     "expected [lo, hi] for every column, a list of [lo, hi] per column, or "
+                     "a mapping {column: [lo, hi]}");
   }
   return out;
 }

@@ -26,9 +26,10 @@ Index shared_context_dim(const std::vector<std::shared_ptr<Bijector>>& layers,
     const Index c = layers[k]->context_dim();
     if (c == 0) continue;
     if (width != 0 && c != width)
-      throw ConfigError(fmt::format("{}: layer {} ({}) reads a context of {} columns, an earlier "
-                                    "layer {}",
-                                    who, k, layers[k]->name(), c, width));
+      throw ConfigError(
+          fmt::format("{}: layer {} ({}) reads a context of {} columns, an earlier "
+                      "layer {}",
+                      who, k, layers[k]->name(), c, width));
     width = c;
   }
   return width;
@@ -105,8 +106,7 @@ Transformed Chain::inverse_impl(const Matrix& z, const Matrix& context) const {
   return run(z, context, true);
 }
 
-void Chain::forward_train_impl(const Matrix& x, const Matrix& context, Matrix& z,
-                               Vector& logdet) {
+void Chain::forward_train_impl(const Matrix& x, const Matrix& context, Matrix& z, Vector& logdet) {
   const Index count = layers_.size(), n = x.shape(0);
   ensure(logdet, n);
   logdet.fill(0);

@@ -330,7 +330,8 @@ Checkpoint read_checkpoint(const std::string& path) {
                                 i.columns.size(), i.dim));
   for (Index j : i.dequantized)
     if (j >= i.dim)
-      throw DataError(fmt::format("{}: the checkpoint dequantizes column {} of {}", path, j, i.dim));
+      throw DataError(
+          fmt::format("{}: the checkpoint dequantizes column {} of {}", path, j, i.dim));
   if (i.dequantize_samples < 1)
     throw DataError(fmt::format("{}: the checkpoint's dequantize_samples is 0", path));
   for (std::size_t k = 0; k < i.context_columns.size(); ++k)
@@ -418,8 +419,8 @@ LoadedModel load_model(const std::string& path, const std::vector<std::string>& 
   // ("model/context/..."), so the model is built for the same context width.
   LoadedModel loaded{
       registry,
-      build_model(model_node, *registry,
-                  ModelInputs{info.dim, info.context_columns, info.columns}, info.seed),
+      build_model(model_node, *registry, ModelInputs{info.dim, info.context_columns, info.columns},
+                  info.seed),
       info};
   model_node.finish();
   if (info.standardize)

@@ -36,7 +36,8 @@ CouplingLayer::CouplingLayer(std::string name, Index dim, std::vector<Index> con
       cond_(std::move(conditioning)),
       trans_(std::move(transformed)),
       transformer_(std::move(transformer)) {
-  if (trans_.empty()) throw ConfigError(this->name() + ": a coupling layer must transform a column");
+  if (trans_.empty())
+    throw ConfigError(this->name() + ": a coupling layer must transform a column");
   const Index in = cond_.size() + context_dim;
   const Index out = transformer_->params_per_dim() * trans_.size();
   constant_ = Parameter("constant", xt::zeros<Real>({Index(1), out}));
@@ -111,8 +112,8 @@ void CouplingLayer::forward_train_impl(const Matrix& x, const Matrix& context, M
 
 // The transformer maps dL/dz_B to dL/dx_B and dL/dθ; the network maps dL/dθ
 // to dL/dx_A, added to the pass-through dL/dz_A, and to dL/dc.
-void CouplingLayer::backward_impl(const Matrix& grad_z, const Vector& grad_logdet,
-                                  Matrix& grad_x, Matrix* grad_context) {
+void CouplingLayer::backward_impl(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x,
+                                  Matrix* grad_context) {
   const Index rows = grad_z.shape(0), d = dim();
   ensure(grad_x, rows, d);
   std::copy(grad_z.begin(), grad_z.end(), grad_x.begin());

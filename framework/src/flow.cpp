@@ -91,8 +91,8 @@ void Flow::check_context(const Matrix& context, Index rows) const {
     return;
   }
   if (context.size() == 0 && rows > 0)
-    throw DataError(fmt::format("the model is conditional: it needs a context of {} column{}",
-                                want, want == 1 ? "" : "s"));
+    throw DataError(fmt::format("the model is conditional: it needs a context of {} column{}", want,
+                                want == 1 ? "" : "s"));
   if (context.shape(1) != want || context.shape(0) != rows)
     throw DataError(fmt::format("the context is [{} x {}]; the model needs [{} x {}]",
                                 context.shape(0), context.shape(1), rows, want));

@@ -40,8 +40,8 @@ GaussianMixture::Options GaussianMixture::Options::from(ConfigNode& node) {
 GaussianMixture::GaussianMixture(Index dim, const Options& options, Rng& rng)
     : logits_("logits", xt::zeros<Real>({Index{1}, options.components})),
       means_("means", rng.normal(options.components, dim) * options.init_spread),
-      log_scales_("log_scales", xt::xtensor<Real, 2>(
-                                    std::array<Index, 2>{options.components, dim}, options.log_scale)) {
+      log_scales_("log_scales", xt::xtensor<Real, 2>(std::array<Index, 2>{options.components, dim},
+                                                     options.log_scale)) {
   if (dim < 1 || options.components < 1)
     throw ConfigError(fmt::format("gaussian_mixture: dim {} and components {} must be >= 1", dim,
                                   options.components));
@@ -103,8 +103,8 @@ void GaussianMixture::log_prob_backward(const Matrix& z, const Matrix&, const Ve
   const Index n = z.shape(0), d = dim(), k = components();
   check_columns(z, d, "gaussian_mixture.log_prob_backward");
   if (w.size() != n)
-    throw DataError(fmt::format("gaussian_mixture.log_prob_backward: {} gradients for {} rows",
-                                w.size(), n));
+    throw DataError(
+        fmt::format("gaussian_mixture.log_prob_backward: {} gradients for {} rows", w.size(), n));
   const Matrix l = component_log_probs(z);
   const Matrix pi = weights();
   grad_z = xt::zeros<Real>({n, d});

@@ -233,8 +233,8 @@ void check_trainer_fits(ConfigNode& trainer_node, const Flow& flow) {
 }
 
 Pipeline Pipeline::load(const std::string& file, const std::vector<std::string>& overrides) {
-  Pipeline p{file, ConfigNode::load_file(file), ConfigNode::empty(file, "model"), {}, {}, {}, {},
-             {}, {}};
+  Pipeline p{
+      file, ConfigNode::load_file(file), ConfigNode::empty(file, "model"), {}, {}, {}, {}, {}, {}};
   ConfigNode& root = p.root;
   if (!root.is_map()) throw root.error("", "a pipeline must be a mapping of keys");
   for (const std::string& item : overrides) {
@@ -284,8 +284,9 @@ Pipeline Pipeline::load(const std::string& file, const std::vector<std::string>&
   check_trainer_fits(trainer_node, *p.model.flow);
   if (p.options.quantize_samples && !p.dequantize.enabled())
     throw root.child("sample", true)
-        .error("quantize", "needs dequantized data (data.dequantize): only the dequantized "
-                           "integer columns are quantized");
+        .error("quantize",
+               "needs dequantized data (data.dequantize): only the dequantized "
+               "integer columns are quantized");
   fit_data_layers(p, data_node.where() + ": data");
   p.trainer = registry.make<Trainer>(
       trainer_node, BuildContext{dim, p.data.context_dim(), mix_seed(seed, 2), &registry});

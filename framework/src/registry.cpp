@@ -54,8 +54,8 @@ PluginError Registry::factory_failure(Kind kind, ConfigNode& options, const Entr
 
 void Registry::check_dimension(Kind kind, ConfigNode& options, const BuildContext& context) {
   if ((kind == Kind::bijector || kind == Kind::distribution) && context.dim == 0)
-    throw options.error("", fmt::format("a {} needs a data dimension of at least 1",
-                                        kind_name(kind)));
+    throw options.error("",
+                        fmt::format("a {} needs a data dimension of at least 1", kind_name(kind)));
 }
 
 const Registry::Entry& Registry::find(Kind kind, ConfigNode& options) const {

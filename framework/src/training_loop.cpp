@@ -37,8 +37,8 @@ MinibatchSampler::MinibatchSampler(const Matrix& data, const Matrix& context, In
     : data_(data), context_(context), rng_(rng), order_(data.shape(0)) {
   if (data.shape(0) == 0) throw DataError("training data has no rows");
   if (context.size() != 0 && context.shape(0) != data.shape(0))
-    throw DataError(fmt::format("the training data has {} rows but its context {}",
-                                data.shape(0), context.shape(0)));
+    throw DataError(fmt::format("the training data has {} rows but its context {}", data.shape(0),
+                                context.shape(0)));
   std::iota(order_.begin(), order_.end(), Index{0});
   batch_.resize({std::min(batch_size, data.shape(0)), data.shape(1)});
   if (context.size() != 0) batch_context_.resize({batch_.shape(0), context.shape(1)});
@@ -84,8 +84,9 @@ void restore(const ParameterList& params, const std::vector<Matrix>& values) {
 
 TrainReport run_training_loop(const TrainingOptions& options, Optimizer& optimizer,
                               const ParameterList& params, const Matrix& train,
-                              const Matrix& train_context, const TrainingObjective& objective, bool has_validation, Rng& rng,
-                              const TrainerCallbacks& callbacks, Index first_step) {
+                              const Matrix& train_context, const TrainingObjective& objective,
+                              bool has_validation, Rng& rng, const TrainerCallbacks& callbacks,
+                              Index first_step) {
   if (first_step >= options.steps)
     throw Error(
         fmt::format("nothing to train: training resumes at step {} and trainer.steps is {}; raise "
@@ -99,7 +100,8 @@ TrainReport run_training_loop(const TrainingOptions& options, Optimizer& optimiz
   report.loss_name = objective.loss_name;
   // A resumed run draws other batches than the first run's opening steps.
   Rng resumed_rng = rng.derive(first_step);
-  MinibatchSampler sampler(train, train_context, options.batch_size, first_step > 0 ? resumed_rng : rng);
+  MinibatchSampler sampler(train, train_context, options.batch_size,
+                           first_step > 0 ? resumed_rng : rng);
   Matrix prepared;  // the batch after callbacks.prepare_batch
   std::vector<Matrix> best = snapshot(params);
   bool have_best = false;

@@ -26,14 +26,13 @@ void register_spline(flows::Registry& registry) {
     node.finish();
     return std::make_unique<flows::spline::RationalQuadraticSpline>(options);
   });
-  registry.add<flows::Bijector>(
-      "nsf_autoregressive", [](ConfigNode& node, const BuildContext& context) {
-        const flows::AutoregressiveOptions options = flows::AutoregressiveOptions::read(node);
-        auto spline = read_spline(node);
-        node.finish();
-        return flows::make_autoregressive_stack("nsf_autoregressive", options, spline, false,
-                                                context);
-      });
+  registry.add<flows::Bijector>("nsf_autoregressive", [](ConfigNode& node,
+                                                         const BuildContext& context) {
+    const flows::AutoregressiveOptions options = flows::AutoregressiveOptions::read(node);
+    auto spline = read_spline(node);
+    node.finish();
+    return flows::make_autoregressive_stack("nsf_autoregressive", options, spline, false, context);
+  });
   registry.add<flows::Bijector>("nsf_coupling", [](ConfigNode& node, const BuildContext& context) {
     const flows::CouplingOptions options = flows::CouplingOptions::read(node);
     auto spline = read_spline(node);

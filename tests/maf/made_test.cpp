@@ -162,7 +162,8 @@ TEST(Made, BackwardAccumulatesAndCanRepeatAfterOneForward) {
   made.backward(grad_y, grad_x);
   std::vector<Matrix> once;
   for (const flows::Parameter* p : made.parameters()) once.push_back(p->grad);
-  made.backward(grad_y, grad_x_again, nullptr, false);  // a vector-Jacobian product: no parameter change
+  made.backward(grad_y, grad_x_again, nullptr,
+                false);  // a vector-Jacobian product: no parameter change
   EXPECT_EQ(grad_x, grad_x_again);
   made.backward(grad_y, grad_x_again);
   const auto params = made.parameters();

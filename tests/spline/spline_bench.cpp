@@ -67,7 +67,8 @@ void TrainStep(benchmark::State& state) {
   state.SetLabel(kYaml[state.range(0)]);
   const Matrix data = moons(512 * 16, 1);
   flows::ConfigNode adam_node = flows::ConfigNode::parse("{type: adam, lr: 1.0e-3}", "bench");
-  auto adam = registry().make<flows::Optimizer>(adam_node, flows::BuildContext{2, 0, 0, &registry()});
+  auto adam =
+      registry().make<flows::Optimizer>(adam_node, flows::BuildContext{2, 0, 0, &registry()});
   const flows::ParameterList params = flow->parameters();
   std::vector<Matrix> batches;
   for (Index b = 0; b < 16; ++b)

@@ -64,8 +64,7 @@ INSTANTIATE_TEST_SUITE_P(
                     "identity_init: false}",
                     5, 1.5),
         spline_case("nsf_autoregressive_3_residual",
-                    "{type: nsf_autoregressive, layers: 2, hidden: [8, 8], residual_blocks: 1}",
-                    3),
+                    "{type: nsf_autoregressive, layers: 2, hidden: [8, 8], residual_blocks: 1}", 3),
         // The SDK's generic bijectors with the plugin's transformer.
         spline_case("autoregressive_rq_3_explicit_order",
                     "{type: autoregressive, layers: 2, hidden: [8], order: [2, 0, 1], "
@@ -87,9 +86,8 @@ INSTANTIATE_TEST_SUITE_P(
         conditional(spline_case("nsf_autoregressive_2",
                                 "{type: nsf_autoregressive, layers: 2, hidden: [8]}", 2),
                     2),
-        conditional(spline_case("nsf_coupling_1", "{type: nsf_coupling, layers: 2, hidden: [8]}",
-                                1),
-                    2),
+        conditional(
+            spline_case("nsf_coupling_1", "{type: nsf_coupling, layers: 2, hidden: [8]}", 1), 2),
         conditional(spline_case("nsf_coupling_3",
                                 "{type: nsf_coupling, layers: 2, hidden: [8], bins: 4}", 3),
                     1),

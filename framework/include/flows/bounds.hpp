@@ -81,8 +81,7 @@ class FLOWS_API Bounds final : public Bijector {
 // {column name: [lo, hi]} for some columns (the others unbounded); an end may
 // be null (open). ConfigError naming the key for anything else (lo >= hi, an
 // unknown column name, a pair of nulls is allowed and means unbounded).
-FLOWS_API std::vector<ColumnBounds> read_bounds(ConfigNode& node, const std::string& key,
-                                                Index dim,
+FLOWS_API std::vector<ColumnBounds> read_bounds(ConfigNode& node, const std::string& key, Index dim,
                                                 const std::vector<std::string>& columns);
 
 // The standalone `logit` bijector with the α-squeeze of RealNVP (Dinh et al.
@@ -108,7 +107,7 @@ class FLOWS_API Logit final : public Bijector {
                      Matrix* grad_context) override;
 
   Real alpha_, low_, high_;
-  Real c_;  // (1 − 2α)/(high − low) = dp/dx
+  Real c_;    // (1 − 2α)/(high − low) = dp/dx
   Matrix x_;  // the training pass's input
 };
 

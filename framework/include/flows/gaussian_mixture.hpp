@@ -23,9 +23,10 @@ struct BuildContext;
 class FLOWS_API GaussianMixture : public BaseDistribution {
  public:
   struct Options {
-    Index components = 5;   // K ≥ 1
-    Real init_spread = 1.0;  // the initial means are N(0, init_spread²) draws (> 0 breaks the symmetry)
-    Real log_scale = 0.0;    // initial log σ of every component and dimension
+    Index components = 5;  // K ≥ 1
+    Real init_spread =
+        1.0;  // the initial means are N(0, init_spread²) draws (> 0 breaks the symmetry)
+    Real log_scale = 0.0;  // initial log σ of every component and dimension
 
     // Reads components, init_spread, log_scale and finishes the node.
     static Options from(ConfigNode& node);

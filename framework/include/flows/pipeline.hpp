@@ -24,13 +24,13 @@ struct PipelineOptions {
   std::string output;                // output folder (default runs/<name>)
   std::vector<std::string> plugins;  // extra plugin files or folders, relative to the YAML file
   std::vector<std::string> stages = {"train", "evaluate", "sample", "save", "report"};
-  Index sample_count = 10000;  // sample.n: rows the sample stage writes
+  Index sample_count = 10000;     // sample.n: rows the sample stage writes
   bool quantize_samples = false;  // sample.quantize: floor() of the dequantized columns
-  Index quality_rows = 2000;   // evaluate.quality_rows: rows per side for MMD and sliced W1
-  Index projections = 128;     // evaluate.projections: directions of the sliced W1
-  std::string resume_from;     // trainer.resume_from: checkpoint to continue (resolved path)
-  Index log_every = 0;         // progress.log_every: steps between log lines (0: a tenth)
-  bool standardize = true;     // model.standardize: standardize with the training split
+  Index quality_rows = 2000;      // evaluate.quality_rows: rows per side for MMD and sliced W1
+  Index projections = 128;        // evaluate.projections: directions of the sliced W1
+  std::string resume_from;        // trainer.resume_from: checkpoint to continue (resolved path)
+  Index log_every = 0;            // progress.log_every: steps between log lines (0: a tenth)
+  bool standardize = true;        // model.standardize: standardize with the training split
 };
 
 // A flow built from a `model:` section, and its data standardization (null

@@ -37,7 +37,8 @@ struct TrainReport {
   Index best_step = 0;
   Real best_val_loss = std::numeric_limits<Real>::quiet_NaN();
   bool stopped_early = false;
-  bool interrupted = false;  // TrainerCallbacks::should_stop ended it (issue 13: Ctrl-C from Python)
+  bool interrupted =
+      false;  // TrainerCallbacks::should_stop ended it (issue 13: Ctrl-C from Python)
   double seconds = 0;
   std::string loss_name = "nll";  // what the loss measures
   std::vector<CurvePoint> curve;

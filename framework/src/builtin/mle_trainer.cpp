@@ -10,9 +10,10 @@ TrainReport MleTrainer::train(Flow& flow, const DataSplits& data, Rng& rng,
                               const TrainerCallbacks& callbacks) {
   for (const auto& bijector : flow.chain())
     if (!bijector->trains_by_likelihood())
-      throw ConfigError(fmt::format("trainer mle cannot fit {}: it has no likelihood gradient; use "
-                                    "trainer: {{type: {}}}",
-                                    bijector->name(), bijector->trainer()));
+      throw ConfigError(
+          fmt::format("trainer mle cannot fit {}: it has no likelihood gradient; use "
+                      "trainer: {{type: {}}}",
+                      bijector->name(), bijector->trainer()));
   TrainingObjective objective;
   objective.loss_and_gradient = [&flow](const Matrix& batch, const Matrix& context) {
     return flow.nll_gradient(batch, context);

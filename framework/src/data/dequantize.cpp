@@ -88,7 +88,8 @@ Vector Dequantizer::nll(const Flow& flow, const Matrix& x, const Matrix& context
     const Vector lp = flow.log_prob(dequantized(x, rng), context);
     for (Index i = 0; i < n; ++i) {
       const Real m = std::max(acc(i), lp(i));
-      acc(i) = std::isinf(m) && m < 0 ? m : m + std::log(std::exp(acc(i) - m) + std::exp(lp(i) - m));
+      acc(i) =
+          std::isinf(m) && m < 0 ? m : m + std::log(std::exp(acc(i) - m) + std::exp(lp(i) - m));
     }
   }
   const Real log_k = std::log(static_cast<Real>(samples_));
@@ -107,8 +108,9 @@ Real Dequantizer::mean_nll(const Flow& flow, const Matrix& x, const Matrix& cont
   for (Index start = 0; start < n; start += batch) {
     const Index end = std::min(n, start + batch);
     const Matrix rows = xt::view(x, xt::range(start, end), xt::all());
-    const Matrix c = context.size() == 0 ? Matrix()
-                                         : Matrix(xt::view(context, xt::range(start, end), xt::all()));
+    const Matrix c = context.size() == 0
+                         ? Matrix()
+                         : Matrix(xt::view(context, xt::range(start, end), xt::all()));
     const Vector v = nll(flow, rows, c, rng);
     for (Real value : v) sum += value;
   }
@@ -163,7 +165,8 @@ Dequantizer DequantizeOptions::resolve(Index dim, const std::vector<std::string>
 BitsPerDim bits_per_dim(Real nll, const Dequantizer& dequantizer, Index dim) {
   BitsPerDim b;
   Real log_volume = 0;
-  const std::vector<Real> w = dequantizer.enabled() ? dequantizer.bin_widths() : std::vector<Real>();
+  const std::vector<Real> w =
+      dequantizer.enabled() ? dequantizer.bin_widths() : std::vector<Real>();
   for (Real width : w)
     if (width > 0) log_volume += std::log(width);
   b.value = (nll - log_volume) / (static_cast<Real>(dim) * std::log(2.0));
@@ -185,8 +188,8 @@ BitsPerDim bits_per_dim(Real nll, const Dequantizer& dequantizer, Index dim) {
   } else {
     b.kind = "partly dequantized bound";
     b.meaning = fmt::format(
-        "{} of {} columns are dequantized: a mixed mass-and-density value in bits per dimension",
-        k, dim);
+        "{} of {} columns are dequantized: a mixed mass-and-density value in bits per dimension", k,
+        dim);
   }
   return b;
 }

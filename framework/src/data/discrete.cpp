@@ -15,7 +15,9 @@ const Real kMeans[4][2] = {{2, 2}, {2, 8}, {8, 2}, {8, 8}};
 // (a, b) of Beta(a, b) for each column of each unit_box component.
 const Real kBeta[3][2][2] = {{{0.7, 3}, {3, 0.7}}, {{6, 2}, {6, 2}}, {{2, 6}, {3, 3}}};
 
-Real normal_cdf(Real x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }
+Real normal_cdf(Real x) {
+  return 0.5 * std::erfc(-x / std::sqrt(2.0));
+}
 
 Real log_choose(Index n, Index k) {
   return std::lgamma(n + 1.0) - std::lgamma(k + 1.0) - std::lgamma(n - k + 1.0);

@@ -1,10 +1,10 @@
 #include "flows/nn/activation.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <xsimd/xsimd.hpp>
 #include <xtensor/xmath.hpp>
 #include <xtensor/xoperation.hpp>
-#include <xsimd/xsimd.hpp>
-#include <algorithm>
 
 #include "flows/config.hpp"
 #include "flows/error.hpp"

@@ -3,8 +3,8 @@
 #include <cmath>
 #include <string>
 
-#include "flows/nn/dense.hpp"
 #include "flows/error.hpp"
+#include "flows/nn/dense.hpp"
 
 namespace flows::nn {
 
@@ -21,8 +21,8 @@ Index checked_size(Index n, const char* what) {
 // W, b ~ U(-1/sqrt(in), 1/sqrt(in)).
 Linear::Linear(Index in, Index out, Rng& rng)
     : weight_("weight",
-              uniform_init(checked_size(out, "out_features"),
-                                   checked_size(in, "in_features"), 1 / std::sqrt(Real(in)), rng)),
+              uniform_init(checked_size(out, "out_features"), checked_size(in, "in_features"),
+                           1 / std::sqrt(Real(in)), rng)),
       bias_("bias", uniform_init(1, out, 1 / std::sqrt(Real(in)), rng)) {}
 
 void Linear::infer(const Matrix& x, Matrix& y) const {

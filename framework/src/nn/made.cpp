@@ -101,8 +101,8 @@ void Made::join_input(const Matrix& x, const Matrix& context, Matrix& input) con
   }
   if (context.shape(0) != n || context.shape(1) != c)
     throw DataError("MADE: the context is [" + std::to_string(context.shape(0)) + " x " +
-                    std::to_string(context.shape(1)) + "], expected [" + std::to_string(n) +
-                    " x " + std::to_string(c) + "]");
+                    std::to_string(context.shape(1)) + "], expected [" + std::to_string(n) + " x " +
+                    std::to_string(c) + "]");
   ensure(input, n, d + c);
   for (Index i = 0; i < n; ++i) {
     Real* row = input.data() + i * (d + c);

@@ -3,8 +3,8 @@
 #include <cmath>
 #include <string>
 
-#include "flows/nn/dense.hpp"
 #include "flows/error.hpp"
+#include "flows/nn/dense.hpp"
 
 namespace flows::nn {
 
@@ -25,9 +25,8 @@ const Matrix& checked_mask(const Matrix& mask) {
 // inputs too, as nflows' MaskedLinear does), then masked.
 MaskedLinear::MaskedLinear(const Matrix& mask, Rng& rng)
     : weight_("weight", uniform_init(checked_mask(mask).shape(0), mask.shape(1),
-                                             1 / std::sqrt(Real(mask.shape(1))), rng)),
-      bias_("bias",
-            uniform_init(1, mask.shape(0), 1 / std::sqrt(Real(mask.shape(1))), rng)),
+                                     1 / std::sqrt(Real(mask.shape(1))), rng)),
+      bias_("bias", uniform_init(1, mask.shape(0), 1 / std::sqrt(Real(mask.shape(1))), rng)),
       mask_(mask),
       masked_weight_(weight_.value * mask_) {
   weight_.value = masked_weight_;
@@ -44,8 +43,7 @@ void MaskedLinear::forward(const Matrix& x, Matrix& y, bool accumulate) {
   dense_forward(x, masked_weight_, bias_.value.data(), y, accumulate);
 }
 
-void MaskedLinear::infer(const Matrix& x, Matrix& y, Matrix& masked_weight,
-                         bool accumulate) const {
+void MaskedLinear::infer(const Matrix& x, Matrix& y, Matrix& masked_weight, bool accumulate) const {
   check_input("MaskedLinear", x, in_features());
   apply_mask(weight_.value, mask_, masked_weight);
   if (!accumulate && (y.shape(0) != x.shape(0) || y.shape(1) != out_features()))

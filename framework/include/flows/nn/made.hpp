@@ -128,9 +128,9 @@ class FLOWS_API Made {
 
   // Training record (see made.cpp for the meaning of each slot).
   Matrix input_;
-  std::vector<Matrix> out_;    // activations (post) per slot
-  std::vector<Matrix> slope_;  // f' at the pre-activations, per slot
-  std::vector<Matrix> hidden_; // residual: h_k, k = 0..B
+  std::vector<Matrix> out_;     // activations (post) per slot
+  std::vector<Matrix> slope_;   // f' at the pre-activations, per slot
+  std::vector<Matrix> hidden_;  // residual: h_k, k = 0..B
   Matrix grad_a_, grad_b_, grad_c_, grad_input_;
   bool recorded_ = false;
 };
