@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "flows/error.hpp"
+#include "flows/gaussian_mixture.hpp"
 #include "flows/normal.hpp"
 #include "flows/registry.hpp"
 
@@ -24,15 +25,6 @@ Index checked_width(Index dim, Index context_dim, Index components) {
         "{}, {} and {}",
         kName, dim, context_dim, components));
   return components * (1 + 2 * dim);
-}
-
-// log Σ_k exp(v_k) of one row.
-Real log_sum_exp(const Real* v, Index k) {
-  const Real top = *std::max_element(v, v + k);
-  if (!std::isfinite(top)) return top;
-  Real s = 0;
-  for (Index j = 0; j < k; ++j) s += std::exp(v[j] - top);
-  return top + std::log(s);
 }
 
 }  // namespace

@@ -14,7 +14,9 @@ namespace flows {
 namespace {
 const Real kHalfLog2Pi = 0.5 * std::log(2.0 * M_PI);
 
-// log Σ_k e^{a_k} of one row of a, and the maximum it was shifted by.
+}  // namespace
+
+// Shifted by the maximum so that no term overflows.
 Real log_sum_exp(const Real* a, Index k) {
   Real m = a[0];
   for (Index c = 1; c < k; ++c) m = std::max(m, a[c]);
@@ -23,7 +25,6 @@ Real log_sum_exp(const Real* a, Index k) {
   for (Index c = 0; c < k; ++c) s += std::exp(a[c] - m);
   return m + std::log(s);
 }
-}  // namespace
 
 GaussianMixture::Options GaussianMixture::Options::from(ConfigNode& node) {
   Options o;

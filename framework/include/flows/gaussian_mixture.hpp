@@ -60,6 +60,9 @@ class FLOWS_API GaussianMixture : public BaseDistribution {
   Parameter log_scales_;
 };
 
+// log Σ_c exp(a_c) over the k values at a (the mixtures' log-sum-exp).
+FLOWS_API Real log_sum_exp(const Real* a, Index k);
+
 // Factory of `gaussian_mixture` (keys: components, init_spread, log_scale).
 FLOWS_API std::unique_ptr<BaseDistribution> make_gaussian_mixture(ConfigNode& node,
                                                                   const BuildContext& context);
