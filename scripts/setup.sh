@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs every system package flows needs on Debian 12, skipping those present.
 # The Python module (`import flows`) needs the last five; without them the rest
-# still builds and the Python tests are skipped.
+# still builds and the Python tests are skipped. clang and libclang-rt-14-dev
+# (libFuzzer) are for scripts/fuzz.sh only.
 set -euo pipefail
 
 packages=(
@@ -10,6 +11,7 @@ packages=(
   libyaml-cpp-dev libfmt-dev libboost-dev
   libopenblas-dev liblapack-dev
   libgtest-dev libbenchmark-dev libcli11-dev
+  clang libclang-rt-14-dev
   python3-dev pybind11-dev python3-pybind11 python3-numpy python3-pytest
 )
 

@@ -10,10 +10,13 @@
 #include "flows/bijector.hpp"
 #include "flows/config.hpp"
 #include "flows/error.hpp"
+#include "flows/log_scale.hpp"
 #include "flows/plugin_loader.hpp"
 #include "flows/registry.hpp"
 #include "flows/rng.hpp"
 #include "flows/state.hpp"
+#include "flows/testing/assertions.hpp"
+#include "flows/testing/gradient_checker.hpp"
 
 namespace {
 
@@ -110,6 +113,29 @@ TEST_F(BasicPlugin, AffineMapsDataToStandardizedLatent) {
   EXPECT_EQ(params[1]->name, "log_scale");
   EXPECT_EQ(params[0]->value.shape(0), 1u);
   EXPECT_EQ(params[0]->value.shape(1), 3u);
+}
+
+// A log-scale far outside any sensible range (a diverged optimizer, a
+// corrupted checkpoint) would make e^{±s} overflow or vanish: the map uses s
+// clamped to ±kMaxLogScale, so it stays finite and invertible, and its
+// gradient is the clamped map's (0 in s outside the bound).
+TEST_F(BasicPlugin, AffineLogScaleIsClampedAgainstOverflow) {
+  auto affine = build("{type: affine, shift: 0.25}", 3);
+  Matrix& s = affine->parameters()[1]->value;
+  s = Matrix{{800.0, -50.0, 0.5}};
+  flows::Rng rng(5);
+  const Matrix x = rng.normal(4, 3);
+  const auto fwd = affine->forward(x, none_);
+  const auto inv = affine->inverse(fwd.value, none_);
+  for (Real v : inv.value) ASSERT_TRUE(std::isfinite(v));
+  EXPECT_TRUE(flows::testing::all_near(inv.value, x, 1e-12, "inverse(forward(x))"));
+  for (Index i = 0; i < 4; ++i) {
+    EXPECT_NEAR(fwd.logdet(i), -(flows::kMaxLogScale - flows::kMaxLogScale + 0.5), 1e-12);
+    EXPECT_NEAR(inv.logdet(i), -fwd.logdet(i), 1e-12);
+  }
+  s = Matrix{{31.0, -31.0, 0.5}};
+  const auto result = flows::testing::check_bijector_gradients(*affine, x);
+  EXPECT_TRUE(result.ok) << result.report;
 }
 
 TEST_F(BasicPlugin, ActNormNormalizesItsInitialisationBatch) {

@@ -173,6 +173,25 @@ TEST(Mmd, SymmetricAndInvariantToRowOrder) {
   EXPECT_EQ(xy.bandwidth, rev.bandwidth);
 }
 
+// The Gaussian kernel depends on differences only, so moving both samples by
+// the same offset leaves MMD² unchanged. An offset of 10⁶ times the spread
+// must not turn |a|² + |b|² − 2a·b into rounding noise.
+TEST(Mmd, FarFromTheOriginEqualsTheCentredValue) {
+  Rng rng(9);
+  const Matrix x = gaussian(rng, 200, {0, 0, 0}, 1);
+  const Matrix y = gaussian(rng, 150, {0.3, 0, -0.2}, 1.2);
+  const Matrix far_x = x + 1e6, far_y = y + 1e6;
+  for (const Real h : {0.0, 1.0}) {
+    SCOPED_TRACE(h == 0 ? "median heuristic" : "bandwidth 1");
+    const MmdResult near = mmd_squared(x, y, h);
+    const MmdResult far = mmd_squared(far_x, far_y, h);
+    EXPECT_GT(near.mmd2, 1e-3);
+    EXPECT_NEAR(far.bandwidth, near.bandwidth, 1e-8);
+    EXPECT_NEAR(far.mmd2, near.mmd2, 1e-8);
+    EXPECT_NEAR(far.mmd2, naive_mmd2(far_x, far_y, far.bandwidth), 1e-10);
+  }
+}
+
 TEST(Mmd, RejectsBadInputs) {
   const Matrix two = {{0, 0}, {1, 1}};
   EXPECT_THROW(mmd_squared(two, Matrix{{0, 0, 0}, {1, 1, 1}}), DataError);

@@ -125,5 +125,30 @@ TEST(ClipGradientNorm, ScalesToTheLimitAndReportsTheNorm) {
   EXPECT_NEAR(b.grad(0, 0), 0.8, 1e-9);
 }
 
+// Issue 15: Σ g² overflows for g = 1e200, and the old clipping scaled every
+// gradient by max_norm / inf = 0.
+TEST(ClipGradientNorm, AnOverflowingSquaredNormStillScalesInsteadOfZeroing) {
+  Parameter a("a", Matrix{{0.0, 0.0}});
+  a.grad = Matrix{{3e200, -4e200}};
+  ParameterList params = {&a};
+  EXPECT_DOUBLE_EQ(gradient_norm(params), 5e200);
+  EXPECT_DOUBLE_EQ(clip_gradient_norm(params, 1.0), 5e200);
+  EXPECT_NEAR(a.grad(0, 0), 0.6, 1e-12);
+  EXPECT_NEAR(a.grad(0, 1), -0.8, 1e-12);
+}
+
+// A NaN or infinite gradient gives a NaN or infinite norm and is not
+// rescaled, so the caller sees it (the training loop stops or skips).
+TEST(ClipGradientNorm, ANonFiniteGradientIsReportedAndLeftAsItIs) {
+  Parameter a("a", Matrix{{0.0, 0.0}});
+  a.grad = Matrix{{NAN, 1.0}};
+  ParameterList params = {&a};
+  EXPECT_TRUE(std::isnan(clip_gradient_norm(params, 1.0)));
+  EXPECT_EQ(a.grad(0, 1), 1.0);
+  a.grad = Matrix{{-INFINITY, 1.0}};
+  EXPECT_EQ(clip_gradient_norm(params, 1.0), INFINITY);
+  EXPECT_EQ(a.grad(0, 1), 1.0);
+}
+
 }  // namespace
 }  // namespace flows

@@ -181,6 +181,31 @@ TEST(Pipeline, MleIsRefusedForABijectorNotTrainedByLikelihood) {
   }
 }
 
+// An empty chain is a mistake (a base-only model leaves `bijectors` out).
+TEST(Pipeline, AnEmptyBijectorListIsRefused) {
+  const std::string what =
+      load_error("empty_chain", "data: {type: moons, n_train: 100}\nmodel: {bijectors: []}\n");
+  EXPECT_TRUE(contains(what, "model.bijectors")) << what;
+  EXPECT_TRUE(contains(what, "leave bijectors out")) << what;
+}
+
+// A plugin the pipeline names must load (the default plugin folders only
+// warn): the run stops, naming the key, the file and the loader's reason.
+TEST(Pipeline, APluginThePipelineNamesMustLoad) {
+  const fs::path dir = temp_dir("pipeline_bad_plugin");
+  std::ofstream(dir / "notalib.so") << "text, not a shared library\n";
+  const std::string yaml = "plugins: [notalib.so]\ndata: {type: moons, n_train: 100}\nmodel: {}\n";
+  try {
+    Pipeline::load(write_yaml(dir, yaml).string());
+    ADD_FAILURE() << "no error";
+  } catch (const ConfigError& e) {
+    const std::string what = e.what();
+    EXPECT_TRUE(contains(what, "plugins")) << what;
+    EXPECT_TRUE(contains(what, (dir / "notalib.so").string())) << what;
+    EXPECT_TRUE(contains(what, "cannot be loaded as a shared library")) << what;
+  }
+}
+
 // An unconditional pipeline has no context encoder and no context.
 TEST(Pipeline, UnconditionalDataBuildsAnUnconditionalModel) {
   const fs::path dir = temp_dir("pipeline_plain");

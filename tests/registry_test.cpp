@@ -2,7 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <set>
+#include <string>
+
+#include <unistd.h>
 
 #include "flows/plugin.hpp"
 #include "flows/plugin_loader.hpp"
@@ -151,6 +156,27 @@ TEST(PluginLoader, ALibraryWithoutEntryPointsIsNotAPlugin) {
   } catch (const PluginError& e) {
     EXPECT_NE(std::string(e.what()).find("not a flows plugin"), std::string::npos) << e.what();
   }
+}
+
+// The loader's own reason, once, without the stray errno text of the
+// library's exception ("Bad file descriptor").
+TEST(PluginLoader, AFileThatIsNotALibraryIsRefusedWithTheLoadersReason) {
+  const std::string file = (std::filesystem::temp_directory_path() /
+                            ("flows_plugin_text_" + std::to_string(::getpid()) + ".so"))
+                               .string();
+  std::ofstream(file) << "text, not a shared library\n";
+  Registry registry;
+  try {
+    load_plugin(file, registry);
+    FAIL();
+  } catch (const PluginError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(file + ": cannot be loaded as a shared library: "), std::string::npos)
+        << what;
+    EXPECT_EQ(what.find("Bad file descriptor"), std::string::npos) << what;
+    EXPECT_EQ(what.find("boost"), std::string::npos) << what;
+  }
+  std::filesystem::remove(file);
 }
 
 TEST(PluginLoader, APluginRegisteringATakenNameIsRefusedWhole) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <string>
 
 #include "flows/normal.hpp"
 
@@ -115,6 +116,136 @@ TEST(TrainingLoop, NonFiniteLossStopsWithANumericalError) {
     EXPECT_NE(std::string(e.what()).find("step 5"), std::string::npos) << e.what();
   }
   EXPECT_EQ(w.value(0, 0), 2.0);  // restored to the first (best) validated step
+}
+
+// Counts its steps and checks that every gradient it gets is finite.
+class CountingOptimizer : public Optimizer {
+ public:
+  Real learning_rate() const override { return 1.0; }
+  void step(const ParameterList& params, Real) override {
+    ++steps;
+    for (const Parameter* p : params)
+      for (Real g : p->grad) all_finite = all_finite && std::isfinite(g);
+    params[0]->value(0, 0) += 1.0;
+  }
+  int steps = 0;
+  bool all_finite = true;
+};
+
+// Issue 15: a NaN gradient with a finite loss passed clipping and reached Adam.
+TEST(TrainingLoop, ANonFiniteGradientWithAFiniteLossNeverReachesTheOptimizer) {
+  Parameter w("w", Matrix{{0.0}});
+  TrainingObjective o;
+  int step = 0;
+  o.loss_and_gradient = [&](const Matrix&, const Matrix&) {
+    w.grad(0, 0) = ++step == 4 ? NAN : 1.0;
+    return 1.0;
+  };
+  o.validation_loss = [] { return 1.0; };
+  o.locate_nonfinite = [](const Matrix&, const Matrix&) { return std::string("layer X"); };
+  TrainingOptions options;
+  options.steps = 10;
+  options.eval_every = 0;
+  options.clip_grad_norm = 1.0;
+  CountingOptimizer optimizer;
+  Rng rng(0);
+  Matrix data = xt::zeros<Real>({4, 1});
+  try {
+    run_training_loop(options, optimizer, {&w}, data, {}, o, false, rng, {});
+    FAIL();
+  } catch (const NonFiniteTrainingError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("step 4: the loss is finite but the gradient is not"), std::string::npos)
+        << what;
+    EXPECT_NE(what.find("first non-finite value appeared in layer X"), std::string::npos) << what;
+    EXPECT_EQ(e.steps_done(), 3u);
+  }
+  EXPECT_EQ(optimizer.steps, 3);
+  EXPECT_TRUE(optimizer.all_finite);
+  // Without validation: the parameters of the first finite step, which ran on
+  // the starting ones (w = 0), are the last known good.
+  EXPECT_EQ(w.value(0, 0), 0.0);
+}
+
+// Without validation data the fallback is the first finite step after the
+// last evaluation point, not the parameters the failing step ran on.
+TEST(TrainingLoop, WithoutValidationTheLastKnownGoodParametersAreKept) {
+  Parameter w("w", Matrix{{0.0}});
+  TrainingObjective o;
+  int step = 0;
+  o.loss_and_gradient = [&](const Matrix&, const Matrix&) { return ++step == 8 ? INFINITY : 1.0; };
+  TrainingOptions options;
+  options.steps = 10;
+  options.eval_every = 5;
+  CountingOptimizer optimizer;
+  Rng rng(0);
+  Matrix data = xt::zeros<Real>({4, 1});
+  try {
+    run_training_loop(options, optimizer, {&w}, data, {}, o, false, rng, {});
+    FAIL();
+  } catch (const NonFiniteTrainingError& e) {
+    EXPECT_NE(std::string(e.what()).find("kept the parameters after step 5"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(w.value(0, 0), 5.0);  // step 6 ran on the parameters after step 5
+}
+
+TEST(TrainingLoop, SkipBatchDropsNonFiniteBatchesAndCountsThem) {
+  Parameter w("w", Matrix{{0.0}});
+  TrainingObjective o;
+  int step = 0;
+  o.loss_and_gradient = [&](const Matrix&, const Matrix&) {
+    ++step;
+    return step == 3 || step == 5 ? NAN : 1.0;
+  };
+  o.validation_loss = [] { return 1.0; };
+  TrainingOptions options;
+  options.steps = 10;
+  options.eval_every = 5;
+  options.on_nonfinite = "skip_batch";
+  CountingOptimizer optimizer;
+  Rng rng(0);
+  Matrix data = xt::zeros<Real>({4, 1});
+  const TrainReport report =
+      run_training_loop(options, optimizer, {&w}, data, {}, o, true, rng, {});
+  EXPECT_EQ(report.steps, 10u);
+  EXPECT_EQ(report.skipped_batches, 2u);
+  EXPECT_NE(report.first_skipped.find("step 3"), std::string::npos) << report.first_skipped;
+  EXPECT_EQ(optimizer.steps, 8);
+  EXPECT_EQ(report.curve.front().train_loss, 1.0);  // skipped losses are not averaged in
+}
+
+TEST(TrainingLoop, SkipBatchStopsAfterTooManyNonFiniteBatchesInARow) {
+  Parameter w("w", Matrix{{0.0}});
+  TrainingObjective o;
+  int step = 0;
+  o.loss_and_gradient = [&](const Matrix&, const Matrix&) { return ++step > 2 ? NAN : 1.0; };
+  TrainingOptions options;
+  options.steps = 100;
+  options.eval_every = 0;
+  options.on_nonfinite = "skip_batch";
+  CountingOptimizer optimizer;
+  Rng rng(0);
+  Matrix data = xt::zeros<Real>({4, 1});
+  try {
+    run_training_loop(options, optimizer, {&w}, data, {}, o, false, rng, {});
+    FAIL();
+  } catch (const NonFiniteTrainingError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("step " + std::to_string(2 + kMaxSkippedInARow)), std::string::npos)
+        << what;
+    EXPECT_NE(
+        what.find("after " + std::to_string(kMaxSkippedInARow) + " non-finite batches in a row"),
+        std::string::npos)
+        << what;
+  }
+  EXPECT_EQ(optimizer.steps, 2);
+}
+
+TEST(TrainingOptions, OnNonfiniteIsStopOrSkipBatch) {
+  ConfigNode node = ConfigNode::parse("{on_nonfinite: ignore}", "t.yaml");
+  TrainingOptions options;
+  EXPECT_THROW(options.read_from(node), ConfigError);
 }
 
 TEST(TrainingLoop, ProgressIsReportedEveryStep) {

@@ -1,5 +1,10 @@
-// flows-bench: runs the standard workloads and prints one table (and JSON).
+// flows-bench: runs the standard workloads and prints flows' own figures, as
+// measured in this run on this machine (and writes them as JSON). Comparing
+// with other tools is the job of ../shared/peers/side_by_side.py, which runs
+// them on the same machine, alternating with this program.
+#include <algorithm>
 #include <cmath>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -9,13 +14,21 @@
 
 #include "blas_info.hpp"
 #include "flows/error.hpp"
+#include "flows/threads.hpp"
 #include "workloads.hpp"
 
 namespace {
 
 std::string json_string(const std::string& s) {
   std::string out = "\"";
-  for (char c : s) out += (c == '"' || c == '\\') ? std::string("\\") + c : std::string(1, c);
+  for (char c : s) {
+    if (c == '"' || c == '\\')
+      out += std::string("\\") + c;
+    else if (static_cast<unsigned char>(c) < 0x20)
+      out += fmt::format("\\u{:04x}", static_cast<int>(c));
+    else
+      out += c;
+  }
   return out + "\"";
 }
 
@@ -23,69 +36,142 @@ std::string json_number(double v) {
   return std::isfinite(v) ? fmt::format("{:.6g}", v) : "null";
 }
 
+std::string env_or(const char* name, const char* fallback = "(unset)") {
+  const char* v = std::getenv(name);
+  return v ? v : fallback;
+}
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&t));
+  return buf;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{
       "flows-bench: trains the standard workloads and prints, per workload, the median training\n"
-      "step, training wall time, test NLL, and the times to sample and to score 100,000 points,\n"
-      "beside the Python tools' figures measured for the same workload. Set OPENBLAS_CORETYPE\n"
-      "and OPENBLAS_NUM_THREADS in the environment; the table says which were used."};
+      "step, training wall time, test NLL, and the times to sample and to score points, all\n"
+      "measured in this run. W1-W3 are the moons workloads, W4 a 64-dimensional MAF (with its\n"
+      "FLOP rate against SGEMM measured in the same run), S1 the scale sweep (--sweep). To\n"
+      "compare with the Python tools, run ../shared/peers/side_by_side.py --bench <this program>."};
   std::vector<std::string> only;
   std::string json_path = "bench.json";
   flows::bench::BenchOptions options;
-  flows::Index steps = 0;
-  app.add_option("-w,--workload", only, "Run only these workloads (W1, W2, ...)");
+  flows::Index steps = 0, points = 0;
+  bool sweep = false;
+  flows::bench::SweepOptions& s = options.sweep;
+  app.add_option("-w,--workload", only, "Run only these workloads (W1, W2, W3, W4, S1)");
   app.add_option("--steps", steps,
-                 "Override the training steps (quick runs; NLL then not comparable)");
-  app.add_option("--points", options.points, "Rows for the sampling and log_prob timings");
-  app.add_option("--json", json_path, "Where to write the table as JSON");
+                 "Override the training steps of W1-W4 (quick runs; NLL then not comparable)");
+  app.add_option("--points", points, "Rows for the sampling and log_prob timings of W1, W2, W4");
+  app.add_option("--json", json_path, "Where to write the figures as JSON");
+  app.add_option("--set", options.overrides,
+                 "Pipeline override KEY=VALUE for every workload, applied last (repeatable), "
+                 "e.g. --set model.precision=float64");
+  app.add_flag("--sweep", sweep, "Run the scale sweep S1 (alone, unless -w names others too)");
+  app.add_option("--sweep-models", s.models, "S1: models (maf, nsf)")->delimiter(',');
+  app.add_option("--sweep-dims", s.dims, "S1: dimensions D")->delimiter(',');
+  app.add_option("--sweep-batches", s.batches, "S1: batch sizes")->delimiter(',');
+  app.add_option("--sweep-hidden", s.hidden, "S1: MADE hidden widths, for every D")->delimiter(',');
+  app.add_option("--sweep-steps", s.steps, "S1: training steps timed per row");
+  app.add_option("--sweep-sample-points", s.sample_points, "S1: rows sampled per (model, D)");
+  app.add_option("--sweep-log-prob-points", s.log_prob_points, "S1: rows scored per (model, D)");
   CLI11_PARSE(app, argc, argv);
   if (steps > 0) options.steps = steps;
+  if (points > 0) options.points = points;
+  if (sweep) only.push_back("S1");
 
+  std::vector<flows::bench::Workload> workloads = flows::bench::standard_workloads();
+  workloads.push_back(flows::bench::sweep_workload());
+  for (const std::string& id : only)
+    if (std::none_of(workloads.begin(), workloads.end(),
+                     [&](const flows::bench::Workload& w) { return w.id == id; })) {
+      std::cerr << "error: no workload " << id << " (W1, W2, W3, W4, S1)\n";
+      return 2;
+    }
+  auto selected = [&](const flows::bench::Workload& w) {
+    if (only.empty()) return w.id != "S1";  // the sweep runs on request
+    return std::find(only.begin(), only.end(), w.id) != only.end();
+  };
+
+  // As every Flow's constructor does: BLAS on one thread, flows' own threads
+  // over row blocks (flows/threads.hpp). Set first, so the table says so.
+  const std::string blas_limit = flows::limit_blas_threads();
+  flows::Index flows_threads = 0;
+  try {
+    flows_threads = flows::thread_count();
+  } catch (const flows::Error& e) {  // e.g. FLOWS_NUM_THREADS=abc
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
   const auto blas = flows::bench::blas_info();
-  std::cout << fmt::format("BLAS: {} core {}, {} threads (OPENBLAS_CORETYPE {})\n\n", blas.library,
-                           blas.core, blas.threads, blas.coretype_env);
-  std::cout << fmt::format("{:<4} {:<32} {:>12} {:>12}  {:<10} {:>9}\n", "", "metric", "flows",
-                           "reference", "tool", "speed-up");
+  const auto machine = flows::bench::machine_info();
+  const std::string date = utc_now();
+  std::cout << fmt::format("{}; {} ({} hardware threads); load average {:.2f}\n", date, machine.cpu,
+                           machine.cores, flows::bench::load_average());
+  std::cout << fmt::format(
+      "BLAS: {} core {}, {} threads ({}; OPENBLAS_CORETYPE {}, OPENBLAS_NUM_THREADS {}); flows "
+      "threads: {} (FLOWS_NUM_THREADS {})\n",
+      blas.library, blas.core, blas.threads,
+      blas_limit.empty() ? "no BLAS thread control found" : "flows called " + blas_limit,
+      blas.coretype_env, env_or("OPENBLAS_NUM_THREADS"), flows_threads,
+      env_or("FLOWS_NUM_THREADS"));
+  std::string overrides_json = "[";
+  for (std::size_t k = 0; k < options.overrides.size(); ++k)
+    overrides_json += (k ? ", " : "") + json_string(options.overrides[k]);
+  overrides_json += "]";
+  if (!options.overrides.empty())
+    std::cout << "overrides: " << fmt::format("{}", fmt::join(options.overrides, " ")) << "\n";
+  std::cout << "Every figure is flows' own, measured in this run on this machine.\n\n";
+
   std::string json = fmt::format(
-      "{{\n  \"blas\": {{\"library\": {}, \"core\": {}, \"threads\": {}, \"coretype_env\": {}}},\n"
+      "{{\n  \"date\": {},\n  \"machine\": {{\"cpu\": {}, \"cores\": {}}},\n"
+      "  \"env\": {{\"OPENBLAS_NUM_THREADS\": {}, \"FLOWS_NUM_THREADS\": {}}},\n"
+      "  \"flows_threads\": {},\n"
+      "  \"overrides\": {},\n"
+      "  \"blas\": {{\"library\": {}, \"core\": {}, \"threads\": {}, \"coretype_env\": {}}},\n"
       "  \"workloads\": [",
-      json_string(blas.library), json_string(blas.core), blas.threads,
-      json_string(blas.coretype_env));
+      json_string(date), json_string(machine.cpu), machine.cores,
+      json_string(env_or("OPENBLAS_NUM_THREADS")), json_string(env_or("FLOWS_NUM_THREADS")),
+      flows_threads, overrides_json, json_string(blas.library), json_string(blas.core),
+      blas.threads, json_string(blas.coretype_env));
   bool first_workload = true;
   try {
-    for (const auto& w : flows::bench::standard_workloads()) {
-      if (!only.empty() && std::find(only.begin(), only.end(), w.id) == only.end()) continue;
+    for (const auto& w : workloads) {
+      if (!selected(w)) continue;
       if (!std::filesystem::exists(std::string(FLOWS_SOURCE_DIR) + "/" + w.config)) {
         std::cout << fmt::format("{:<4} {} — skipped: {} is not in this tree\n", w.id, w.title,
                                  w.config);
         continue;
       }
-      std::cout << fmt::format("{:<4} {} ({})\n", w.id, w.title, w.config) << std::flush;
-      auto rows = w.run(w, options);
-      json +=
-          fmt::format("{}\n    {{\"id\": {}, \"title\": {}, \"config\": {}, \"measurements\": [",
-                      first_workload ? "" : ",", json_string(w.id), json_string(w.title),
-                      json_string(w.config));
+      const double load_start = flows::bench::load_average();
+      std::cout << fmt::format("{:<4} {} ({}; load {:.2f})\n", w.id, w.title, w.config, load_start)
+                << std::flush;
+      const flows::bench::WorkloadResult result = w.run(w, options);
+      const double load_end = flows::bench::load_average();
+      json += fmt::format(
+          "{}\n    {{\"id\": {}, \"title\": {}, \"config\": {}, \"precision\": {}, "
+          "\"load_average\": {{\"start\": {}, \"end\": {}}}, \"measurements\": [",
+          first_workload ? "" : ",", json_string(w.id), json_string(w.title), json_string(w.config),
+          json_string(result.precision), json_number(load_start), json_number(load_end));
       first_workload = false;
-      for (std::size_t i = 0; i < rows.size(); ++i) {
-        const auto& m = rows[i];
-        std::string speedup = m.is_time && std::isfinite(m.reference)
-                                  ? fmt::format("{:.1f}x", m.reference / m.value)
-                                  : "";
-        std::cout << fmt::format(
-            "{:<4} {:<32} {:>9.4g} {:<2} {:>9} {:<2}  {:<10} {:>9}\n", "", m.metric, m.value,
-            m.unit, std::isfinite(m.reference) ? fmt::format("{:.4g}", m.reference) : "-",
-            std::isfinite(m.reference) ? m.unit : "", m.reference_tool, speedup);
-        json += fmt::format(
-            "{}\n      {{\"metric\": {}, \"value\": {}, \"unit\": {}, \"reference\": {}, \"tool\": "
-            "{}}}",
-            i ? "," : "", json_string(m.metric), json_number(m.value), json_string(m.unit),
-            json_number(m.reference), json_string(m.reference_tool));
+      for (std::size_t i = 0; i < result.rows.size(); ++i) {
+        const auto& m = result.rows[i];
+        if (!result.printed)
+          std::cout << fmt::format("{:<4} {:<48} {:>10.4g} {}\n", "", m.metric, m.value, m.unit);
+        json +=
+            fmt::format("{}\n      {{\"metric\": {}, \"value\": {}, \"unit\": {}}}", i ? "," : "",
+                        json_string(m.metric), json_number(m.value), json_string(m.unit));
       }
-      json += "\n    ]}";
-      std::cout << std::flush;
+      json += "\n    ]";
+      if (!result.extra_json.empty()) json += ",\n    " + result.extra_json;
+      json += "}";
+      std::cout << fmt::format("{:<4} (networks in {}; load average {:.2f} at the end)\n", "",
+                               result.precision.empty() ? "?" : result.precision, load_end)
+                << std::flush;
     }
   } catch (const flows::Error& e) {
     std::cerr << "error: " << e.what() << "\n";

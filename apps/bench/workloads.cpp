@@ -5,21 +5,30 @@
 #include <chrono>
 #include <cmath>
 #include <iostream>
+#include <thread>
 
 #include <fmt/format.h>
+#include <xtensor/xmath.hpp>
 
+#include "alloc_counter.hpp"
+#include "blas_info.hpp"
+#include "flows/data/correlated_gaussians.hpp"
+#include "flows/error.hpp"
 #include "flows/normal.hpp"
 #include "flows/ode_solver.hpp"
 #include "flows/pipeline.hpp"
+#include "flows/precision.hpp"
 
 namespace flows::bench {
 
-namespace {
-
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
+double now_seconds() {
+  return std::chrono::duration<double>(Clock::now().time_since_epoch()).count();
+}
+
+double seconds_since(double start) {
+  return now_seconds() - start;
 }
 
 double quantile(std::vector<double> v, double q) {
@@ -29,26 +38,80 @@ double quantile(std::vector<double> v, double q) {
   return v[k];
 }
 
-// The per-step wall times of a training run, from the progress callback.
-struct TimedTraining {
-  TrainReport report;
-  std::vector<double> step_seconds;
-  double seconds = 0;
-};
+std::string count_label(Index n) {
+  if (n >= 1000 && n % 1000 == 0) return fmt::format("{}k", n / 1000);
+  return fmt::format("{}", n);
+}
 
-TimedTraining train_timed(Pipeline& p) {
+Pipeline load_pipeline(const std::string& config, std::vector<std::string> overrides,
+                       const BenchOptions& options) {
+  if (options.steps) overrides.push_back(fmt::format("trainer.steps={}", *options.steps));
+  for (const std::string& o : options.overrides) overrides.push_back(o);
+  return Pipeline::load(std::string(FLOWS_SOURCE_DIR) + "/" + config, overrides);
+}
+
+TimedTraining train_timed(Pipeline& p, double budget_seconds, Index min_steps) {
   TimedTraining t;
   double last = 0;
+  std::uint64_t last_allocations = alloc::totals().calls;
   TrainerCallbacks callbacks;
   callbacks.on_progress = [&](const Progress& progress) {
+    // Read the counter first and again last, so that the callback's own
+    // allocations (the vectors growing) are not charged to a step.
+    const std::uint64_t allocations = alloc::totals().calls;
+    if (t.step_seconds.capacity() < progress.total_steps) {
+      t.step_seconds.reserve(progress.total_steps);
+      t.step_allocations.reserve(progress.total_steps);
+    }
     t.step_seconds.push_back(progress.seconds - last);
+    t.step_allocations.push_back(static_cast<double>(allocations - last_allocations));
     last = progress.seconds;
+    last_allocations = alloc::totals().calls;
   };
+  if (budget_seconds > 0)
+    callbacks.should_stop = [&] {
+      return t.step_seconds.size() >= min_steps && last >= budget_seconds;
+    };
   Rng train_rng = Rng(p.options.seed).derive(3);
-  const auto start = Clock::now();
+  const double start = now_seconds();
   t.report = p.trainer->train(*p.model.flow, p.data, train_rng, callbacks);
   t.seconds = seconds_since(start);
   return t;
+}
+
+std::string model_precision(const Pipeline& p) {
+  std::string precision = "float64";
+  ConfigNode model = p.model_node;
+  model.read("precision", precision);
+  return precision;
+}
+
+Matrix tile_rows(const Matrix& m, Index n) {
+  Matrix out({n, m.shape(1)});
+  for (Index i = 0; i < n; ++i)
+    std::copy(m.data() + (i % m.shape(0)) * m.shape(1),
+              m.data() + (i % m.shape(0) + 1) * m.shape(1), out.data() + i * m.shape(1));
+  return out;
+}
+
+double dense_multiply_adds(Flow& flow) {
+  double total = 0;
+  for (const Parameter* param : flow.parameters()) {
+    const std::string& name = param->name;
+    const bool weight = name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0;
+    if (weight && param->value.dimension() == 2 && param->value.shape(0) > 1 &&
+        param->value.shape(1) > 1)
+      total += static_cast<double>(param->value.size());
+  }
+  return total;
+}
+
+namespace {
+
+// The median heap allocations of a step; NaN when the counter is off (a
+// sanitizer build), so that no false zero is reported.
+double allocations_per_step(const TimedTraining& t) {
+  return alloc::enabled() ? quantile(t.step_allocations, 0.5) : NAN;
 }
 
 // NLL in the standardized space the Python tools report: with u = (x - μ)/σ,
@@ -60,58 +123,113 @@ Real standardized_nll(const Pipeline& p, Real nll_data) {
   return nll_data - log_scale_sum;
 }
 
-// Reference figures of the Python tool measured for a density workload.
-struct DensityReference {
-  std::string tool;
-  double step_ms, nll_standardized, nll_data, sample_s, log_prob_s;
+// The true mean NLL of the test split when the data set is
+// correlated_gaussians (its density is known), else NaN. The distribution is
+// rebuilt from the data section with the Rng the pipeline gives load().
+Real true_test_nll(const Pipeline& p) {
+  try {
+    ConfigNode node = p.root;
+    ConfigNode data = node.child("data");
+    std::string type;
+    data.read("type", type);
+    if (type != "correlated_gaussians") return NAN;
+    const CorrelatedGaussiansDataset dataset(CorrelatedGaussiansOptions::from(data));
+    const CorrelatedGaussians truth = dataset.distribution(Rng(p.options.seed).derive(1));
+    return -xt::mean(truth.log_prob(p.data.test))();
+  } catch (const Error&) {
+    return NAN;
+  }
+}
+
+Index trainer_batch(const Pipeline& p) {
+  ConfigNode node = p.root;
+  ConfigNode trainer = node.child("trainer");
+  Index batch = 0;
+  trainer.read("batch_size", batch);
+  return batch;
+}
+
+// How a density workload is measured.
+struct DensitySpec {
+  Index sample_points = 100000;
+  Index log_prob_points = 100000;
+  bool flop_rate = false;  // W4: FLOP per step, GFLOP/s and the GEMM reference rates
 };
 
-// `n` rows cycling through the rows of `m`.
-Matrix tile_rows(const Matrix& m, Index n) {
-  Matrix out({n, m.shape(1)});
-  for (Index i = 0; i < n; ++i)
-    std::copy(m.data() + (i % m.shape(0)) * m.shape(1),
-              m.data() + (i % m.shape(0) + 1) * m.shape(1), out.data() + i * m.shape(1));
-  return out;
+// The GEMM rates the training step is set against (same run, same machine):
+// SGEMM at 2048³ and at the hidden layer's shape 128 x 256 x 256, on every
+// core and on one, and DGEMM at 2048³ for the float64 networks.
+std::vector<Measurement> gemm_reference(double step_gflops) {
+  const int cores = std::max(1u, std::thread::hardware_concurrency());
+  const double s_big = gemm_gflops(true, 2048, 2048, 2048, cores);
+  const double s_layer = gemm_gflops(true, 128, 256, 256, cores);
+  const double s_big_1 = gemm_gflops(true, 2048, 2048, 2048, 1);
+  const double d_big = gemm_gflops(false, 2048, 2048, 2048, cores);
+  const double d_layer = gemm_gflops(false, 128, 256, 256, cores);
+  return {
+      {fmt::format("SGEMM 2048^3, {} threads", cores), s_big, "GFLOP/s"},
+      {fmt::format("SGEMM 128x256x256, {} threads", cores), s_layer, "GFLOP/s"},
+      {"SGEMM 2048^3, 1 thread", s_big_1, "GFLOP/s"},
+      {fmt::format("DGEMM 2048^3, {} threads", cores), d_big, "GFLOP/s"},
+      {fmt::format("DGEMM 128x256x256, {} threads", cores), d_layer, "GFLOP/s"},
+      {fmt::format("train step rate / SGEMM 2048^3 ({} threads)", cores), 100 * step_gflops / s_big,
+       "%"},
+      {fmt::format("train step rate / SGEMM 128x256x256 ({} threads)", cores),
+       100 * step_gflops / s_layer, "%"},
+      {fmt::format("train step rate / DGEMM 2048^3 ({} threads)", cores), 100 * step_gflops / d_big,
+       "%"},
+  };
 }
 
 // Trains the pipeline's flow by maximum likelihood and times what a user of
 // a density model waits for: steps, training, sampling and scoring.
-std::vector<Measurement> run_density_workload(const Workload& w, const BenchOptions& options,
-                                              const DensityReference& ref) {
-  std::vector<std::string> overrides = {"stages=[train]"};
-  if (options.steps) overrides.push_back(fmt::format("trainer.steps={}", *options.steps));
-  Pipeline p = Pipeline::load(std::string(FLOWS_SOURCE_DIR) + "/" + w.config, overrides);
+WorkloadResult run_density_workload(const Workload& w, const BenchOptions& options,
+                                    const DensitySpec& spec) {
+  Pipeline p = load_pipeline(w.config, {"stages=[train]"}, options);
 
   TimedTraining t = train_timed(p);
-  const TrainReport& report = t.report;
-  const double train_seconds = t.seconds;
-  const std::vector<double>& step_seconds = t.step_seconds;
+  const double step = quantile(t.step_seconds, 0.5);
 
   const Real nll_data = p.model.flow->mean_nll(p.data.test);
   const Real nll_standardized = standardized_nll(p, nll_data);
 
+  const Index n_sample = options.points.value_or(spec.sample_points);
+  const Index n_score = options.points.value_or(spec.log_prob_points);
   Rng sample_rng = Rng(p.options.seed).derive(4);
-  auto start = Clock::now();
-  Matrix samples = p.model.flow->sample(options.points, sample_rng);
+  double start = now_seconds();
+  Matrix samples = p.model.flow->sample(n_sample, sample_rng);
   const double sample_seconds = seconds_since(start);
 
-  Matrix rows = tile_rows(p.data.test, options.points);
-  start = Clock::now();
+  Matrix rows = tile_rows(p.data.test, n_score);
+  start = now_seconds();
   Vector lp = p.model.flow->log_prob(rows);
   const double log_prob_seconds = seconds_since(start);
 
-  const std::string n = fmt::format("{}k", options.points / 1000);
-  return {
-      {"train step (median)", 1e3 * quantile(step_seconds, 0.5), "ms", ref.step_ms, ref.tool, true},
-      {"train step (fastest tenth)", 1e3 * quantile(step_seconds, 0.1), "ms", NAN, "", true},
-      // The issue quotes no wall time for the Python tools here, so none is shown.
-      {fmt::format("train wall ({} steps)", report.steps), train_seconds, "s", NAN, "", true},
-      {"test NLL, standardized", nll_standardized, "nats", ref.nll_standardized, ref.tool, false},
-      {"test NLL, data units", nll_data, "nats", ref.nll_data, ref.tool, false},
-      {"sample " + n + " points", sample_seconds, "s", ref.sample_s, ref.tool, true},
-      {"log_prob " + n + " points", log_prob_seconds, "s", ref.log_prob_s, ref.tool, true},
+  WorkloadResult r;
+  r.precision = model_precision(p);
+  r.rows = {
+      {"train step (median)", 1e3 * step, "ms"},
+      {"train step (fastest tenth)", 1e3 * quantile(t.step_seconds, 0.1), "ms"},
+      {fmt::format("train wall ({} steps)", t.report.steps), t.seconds, "s"},
+      {"test NLL, standardized", nll_standardized, "nats"},
+      {"test NLL, data units", nll_data, "nats"},
   };
+  const Real truth = true_test_nll(p);
+  if (std::isfinite(truth))
+    r.rows.push_back({"NLL of the true density (test split)", truth, "nats"});
+  r.rows.push_back({"sample " + count_label(n_sample) + " points", sample_seconds, "s"});
+  r.rows.push_back({"log_prob " + count_label(n_score) + " points", log_prob_seconds, "s"});
+  r.rows.push_back({"heap allocations per step (median)", allocations_per_step(t), ""});
+  if (spec.flop_rate) {
+    const Index batch = trainer_batch(p);
+    const double flop = 6.0 * static_cast<double>(batch) * dense_multiply_adds(*p.model.flow);
+    const double gflops = flop / step * 1e-9;
+    r.rows.push_back(
+        {fmt::format("FLOP per train step (6 n sum in*out, n = {})", batch), flop * 1e-6, "MFLOP"});
+    r.rows.push_back({"train step rate (median step)", gflops, "GFLOP/s"});
+    for (Measurement& m : gemm_reference(gflops)) r.rows.push_back(std::move(m));
+  }
+  return r;
 }
 
 // Counts the function evaluations of the solver nested under its `solver:`
@@ -136,18 +254,12 @@ class CountingSolver : public OdeSolver {
   std::shared_ptr<std::atomic<Index>> max_nfe_;
 };
 
-// W3 (issue 5): a velocity field trained by conditional flow matching, then
-// sampled and scored through the ODE with several solvers. torchcfm 1.0.7 +
-// torchdiffeq 0.2.5 on PyTorch 1.13 (CPU, float32, 2 threads): 2.2 ms per
-// step (12.8 s for 3,000), 10k samples in 1.12 s with dopri5 at 1e-5 (56 NFE),
-// 7.5 s with rk4 x 100, 1.68 s with euler x 100; exact NLL of 2,000 test
-// points in 9.2 s (410 NFE), 1.875 standardized (1.03 data units).
-std::vector<Measurement> run_flow_matching_workload(const Workload& w,
-                                                    const BenchOptions& options) {
-  std::vector<std::string> overrides = {"stages=[train]", "trainer.steps=3000",
-                                        "model.bijectors.0.time_frequencies=0"};
-  if (options.steps) overrides.push_back(fmt::format("trainer.steps={}", *options.steps));
-  Pipeline p = Pipeline::load(std::string(FLOWS_SOURCE_DIR) + "/" + w.config, overrides);
+// W3: a velocity field trained by conditional flow matching, then sampled
+// and scored through the ODE with several solvers.
+WorkloadResult run_flow_matching_workload(const Workload& w, const BenchOptions& options) {
+  Pipeline p = load_pipeline(
+      w.config, {"stages=[train]", "trainer.steps=3000", "model.bijectors.0.time_frequencies=0"},
+      options);
   auto nfe = std::make_shared<std::atomic<Index>>(0);
   p.registry->add<OdeSolver>("counting", [nfe](ConfigNode& node, const BuildContext& context) {
     ConfigNode inner = node.child("solver");
@@ -162,11 +274,14 @@ std::vector<Measurement> run_flow_matching_workload(const Workload& w,
 
   // The trained field under another solver: the same bijector options with
   // `solver:` replaced, and the trained parameters copied in (same order).
+  // Built in the model's precision (model.precision, as the pipeline read it).
+  const std::string precision = model_precision(p);
   auto with_solver = [&](const std::string& solver, bool sample_logdet) {
     ConfigNode node = p.model_node.children("bijectors").at(0);
     node.set("solver", "{type: counting, solver: " + solver + "}");
     node.set("sample_logdet", sample_logdet ? "true" : "false");
-    auto bijector = p.registry->make<Bijector>(node, BuildContext{dim, 0, 0, p.registry.get()});
+    auto bijector = p.registry->make<Bijector>(
+        node, BuildContext{dim, 0, 0, p.registry.get(), precision_from_name(precision)});
     ParameterList to = bijector->parameters(), from = trained->parameters();
     for (std::size_t k = 0; k < to.size(); ++k) to[k]->value = from[k]->value;
     std::vector<std::shared_ptr<Bijector>> chain;
@@ -176,66 +291,63 @@ std::vector<Measurement> run_flow_matching_workload(const Workload& w,
   };
 
   const Index n_samples = 10000;
-  std::vector<Measurement> rows = {
-      {"train step (median)", 1e3 * quantile(t.step_seconds, 0.5), "ms", 2.2, "torchcfm", true},
-      {fmt::format("train wall ({} steps)", t.report.steps), t.seconds, "s",
-       12.8 * static_cast<double>(t.report.steps) / 3000.0, "torchcfm", true}};
+  WorkloadResult r;
+  r.precision = precision;
+  r.rows = {{"train step (median)", 1e3 * quantile(t.step_seconds, 0.5), "ms"},
+            {"train step (fastest tenth)", 1e3 * quantile(t.step_seconds, 0.1), "ms"},
+            {fmt::format("train wall ({} steps)", t.report.steps), t.seconds, "s"},
+            {"heap allocations per step (median)", allocations_per_step(t), ""}};
   struct SolverCase {
     const char* label;
     const char* yaml;
-    double ref_seconds, ref_nfe;
   };
   for (const SolverCase& c :
-       {SolverCase{"dopri5 1e-5", "{type: dopri5, rtol: 1.0e-5, atol: 1.0e-5}", 1.12, 56},
-        SolverCase{"rk4 x 100", "{type: rk4, steps: 100}", 7.5, 400},
-        SolverCase{"euler x 100", "{type: euler, steps: 100}", 1.68, 100}}) {
+       {SolverCase{"dopri5 1e-5", "{type: dopri5, rtol: 1.0e-5, atol: 1.0e-5}"},
+        SolverCase{"rk4 x 100", "{type: rk4, steps: 100}"},
+        SolverCase{"euler x 100", "{type: euler, steps: 100}"}}) {
     Flow flow = with_solver(c.yaml, false);
     nfe->store(0);
     Rng rng = Rng(p.options.seed).derive(4);
-    const auto start = Clock::now();
+    const double start = now_seconds();
     Matrix samples = flow.sample(n_samples, rng);
     const double seconds = seconds_since(start);
-    rows.push_back(
-        {fmt::format("sample 10k, {}", c.label), seconds, "s", c.ref_seconds, "torchcfm", true});
-    rows.push_back({fmt::format("  NFE, {}", c.label), static_cast<double>(nfe->load()), "",
-                    c.ref_nfe, "torchcfm", false});
+    r.rows.push_back({fmt::format("sample 10k, {}", c.label), seconds, "s"});
+    r.rows.push_back({fmt::format("  NFE, {}", c.label), static_cast<double>(nfe->load()), ""});
   }
   const Index n_test = std::min<Index>(2000, p.data.test.shape(0));
   Matrix test = xt::view(p.data.test, xt::range(0, n_test), xt::all());
   Flow scorer = with_solver("{type: dopri5, rtol: 1.0e-5, atol: 1.0e-5}", true);
   nfe->store(0);
-  const auto start = Clock::now();
+  const double start = now_seconds();
   const Real nll_data = scorer.mean_nll(test);
   const double seconds = seconds_since(start);
-  rows.push_back({"exact NLL 2k points, dopri5 1e-5", seconds, "s", 9.2, "torchcfm", true});
-  rows.push_back(
-      {"  NFE of the NLL solve", static_cast<double>(nfe->load()), "", 410, "torchcfm", false});
-  rows.push_back(
-      {"test NLL, standardized", standardized_nll(p, nll_data), "nats", 1.875, "torchcfm", false});
-  rows.push_back({"test NLL, data units", nll_data, "nats", 1.03, "torchcfm", false});
-  return rows;
+  r.rows.push_back({"exact NLL 2k points, dopri5 1e-5", seconds, "s"});
+  r.rows.push_back({"  NFE of the NLL solve", static_cast<double>(nfe->load()), ""});
+  r.rows.push_back({"test NLL, standardized", standardized_nll(p, nll_data), "nats"});
+  r.rows.push_back({"test NLL, data units", nll_data, "nats"});
+  return r;
 }
 
 }  // namespace
 
 std::vector<Workload> standard_workloads() {
   std::vector<Workload> all;
-  // W1 (issue 3): zuko 1.6 on PyTorch 1.13, CPU float32, 2 threads: median step
-  // 7.4-11.8 ms over three runs (the lower end is quoted), test NLL 1.19
-  // standardized (0.346 data units), 100k samples 0.58-0.89 s, log_prob
-  // 0.24-0.34 s.
-  all.push_back({"W1", "MAF, 5 layers, MADE [64, 64], moons", "configs/maf_moons.yaml",
+  all.push_back({"W1", "MAF, 5 layers, MADE [64, 64], moons, batch 512", "configs/maf_moons.yaml",
                  [](const Workload& w, const BenchOptions& o) {
-                   return run_density_workload(w, o, {"zuko 1.6", 7.4, 1.19, 0.346, 0.58, 0.24});
+                   return run_density_workload(w, o, DensitySpec{});
                  }});
-  // W2 (issue 4): zuko 1.6 NSF: 23 ms per step, NLL 1.168 standardized
-  // (0.325 data), 100k samples 1.15 s, log_prob 0.77 s.
-  all.push_back({"W2", "NSF autoregressive, 5 layers, 8 bins, [64, 64], moons",
+  all.push_back({"W2", "NSF autoregressive, 5 layers, 8 bins, [64, 64], moons, batch 512",
                  "configs/nsf_moons.yaml", [](const Workload& w, const BenchOptions& o) {
-                   return run_density_workload(w, o, {"zuko 1.6", 23.0, 1.168, 0.325, 1.15, 0.77});
+                   return run_density_workload(w, o, DensitySpec{});
                  }});
   all.push_back({"W3", "flow matching, [x, t] -> 3 x 64 SELU, moons", "configs/fm_moons.yaml",
                  &run_flow_matching_workload});
+  // W4: GEMM-bound. Sampling costs D = 64 passes of the five MADEs, so it
+  // draws 1,000 points rather than 100,000.
+  all.push_back({"W4", "MAF, 64-D correlated Gaussians, 5 layers, MADE [256, 256], batch 128",
+                 "configs/maf_gaussians64.yaml", [](const Workload& w, const BenchOptions& o) {
+                   return run_density_workload(w, o, DensitySpec{1000, 100000, true});
+                 }});
   return all;
 }
 

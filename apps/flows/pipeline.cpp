@@ -1,5 +1,6 @@
 #include "pipeline.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -20,6 +21,7 @@
 #include "flows/pipeline.hpp"
 #include "flows/plugin_loader.hpp"
 #include "flows/registry.hpp"
+#include "flows/training_loop.hpp"
 #include "outputs.hpp"
 #include "progress.hpp"
 #include "report.hpp"
@@ -119,7 +121,19 @@ void run_pipeline(const RunOptions& run) {
       callbacks.on_progress = [&reporter](const Progress& p) { reporter(p); };
       callbacks.should_stop = run.should_stop;
       // Pipeline::train adds the dequantization noise (data.dequantize) per mini-batch.
-      report = pipeline.train(callbacks);
+      try {
+        report = pipeline.train(callbacks);
+      } catch (const NonFiniteTrainingError&) {
+        // The trainer kept the last good parameters: save them when asked
+        // to, so that the run leaves a usable model (issue 15).
+        reporter.finish();
+        if (std::find(options.stages.begin(), options.stages.end(), "save") !=
+            options.stages.end()) {
+          write_checkpoint(out + "/model.flows", make_checkpoint(pipeline));
+          std::cerr << fmt::format("saved the kept parameters to {}/model.flows\n", out);
+        }
+        throw;
+      }
       reporter.finish();
       trained = true;
       write_file_atomically(out + "/training_curve.csv", curve_csv(report));
@@ -282,6 +296,9 @@ void run_pipeline(const RunOptions& run) {
     metrics.integer("best_step", static_cast<long long>(report.best_step));
     metrics.number("best_val_loss", report.best_val_loss);
     metrics.boolean("stopped_early", report.stopped_early);
+    metrics.integer("skipped_batches", static_cast<long long>(report.skipped_batches));
+    if (report.skipped_batches > 0) metrics.text("first_skipped_batch", report.first_skipped);
+    metrics.integer("train_threads", static_cast<long long>(report.threads));
     metrics.number("train_seconds", report.seconds);
   }
   metrics.number("wall_seconds", std::chrono::duration<double>(Clock::now() - started).count());

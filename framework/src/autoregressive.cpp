@@ -235,6 +235,7 @@ std::unique_ptr<Bijector> make_autoregressive_stack(const std::string& name,
   Rng init_rng = root.derive(2);
   nn::MadeOptions made = options.made;
   made.context_features = context.context_dim;
+  made.precision = context.precision;
 
   std::vector<std::shared_ptr<Bijector>> layers;
   std::vector<Index> order = options.explicit_order.empty()

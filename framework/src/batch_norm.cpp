@@ -4,6 +4,7 @@
 
 #include "flows/checks.hpp"
 #include "flows/error.hpp"
+#include "flows/log_scale.hpp"
 
 namespace flows {
 
@@ -16,14 +17,15 @@ BatchNorm::BatchNorm(Index dim, Real momentum, Real epsilon)
       running_mean_("running_mean", xt::zeros<Real>({Index(1), dim}), /*trainable=*/false),
       running_var_("running_var", xt::ones<Real>({Index(1), dim}), /*trainable=*/false) {}
 
-// z = (x − m̄) / sqrt(v̄ + ε) ⊙ e^γ + β with the running averages.
+// z = (x − m̄) / sqrt(v̄ + ε) ⊙ e^γ̂ + β with the running averages (γ̂: γ
+// through the overflow guard of log_scale.hpp).
 Transformed BatchNorm::forward_impl(const Matrix& x, const Matrix&) const {
   const Index n = x.shape(0), d = dim();
   Transformed out{Matrix({n, d}), xt::empty<Real>({n})};
   Real logdet = 0;
   for (Index j = 0; j < d; ++j) {
-    const Real scale =
-        std::exp(log_gamma_.value(0, j)) / std::sqrt(running_var_.value(0, j) + epsilon_);
+    const Real scale = std::exp(clamp_log_scale(log_gamma_.value(0, j))) /
+                       std::sqrt(running_var_.value(0, j) + epsilon_);
     logdet += std::log(scale);
     for (Index i = 0; i < n; ++i)
       out.value(i, j) = (x(i, j) - running_mean_.value(0, j)) * scale + beta_.value(0, j);
@@ -32,14 +34,14 @@ Transformed BatchNorm::forward_impl(const Matrix& x, const Matrix&) const {
   return out;
 }
 
-// x = (z − β) e^{−γ} sqrt(v̄ + ε) + m̄.
+// x = (z − β) e^{−γ̂} sqrt(v̄ + ε) + m̄.
 Transformed BatchNorm::inverse_impl(const Matrix& z, const Matrix&) const {
   const Index n = z.shape(0), d = dim();
   Transformed out{Matrix({n, d}), xt::empty<Real>({n})};
   Real logdet = 0;
   for (Index j = 0; j < d; ++j) {
-    const Real scale =
-        std::exp(-log_gamma_.value(0, j)) * std::sqrt(running_var_.value(0, j) + epsilon_);
+    const Real scale = std::exp(-clamp_log_scale(log_gamma_.value(0, j))) *
+                       std::sqrt(running_var_.value(0, j) + epsilon_);
     logdet += std::log(scale);
     for (Index i = 0; i < n; ++i)
       out.value(i, j) = (z(i, j) - beta_.value(0, j)) * scale + running_mean_.value(0, j);
@@ -64,13 +66,14 @@ void BatchNorm::forward_train_impl(const Matrix& x, const Matrix&, Matrix& z, Ve
     for (Index i = 0; i < n; ++i) var += (x(i, j) - mean) * (x(i, j) - mean);
     var /= static_cast<Real>(n);
     const Real inv_std = 1 / std::sqrt(var + epsilon_);
-    const Real gamma = std::exp(log_gamma_.value(0, j));
+    const Real log_gamma = clamp_log_scale(log_gamma_.value(0, j));
+    const Real gamma = std::exp(log_gamma);
     inv_std_(0, j) = inv_std;
     for (Index i = 0; i < n; ++i) {
       normalized_(i, j) = (x(i, j) - mean) * inv_std;
       z(i, j) = normalized_(i, j) * gamma + beta_.value(0, j);
     }
-    total += log_gamma_.value(0, j) + std::log(inv_std);
+    total += log_gamma + std::log(inv_std);
     running_mean_.value(0, j) = (1 - momentum_) * running_mean_.value(0, j) + momentum_ * mean;
     running_var_.value(0, j) = (1 - momentum_) * running_var_.value(0, j) + momentum_ * var;
   }
@@ -78,8 +81,9 @@ void BatchNorm::forward_train_impl(const Matrix& x, const Matrix&, Matrix& z, Ve
 }
 
 // With r = 1/sqrt(v + ε), x̂ = (x − m) r, g = dL/dz, s = dL/dlogdet, S = Σ_i s_i
-// (per column; means over the n rows):
-//   dL/dβ = Σ g,   dL/dγ = Σ g x̂ e^γ + S,   dL/dx̂ = g e^γ,
+// (per column; means over the n rows), γ̂ = γ clamped (log_scale.hpp) and c =
+// ∂γ̂/∂γ (1 inside the clamp, 0 outside):
+//   dL/dβ = Σ g,   dL/dγ = c (Σ g x̂ e^γ̂ + S),   dL/dx̂ = g e^γ̂,
 //   dL/dx = r (dL/dx̂ − mean(dL/dx̂) − x̂ mean(dL/dx̂ ⊙ x̂)) − S r x̂ / n,
 // the last term from −½ log(v + ε) in every row's logdet (∂v/∂x_i = 2(x_i − m)/n).
 void BatchNorm::backward_impl(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x,
@@ -90,14 +94,15 @@ void BatchNorm::backward_impl(const Matrix& grad_z, const Vector& grad_logdet, M
   for (Index i = 0; i < n; ++i) s_total += grad_logdet(i);
   const Real inv_n = 1 / static_cast<Real>(n);
   for (Index j = 0; j < d; ++j) {
-    const Real gamma = std::exp(log_gamma_.value(0, j));
+    const Real gamma = std::exp(clamp_log_scale(log_gamma_.value(0, j)));
     Real sum_g = 0, sum_gx = 0;
     for (Index i = 0; i < n; ++i) {
       sum_g += grad_z(i, j);
       sum_gx += grad_z(i, j) * normalized_(i, j);
     }
     beta_.grad(0, j) += sum_g;
-    log_gamma_.grad(0, j) += sum_gx * gamma + s_total;
+    log_gamma_.grad(0, j) +=
+        clamp_log_scale_slope(log_gamma_.value(0, j)) * (sum_gx * gamma + s_total);
     const Real r = inv_std_(0, j);
     const Real mean_dxhat = sum_g * gamma * inv_n;
     const Real mean_dxhat_xhat = sum_gx * gamma * inv_n;

@@ -16,6 +16,8 @@ namespace {
 // layer's intermediates (a hidden layer of 64 units is 0.5 MB per block) stay
 // in cache whatever the batch size.
 constexpr Index kInferenceBlock = 1024;
+static_assert(kInferenceBlock % kInferenceRowGroup == 0,
+              "blocks must start on row groups (bijector.hpp)");
 
 }  // namespace
 
@@ -67,6 +69,11 @@ void Chain::prepend(std::shared_ptr<Bijector> layer) {
                                   name(), layer->name()));
   layers_.insert(layers_.begin(), std::move(layer));
   refresh();
+}
+
+bool Chain::rows_independent_in_training() const {
+  return std::all_of(layers_.begin(), layers_.end(),
+                     [](const auto& layer) { return layer->rows_independent_in_training(); });
 }
 
 Transformed Chain::run(const Matrix& input, const Matrix& context, bool inverse) const {

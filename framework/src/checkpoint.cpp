@@ -56,7 +56,7 @@ void put_u32(std::string& out, std::uint32_t v) {
 void put_u64(std::string& out, std::uint64_t v) {
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
-std::uint64_t get_le(const std::string& in, std::size_t at, int bytes) {
+std::uint64_t get_le(std::string_view in, std::size_t at, int bytes) {
   std::uint64_t v = 0;
   for (int i = 0; i < bytes; ++i)
     v |= static_cast<std::uint64_t>(static_cast<unsigned char>(in[at + i])) << (8 * i);
@@ -214,11 +214,14 @@ void write_checkpoint(const std::string& path, const Checkpoint& checkpoint) {
 }
 
 Checkpoint read_checkpoint(const std::string& path) {
+  return parse_checkpoint(detail::read_whole_file(path), path);
+}
+
+Checkpoint parse_checkpoint(std::string_view bytes, const std::string& path) {
   require_little_endian();
-  const std::string bytes = detail::read_whole_file(path);
   const std::size_t size = bytes.size();
   const std::size_t magic_seen = std::min(size, sizeof kMagic);
-  if (std::memcmp(bytes.data(), kMagic, magic_seen) != 0 || size == 0)
+  if (size == 0 || std::memcmp(bytes.data(), kMagic, magic_seen) != 0)
     throw DataError(
         fmt::format("{}: not a flows checkpoint (it does not start with 'FLOWSCKP')", path));
   if (size < kFixedBytes + kChecksumBytes)
@@ -265,7 +268,7 @@ Checkpoint read_checkpoint(const std::string& path) {
 
   YAML::Node header;
   try {
-    header = YAML::Load(bytes.substr(kFixedBytes, header_bytes));
+    header = YAML::Load(std::string(bytes.substr(kFixedBytes, header_bytes)));
   } catch (const YAML::Exception& e) {
     throw DataError(fmt::format("{}: the checkpoint header is not valid YAML: {}", path, e.msg));
   }
@@ -413,7 +416,13 @@ LoadedModel load_model(const std::string& path, const std::vector<std::string>& 
         searched.empty() ? "nothing" : searched, skipped));
   }
 
-  ConfigNode model_node = ConfigNode::parse(info.model_yaml, path + " (model section)");
+  return rebuild_model(checkpoint, registry, path);
+}
+
+LoadedModel rebuild_model(const Checkpoint& checkpoint, std::shared_ptr<Registry> registry,
+                          const std::string& source) {
+  const CheckpointInfo& info = checkpoint.info;
+  ConfigNode model_node = ConfigNode::parse(info.model_yaml, source + " (model section)");
   model_node.mark_read("standardize");
   // The context standardization and embedding come back with the state
   // ("model/context/..."), so the model is built for the same context width.
@@ -427,7 +436,7 @@ LoadedModel load_model(const std::string& path, const std::vector<std::string>& 
     loaded.model.standardize = std::make_shared<Standardize>(xt::zeros<Real>({Index{1}, info.dim}),
                                                              xt::ones<Real>({Index{1}, info.dim}));
   prepend_data_layers(loaded.model);
-  restore_model(checkpoint, loaded.model, path);
+  restore_model(checkpoint, loaded.model, source);
   return loaded;
 }
 

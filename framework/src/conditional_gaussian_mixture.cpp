@@ -55,7 +55,7 @@ ConditionalGaussianMixture::ConditionalGaussianMixture(Index dim, Index context_
       context_dim_(context_dim),
       components_(options.components),
       network_(context_dim, options.hidden, checked_width(dim, context_dim, options.components),
-               nn::Activation::from_name(options.activation), rng) {
+               nn::Activation::from_name(options.activation), rng, options.precision) {
   const Index last = network_.num_layers() - 1, k = components_;
   network_.weight(last).value.fill(0);
   Matrix& bias = network_.bias(last).value;
@@ -175,8 +175,8 @@ void ConditionalGaussianMixture::log_prob_backward(const Matrix& z, const Matrix
 
 std::unique_ptr<BaseDistribution> make_conditional_gaussian_mixture(ConfigNode& node,
                                                                     const BuildContext& context) {
-  const ConditionalGaussianMixture::Options options =
-      ConditionalGaussianMixture::Options::from(node);
+  ConditionalGaussianMixture::Options options = ConditionalGaussianMixture::Options::from(node);
+  options.precision = context.precision;
   if (context.context_dim == 0)
     throw node.error("", std::string(kName) +
                              " models p(z | c) and needs a context: give the data "

@@ -43,7 +43,7 @@ ConditionalDiagonalNormal::ConditionalDiagonalNormal(Index dim, Index context_di
     : dim_(dim),
       context_dim_(context_dim),
       network_(checked_context_dim(dim, context_dim), options.hidden, 2 * dim,
-               nn::Activation::from_name(options.activation), rng) {
+               nn::Activation::from_name(options.activation), rng, options.precision) {
   // Zero last layer: μ = 0 and log σ = 0 for every context, p(z | e) = N(0, I).
   const Index last = network_.num_layers() - 1;
   network_.weight(last).value.fill(0);
@@ -135,7 +135,8 @@ void ConditionalDiagonalNormal::log_prob_backward(const Matrix& z, const Matrix&
 
 std::unique_ptr<BaseDistribution> make_conditional_diagonal_normal(ConfigNode& node,
                                                                    const BuildContext& context) {
-  const ConditionalDiagonalNormal::Options options = ConditionalDiagonalNormal::Options::from(node);
+  ConditionalDiagonalNormal::Options options = ConditionalDiagonalNormal::Options::from(node);
+  options.precision = context.precision;
   if (context.context_dim == 0)
     throw node.error("", std::string(kName) +
                              " models p(z | c) and needs a context: give the data "

@@ -16,7 +16,7 @@ ContextEncoder::ContextEncoder(Index columns, const EmbeddingOptions& embedding,
   if (columns == 0) throw ConfigError("context: a conditional model needs context columns");
   if (embedding.features > 0) {
     embedding_ = std::make_unique<nn::MLP>(columns, embedding.hidden, embedding.features,
-                                           embedding.activation, rng);
+                                           embedding.activation, rng, embedding.precision);
     for (Parameter* p : embedding_->parameters()) p->name = "embedding." + p->name;
   }
 }

@@ -31,7 +31,7 @@ CouplingLayer::CouplingLayer(std::string name, Index dim, std::vector<Index> con
                              std::vector<Index> transformed, Index context_dim,
                              const std::vector<Index>& hidden, nn::Activation activation,
                              std::shared_ptr<const Transformer> transformer, bool identity_init,
-                             Rng& rng)
+                             Rng& rng, Precision precision)
     : Bijector(std::move(name), dim, context_dim),
       cond_(std::move(conditioning)),
       trans_(std::move(transformed)),
@@ -41,7 +41,7 @@ CouplingLayer::CouplingLayer(std::string name, Index dim, std::vector<Index> con
   const Index in = cond_.size() + context_dim;
   const Index out = transformer_->params_per_dim() * trans_.size();
   constant_ = Parameter("constant", xt::zeros<Real>({Index(1), out}));
-  if (in > 0) net_ = std::make_unique<nn::MLP>(in, hidden, out, activation, rng);
+  if (in > 0) net_ = std::make_unique<nn::MLP>(in, hidden, out, activation, rng, precision);
   if (identity_init) {
     Matrix& bias = net_ ? net_->bias(net_->num_layers() - 1).value : constant_.value;
     if (net_) net_->weight(net_->num_layers() - 1).value.fill(0);
@@ -218,7 +218,7 @@ std::unique_ptr<Bijector> make_coupling_stack(const std::string& name,
     Rng rng = root.derive(l);
     layers.push_back(std::make_shared<CouplingLayer>(
         name, dim, std::move(cond), std::move(trans), context.context_dim, options.hidden,
-        activation, transformer, options.identity_init, rng));
+        activation, transformer, options.identity_init, rng, context.precision));
   }
   return std::make_unique<Chain>(name, dim, std::move(layers));
 }

@@ -1,13 +1,14 @@
 #include "flows/flow.hpp"
 
 #include <algorithm>
-#include <cstdlib>
+#include <cmath>
 #include <exception>
 #include <thread>
 
 #include <fmt/format.h>
 
 #include "flows/error.hpp"
+#include "flows/threads.hpp"
 
 namespace flows {
 
@@ -15,6 +16,8 @@ Flow::Flow(std::shared_ptr<BaseDistribution> base, std::vector<std::shared_ptr<B
            std::shared_ptr<ContextEncoder> context)
     : base_(std::move(base)), context_(std::move(context)) {
   if (!base_) throw Error("Flow: no base distribution");
+  // Before any model computes: flows' threads, not BLAS's, use the cores.
+  limit_blas_threads();
   chain_ = std::make_shared<Chain>("flow", base_->dim(), std::move(chain), "bijector", false);
   const Index width = context_ ? context_->output_dim() : 0;
   auto check = [&](Index reads, const std::string& what) {
@@ -32,6 +35,7 @@ Flow::Flow(std::shared_ptr<BaseDistribution> base, std::vector<std::shared_ptr<B
 
 void Flow::prepend(std::shared_ptr<Bijector> bijector) {
   chain_->prepend(std::move(bijector));
+  ++data_layers_;
 }
 
 namespace {
@@ -39,31 +43,28 @@ namespace {
 // Blocks smaller than this are not worth a thread.
 constexpr Index kMinRowsPerThread = 256;
 
-// Threads for inference: $FLOWS_NUM_THREADS, else the machine's cores.
-Index inference_threads() {
-  if (const char* env = std::getenv("FLOWS_NUM_THREADS")) {
-    const long value = std::strtol(env, nullptr, 10);
-    if (value >= 1) return static_cast<Index>(value);
-  }
-  return std::max<Index>(1, std::thread::hardware_concurrency());
-}
-
 // Inference treats rows independently, so it runs fn(begin, end) on
 // contiguous row blocks, one per thread (Bijector::forward and inverse are
 // const and must be safe to call concurrently). Exceptions reach the caller.
+// Blocks start on whole row groups (kInferenceRowGroup, bijector.hpp), so
+// that a bijector that solves a group of rows together sees the same groups
+// whatever the thread count.
 template <class Fn>
 void for_row_blocks(Index n, const Fn& fn) {
-  const Index threads = std::min(inference_threads(), n / kMinRowsPerThread);
+  static_assert(kMinRowsPerThread >= kInferenceRowGroup, "every thread gets a whole group");
+  const Index threads = std::min(thread_count(), n / kMinRowsPerThread);
   if (threads <= 1) {
     fn(Index{0}, n);
     return;
   }
+  const Index groups = (n + kInferenceRowGroup - 1) / kInferenceRowGroup;
+  auto start = [&](Index t) { return std::min(n, kInferenceRowGroup * (groups * t / threads)); };
   std::vector<std::exception_ptr> errors(threads);
   std::vector<std::thread> pool;
   for (Index t = 0; t < threads; ++t)
     pool.emplace_back([&, t] {
       try {
-        fn(n * t / threads, n * (t + 1) / threads);
+        fn(start(t), start(t + 1));
       } catch (...) {
         errors[t] = std::current_exception();
       }
@@ -178,7 +179,7 @@ Transformed Flow::sample_and_log_prob(Index n, Rng& rng, const Matrix& context,
 // L = -(1/n) Σ_i [log p_z(z_i | e_i) + logdet_i]; the logdet and the base
 // log-density get the same weight -1/n per row, and dL/de from the chain and
 // the base flows back into the context embedding.
-Real Flow::nll_gradient(const Matrix& batch, const Matrix& context) {
+Real Flow::nll_gradient(const Matrix& batch, const Matrix& context, Index total_rows) {
   if (batch.shape(1) != dim())
     throw DataError(fmt::format("the model has {} dimensions but the batch has {} columns", dim(),
                                 batch.shape(1)));
@@ -191,7 +192,8 @@ Real Flow::nll_gradient(const Matrix& batch, const Matrix& context) {
   Real sum = 0;
   for (Index i = 0; i < n; ++i) sum += log_prob_(i) + logdet_(i);
 
-  const Real weight = -1.0 / static_cast<Real>(n);
+  const Real rows = static_cast<Real>(total_rows > 0 ? total_rows : n);
+  const Real weight = -1.0 / rows;
   grad_logdet_.resize({n});
   std::fill(grad_logdet_.begin(), grad_logdet_.end(), weight);
   Matrix* grad_context = nullptr;
@@ -203,7 +205,105 @@ Real Flow::nll_gradient(const Matrix& batch, const Matrix& context) {
                            base_->context_dim() > 0 ? grad_context : nullptr);
   chain_->backward(grad_z_, grad_logdet_, grad_x_, grad_context);
   if (context_) context_->backward(grad_context_);
-  return -sum / static_cast<Real>(n);
+  return -sum / rows;
+}
+
+namespace {
+
+// One flag per row: does it hold a non-finite value?
+std::vector<char> nonfinite_rows(const Matrix& m, const Vector* logdet = nullptr) {
+  const Index n = m.shape(0), d = m.size() / std::max<Index>(n, 1);
+  std::vector<char> bad(n, 0);
+  for (Index i = 0; i < n; ++i) {
+    const Real* row = m.data() + i * d;
+    bad[i] = std::any_of(row, row + d, [](Real v) { return !std::isfinite(v); }) ||
+             (logdet && !std::isfinite((*logdet)(i)));
+  }
+  return bad;
+}
+
+// Rows bad in `after` that were good in `before`.
+Index newly_bad(const std::vector<char>& before, const std::vector<char>& after) {
+  Index count = 0;
+  for (std::size_t i = 0; i < after.size(); ++i) count += after[i] && !before[i];
+  return count;
+}
+
+bool nonfinite_gradients(const ParameterList& params) {
+  for (const Parameter* p : params)
+    if (std::any_of(p->grad.begin(), p->grad.end(), [](Real g) { return !std::isfinite(g); }))
+      return true;
+  return false;
+}
+
+}  // namespace
+
+Flow::NonFinite Flow::find_nonfinite(const Matrix& batch, const Matrix& context) {
+  // A diagnosis, not a step: the training pass below may move running
+  // statistics and adds gradients, so both are put back afterwards.
+  const ParameterList params = parameters();
+  std::vector<Matrix> values, grads;
+  for (const Parameter* p : params) {
+    values.push_back(p->value);
+    grads.push_back(p->grad);
+  }
+  auto label = [this](Index k) {
+    const std::string& name = chain()[k]->name();
+    return k < data_layers_ ? fmt::format("the data layer {} (before model.bijectors)", name)
+                            : fmt::format("bijectors[{}] ({})", k - data_layers_, name);
+  };
+  auto locate = [&]() -> NonFinite {
+    const Index n = batch.shape(0);
+    check_context(context, n);
+    static const Matrix kNone;
+    const Matrix& encoded = context_ ? context_->encode_train(context) : kNone;
+    if (context_ && newly_bad(nonfinite_rows(context), nonfinite_rows(encoded)) > 0)
+      return {"the context encoder", newly_bad(nonfinite_rows(context), nonfinite_rows(encoded))};
+    const auto& layers = chain();
+    const Index count = layers.size();
+    std::vector<Matrix> outputs(count);
+    std::vector<Vector> logdets(count);
+    const Matrix* in = &batch;
+    for (Index k = 0; k < count; ++k) {
+      layers[k]->forward_train(*in, encoded, outputs[k], logdets[k]);
+      const Index rows = newly_bad(nonfinite_rows(*in), nonfinite_rows(outputs[k], &logdets[k]));
+      if (rows > 0) return {label(k) + ", forward pass", rows};
+      in = &outputs[k];
+    }
+    const Matrix& z = *in;
+    const Vector log_prob = base_->log_prob(z, encoded);
+    Matrix as_column = xt::zeros<Real>({n, Index{1}});
+    const Index base_rows = newly_bad(nonfinite_rows(z), nonfinite_rows(as_column, &log_prob));
+    if (base_rows > 0) return {"the base distribution", base_rows};
+    // Backward, in the order the gradient flows: base, then the last layer first.
+    const Vector grad_logdet = xt::ones<Real>({n}) * (-1.0 / static_cast<Real>(n));
+    Matrix upstream, grad_x;
+    zero_grad(params);
+    base_->log_prob_backward(z, encoded, grad_logdet, upstream, nullptr);
+    if (const Index rows = newly_bad(nonfinite_rows(z), nonfinite_rows(upstream));
+        rows > 0 || nonfinite_gradients(base_->parameters()))
+      return {"the base distribution, backward pass", rows};
+    for (Index k = count; k-- > 0;) {
+      layers[k]->backward(upstream, grad_logdet, grad_x, nullptr);
+      const Index rows = newly_bad(nonfinite_rows(upstream), nonfinite_rows(grad_x));
+      if (rows > 0 || nonfinite_gradients(layers[k]->parameters()))
+        return {label(k) + ", backward pass", rows};
+      std::swap(upstream, grad_x);
+    }
+    return {};
+  };
+  NonFinite found;
+  try {
+    found = locate();
+  } catch (const Error& e) {
+    // A layer that refuses a non-finite input names itself.
+    found = {std::string("an error in the training pass: ") + e.what(), 0};
+  }
+  for (std::size_t k = 0; k < params.size(); ++k) {
+    params[k]->value = values[k];
+    params[k]->grad = grads[k];
+  }
+  return found;
 }
 
 ParameterList Flow::parameters() {

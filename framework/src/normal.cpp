@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "flows/error.hpp"
+#include "flows/log_scale.hpp"
 
 namespace flows {
 
@@ -61,18 +62,19 @@ DiagonalNormal::DiagonalNormal(Index dim, Real mean, Real log_scale)
     : mean_("mean", xt::xtensor<Real, 2>(std::array<Index, 2>{1, dim}, mean)),
       log_scale_("log_scale", xt::xtensor<Real, 2>(std::array<Index, 2>{1, dim}, log_scale)) {}
 
-// log N(z; μ, σ²) = Σ_j [ -½((z_j-μ_j)/σ_j)² - log σ_j - ½ log 2π ].
+// log N(z; μ, σ²) = Σ_j [ -½((z_j-μ_j)/σ_j)² - log σ_j - ½ log 2π ], with
+// log σ through the overflow guard of log_scale.hpp.
 Vector DiagonalNormal::log_prob(const Matrix& z, const Matrix&) const {
   const Index d = dim();
   check_columns(z, d, "diagonal_normal.log_prob");
   const Index n = z.shape(0);
   Vector out = xt::empty<Real>({n});
   Real log_norm = 0;
-  for (Index j = 0; j < d; ++j) log_norm += log_scale_.value(0, j) + kHalfLog2Pi;
+  for (Index j = 0; j < d; ++j) log_norm += clamp_log_scale(log_scale_.value(0, j)) + kHalfLog2Pi;
   for (Index i = 0; i < n; ++i) {
     Real s = 0;
     for (Index j = 0; j < d; ++j) {
-      Real u = (z(i, j) - mean_.value(0, j)) * std::exp(-log_scale_.value(0, j));
+      Real u = (z(i, j) - mean_.value(0, j)) * std::exp(-clamp_log_scale(log_scale_.value(0, j)));
       s += u * u;
     }
     out(i) = -0.5 * s - log_norm;
@@ -84,11 +86,12 @@ Matrix DiagonalNormal::sample(Index n, const Matrix&, Rng& rng) const {
   Matrix eps = rng.normal(n, dim());
   for (Index i = 0; i < n; ++i)
     for (Index j = 0; j < dim(); ++j)
-      eps(i, j) = mean_.value(0, j) + std::exp(log_scale_.value(0, j)) * eps(i, j);
+      eps(i, j) = mean_.value(0, j) + std::exp(clamp_log_scale(log_scale_.value(0, j))) * eps(i, j);
   return eps;
 }
 
-// With u = (z-μ)/σ: ∂lp/∂z = -u/σ, ∂lp/∂μ = u/σ, ∂lp/∂log σ = u² - 1.
+// With u = (z-μ)/σ: ∂lp/∂z = -u/σ, ∂lp/∂μ = u/σ, ∂lp/∂log σ = c (u² - 1), c
+// the slope of the clamp (1 inside, 0 outside).
 void DiagonalNormal::log_prob_backward(const Matrix& z, const Matrix&, const Vector& w,
                                        Matrix& grad_z, Matrix*) {
   const Index d = dim();
@@ -96,11 +99,12 @@ void DiagonalNormal::log_prob_backward(const Matrix& z, const Matrix&, const Vec
   grad_z.resize(z.shape());
   for (Index i = 0; i < z.shape(0); ++i)
     for (Index j = 0; j < d; ++j) {
-      Real inv_sigma = std::exp(-log_scale_.value(0, j));
+      const Real log_sigma = log_scale_.value(0, j);
+      const Real inv_sigma = std::exp(-clamp_log_scale(log_sigma));
       Real u = (z(i, j) - mean_.value(0, j)) * inv_sigma;
       grad_z(i, j) = -w(i) * u * inv_sigma;
       mean_.grad(0, j) += w(i) * u * inv_sigma;
-      log_scale_.grad(0, j) += w(i) * (u * u - 1.0);
+      log_scale_.grad(0, j) += clamp_log_scale_slope(log_sigma) * w(i) * (u * u - 1.0);
     }
 }
 

@@ -17,8 +17,11 @@ Real LearningRateSchedule::at(Real lr, Index step, Index total) const {
 
 Real clip_gradient_norm(const ParameterList& params, Real max_norm) {
   const Real norm = gradient_norm(params);
-  if (max_norm > 0 && norm > max_norm) {
-    const Real scale = max_norm / (norm + 1e-12);
+  // A non-finite norm means a non-finite gradient: scaling would hide it
+  // (to zeros or NaN), so it is left for the caller (the training loop stops
+  // or skips the batch).
+  if (max_norm > 0 && std::isfinite(norm) && norm > max_norm) {
+    const Real scale = max_norm / norm;
     for (Parameter* p : params) p->grad *= scale;
   }
   return norm;

@@ -1,5 +1,6 @@
 #include "flows/parameter.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 namespace flows {
@@ -25,11 +26,26 @@ Index parameter_count(const ParameterList& params) {
   return n;
 }
 
+// One pass of Σ g² in the common case. When that overflows (or a value is
+// not finite) a second pass finds m = max |g|: a NaN or infinite gradient
+// gives a NaN or infinite norm, and otherwise the norm is m sqrt(Σ (g/m)²),
+// which cannot overflow (issue 15: an overflowed norm made clipping zero
+// every gradient).
 Real gradient_norm(const ParameterList& params) {
   Real sum = 0;
   for (const Parameter* p : params)
     for (Real g : p->grad) sum += g * g;
-  return std::sqrt(sum);
+  if (std::isfinite(sum)) return std::sqrt(sum);
+  Real largest = 0;
+  for (const Parameter* p : params)
+    for (Real g : p->grad) {
+      if (!std::isfinite(g)) return std::isnan(g) ? g : std::abs(g);
+      largest = std::max(largest, std::abs(g));
+    }
+  Real scaled = 0;
+  for (const Parameter* p : params)
+    for (Real g : p->grad) scaled += (g / largest) * (g / largest);
+  return largest * std::sqrt(scaled);
 }
 
 void append(ParameterList& list, const ParameterList& more) {

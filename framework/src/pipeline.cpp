@@ -8,6 +8,7 @@
 #include "flows/checkpoint.hpp"
 #include "flows/data/columns.hpp"
 #include "flows/plugin_loader.hpp"
+#include "flows/threads.hpp"
 
 namespace flows {
 
@@ -27,6 +28,10 @@ PipelineOptions read_options(ConfigNode& root) {
   root.read("output", o.output);
   root.read("plugins", o.plugins);
   root.read("stages", o.stages);
+  const bool threads_given = root.has("threads");
+  root.read("threads", o.threads);
+  root.expect(!threads_given || o.threads >= 1, "threads",
+              "must be >= 1 (leave it out to use every core)");
   if (o.output.empty()) o.output = "runs/" + o.name;
   for (const std::string& stage : o.stages) root.expect_one_of("stages", stage, pipeline_stages());
   ConfigNode sample = root.child("sample", true);
@@ -87,9 +92,18 @@ ContextEmbeddingOptions ContextEmbeddingOptions::from(ConfigNode& node) {
   return o;
 }
 
+void name_default_precision(ConfigNode& model_node) {
+  if (!model_node.has("precision")) model_node.set("precision", "float32");
+}
+
 Model build_model(ConfigNode& model_node, Registry& registry, const ModelInputs& inputs,
                   Index seed) {
   const Index dim = inputs.dim;
+  // Absent, float64: what every model saved before the key existed computed in.
+  std::string precision_key = "float64";
+  model_node.read("precision", precision_key);
+  model_node.expect_one_of("precision", precision_key, precision_names());
+  const Precision precision = precision_from_name(precision_key);
   const Index context_columns = inputs.context_columns.size();
   std::shared_ptr<ContextEncoder> encoder;
   model_node.mark_read("context_embedding");  // a known key of the section, used or not
@@ -105,6 +119,7 @@ Model build_model(ConfigNode& model_node, Registry& registry, const ModelInputs&
       embedding.hidden = o.hidden;
       embedding.features = o.features;
       embedding.activation = nn::Activation::from_name(o.activation);
+      embedding.precision = precision;
     }
     // A stream of its own, so the other components' initialisation is as
     // for an unconditional model.
@@ -118,12 +133,16 @@ Model build_model(ConfigNode& model_node, Registry& registry, const ModelInputs&
   ConfigNode base_node = model_node.child("base");
   if (!base_node.has("type")) base_node.set("type", "standard_normal");
   auto base = registry.make<BaseDistribution>(
-      base_node, BuildContext{dim, width, mix_seed(seed, 100), &registry});
+      base_node, BuildContext{dim, width, mix_seed(seed, 100), &registry, precision});
   std::vector<std::shared_ptr<Bijector>> chain;
   std::vector<ConfigNode> items = model_node.children("bijectors");
+  if (model_node.has("bijectors") && items.empty())
+    throw model_node.error("bijectors",
+                           "an empty list: give at least one bijector (or leave bijectors out "
+                           "for a model that is the base distribution alone)");
   for (std::size_t k = 0; k < items.size(); ++k)
     chain.push_back(registry.make<Bijector>(
-        items[k], BuildContext{dim, width, mix_seed(seed, 1000 + k), &registry}));
+        items[k], BuildContext{dim, width, mix_seed(seed, 1000 + k), &registry, precision}));
 
   std::vector<std::string> readers;  // components that read the context
   if (base->context_dim() > 0) readers.push_back("base " + base_node.require_string("type"));
@@ -186,9 +205,33 @@ Rng Pipeline::eval_rng(int split) const {
   return Rng(options.seed).derive(9).derive(static_cast<std::uint64_t>(split));
 }
 
-TrainReport Pipeline::train(const TrainerCallbacks& callbacks) {
-  if (callbacks.prepare_batch)
+std::shared_ptr<Flow> Pipeline::replicate_flow() const {
+  ConfigNode node = ConfigNode::parse(model_node.dump(), file + " (model section)");
+  node.mark_read("standardize");
+  Model copy = build_model(node, *registry,
+                           ModelInputs{data.train.shape(1), data.context_columns, data.columns},
+                           options.seed);
+  node.finish();
+  const Index dim = data.train.shape(1);
+  if (model.standardize)  // fitted values come with the state below
+    copy.standardize = std::make_shared<Standardize>(xt::zeros<Real>({Index{1}, dim}),
+                                                     xt::ones<Real>({Index{1}, dim}));
+  prepend_data_layers(copy);
+  // Everything else (parameters, running averages, the context
+  // standardization, a checkpoint's permutations) as a checkpoint copies it.
+  TensorStore state;
+  StateSaver saver(state);
+  model.flow->visit_state(saver);
+  StateLoader loader(state, "the model being trained");
+  copy.flow->visit_state(loader);
+  return copy.flow;
+}
+
+TrainReport Pipeline::train(const TrainerCallbacks& given) {
+  if (given.prepare_batch)
     throw Error("Pipeline::train sets TrainerCallbacks::prepare_batch itself; leave it empty");
+  TrainerCallbacks callbacks = given;
+  if (!callbacks.make_replica) callbacks.make_replica = [this] { return replicate_flow(); };
   Rng train_rng = Rng(options.seed).derive(3);
   if (!dequantize.enabled()) return trainer->train(*model.flow, data, train_rng, callbacks);
   // Validation (early stopping, the best step) on one fixed draw per row.
@@ -232,9 +275,12 @@ void check_trainer_fits(ConfigNode& trainer_node, const Flow& flow) {
                               k, chain[k]->name(), chain[k]->trainer()));
 }
 
-Pipeline Pipeline::load(const std::string& file, const std::vector<std::string>& overrides) {
-  Pipeline p{
-      file, ConfigNode::load_file(file), ConfigNode::empty(file, "model"), {}, {}, {}, {}, {}, {}};
+namespace {
+
+// Pipeline::load and Pipeline::parse after parsing the YAML.
+Pipeline load_pipeline(ConfigNode root_node, const std::string& file,
+                       const std::vector<std::string>& overrides) {
+  Pipeline p{file, std::move(root_node), ConfigNode::empty(file, "model"), {}, {}, {}, {}, {}, {}};
   ConfigNode& root = p.root;
   if (!root.is_map()) throw root.error("", "a pipeline must be a mapping of keys");
   for (const std::string& item : overrides) {
@@ -244,17 +290,28 @@ Pipeline Pipeline::load(const std::string& file, const std::vector<std::string>&
     root.set(item.substr(0, eq), item.substr(eq + 1));
   }
   p.options = read_options(root);
+  set_thread_count(p.options.threads);
 
   p.registry = std::make_shared<Registry>();
   Registry& registry = *p.registry;
   register_builtins(registry);
   std::vector<std::string> search = default_plugin_search_path();
+  const std::size_t defaults = search.size();
   for (const std::string& entry : p.options.plugins) {
     const std::string path = resolve_relative(file, entry);
     if (!fs::exists(path)) throw root.error("plugins", fmt::format("'{}' does not exist", path));
     search.push_back(path);
   }
   load_plugins(search, registry);
+  // A plugin the pipeline names (itself, or in a folder it names) must load;
+  // those found in the default folders only warn when they do not.
+  for (const Registry::Failure& failure : registry.failures())
+    for (std::size_t k = defaults; k < search.size(); ++k) {
+      std::error_code ec;
+      const fs::path named = search[k], failed = failure.file;
+      if (fs::equivalent(failed, named, ec) || fs::equivalent(failed.parent_path(), named, ec))
+        throw root.error("plugins", failure.message);
+    }
 
   const Index seed = p.options.seed;
   ConfigNode data_node = root.child("data");
@@ -278,6 +335,7 @@ Pipeline Pipeline::load(const std::string& file, const std::vector<std::string>&
   check_splits(p.data, data_node.where() + ": data");
   const Index dim = p.data.train.shape(1);
   p.dequantize = dequantize.resolve(dim, p.data.columns);
+  name_default_precision(p.model_node);
   p.model = build_model(p.model_node, registry,
                         ModelInputs{dim, p.data.context_columns, p.data.columns}, seed);
   p.model_node.finish();
@@ -293,6 +351,17 @@ Pipeline Pipeline::load(const std::string& file, const std::vector<std::string>&
   root.finish();
   if (!p.options.resume_from.empty()) resume_from_checkpoint(p, p.options.resume_from);
   return p;
+}
+
+}  // namespace
+
+Pipeline Pipeline::load(const std::string& file, const std::vector<std::string>& overrides) {
+  return load_pipeline(ConfigNode::load_file(file), file, overrides);
+}
+
+Pipeline Pipeline::parse(const std::string& text, const std::string& origin,
+                         const std::vector<std::string>& overrides) {
+  return load_pipeline(ConfigNode::parse(text, origin), origin, overrides);
 }
 
 }  // namespace flows

@@ -77,12 +77,27 @@ LoadedPlugin load_plugin(const std::string& path, Registry& registry) {
   const fs::path absolute = fs::absolute(path, ec);
   const std::string file = ec ? path : absolute.lexically_normal().string();
   if (!fs::exists(file)) throw PluginError(fmt::format("plugin {}: no such file", file));
+  // The dynamic loader says why a file does not load ("file too short",
+  // "invalid ELF header", a missing dependency); Boost.DLL's exception wraps
+  // that text and appends an unrelated errno message. Opened here first, the
+  // library stays open while Boost.DLL opens it again (the same handle, so it
+  // is initialised once), and Boost.DLL's reference is what remains.
+  void* opened = ::dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!opened) {
+    const char* reason = ::dlerror();
+    std::string text = reason ? reason : "unknown reason";
+    if (text.rfind(file + ": ", 0) == 0) text.erase(0, file.size() + 2);
+    throw PluginError(
+        fmt::format("plugin {}: cannot be loaded as a shared library: {}", file, text));
+  }
   auto library = std::make_shared<boost::dll::shared_library>();
   try {
     library->load(file, boost::dll::load_mode::rtld_local | boost::dll::load_mode::rtld_now);
   } catch (const std::exception& e) {
+    ::dlclose(opened);
     throw PluginError(fmt::format("plugin {}: cannot be loaded: {}", file, e.what()));
   }
+  ::dlclose(opened);
   for (const char* symbol : {"flows_plugin_abi_version", "flows_plugin_register"})
     if (!library->has(symbol))
       throw PluginError(fmt::format(

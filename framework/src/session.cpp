@@ -123,6 +123,7 @@ Pipeline make_in_memory_pipeline(InMemoryPipeline spec) {
   inputs.dim = dim;
   inputs.context_columns = p.data.context_columns;
   inputs.columns = p.data.columns;
+  name_default_precision(p.model_node);
   p.model = build_model(p.model_node, registry, inputs, seed);
   p.model_node.finish();
   check_trainer_fits(trainer_node, *p.model.flow);

@@ -19,6 +19,8 @@ void TrainingOptions::read_from(ConfigNode& node) {
   node.read("lr_schedule", lr_schedule.kind);
   node.read("warmup_steps", lr_schedule.warmup);
   node.read("min_lr", lr_schedule.min_lr);
+  node.read("on_nonfinite", on_nonfinite);
+  node.expect_one_of("on_nonfinite", on_nonfinite, {"stop", "skip_batch"});
   node.expect(steps > 0, "steps", "must be > 0");
   node.expect(batch_size > 0, "batch_size", "must be > 0");
   node.expect(clip_grad_norm >= 0, "clip_grad_norm", "must be >= 0");
@@ -105,7 +107,14 @@ TrainReport run_training_loop(const TrainingOptions& options, Optimizer& optimiz
   Matrix prepared;  // the batch after callbacks.prepare_batch
   std::vector<Matrix> best = snapshot(params);
   bool have_best = false;
+  // Without a validated best, what a non-finite step falls back to: the
+  // parameters of the first step after each evaluation point whose loss and
+  // gradient were finite (so at most eval_every steps old, and known good).
+  std::vector<Matrix> last_good = best;
+  Index last_good_step = first_step;
+  bool last_good_due = true;
   Index evaluations_without_gain = 0;
+  Index skipped_in_a_row = 0;
   Real loss_sum = 0;
   Index loss_count = 0;
   Progress progress;
@@ -131,6 +140,7 @@ TrainReport run_training_loop(const TrainingOptions& options, Optimizer& optimiz
         ++evaluations_without_gain;
       }
     }
+    last_good_due = true;
     point.seconds = seconds();
     report.curve.push_back(point);
   };
@@ -148,19 +158,58 @@ TrainReport run_training_loop(const TrainingOptions& options, Optimizer& optimiz
       batch = &prepared;
     }
     const Real loss = objective.loss_and_gradient(*batch, sampler.context());
-    if (!std::isfinite(loss)) {
-      if (have_best) restore(params, best);
-      throw NumericalError(fmt::format(
-          "training loss became {} at step {}; {} (lower the learning rate or set "
-          "trainer.clip_grad_norm)",
-          loss, step + 1,
-          have_best ? fmt::format("restored the parameters of step {}", report.best_step)
-                    : std::string("no validated parameters to restore")));
+    // The norm is computed in every step anyway (clipping needs it): a
+    // non-finite one is a non-finite gradient, and clipping leaves it alone.
+    const Real norm = clip_gradient_norm(params, options.clip_grad_norm);
+    const bool finite = std::isfinite(loss) && std::isfinite(norm);
+    if (!finite) {
+      std::string what =
+          std::isfinite(loss)
+              ? fmt::format("step {}: the loss is finite but the gradient is not", step + 1)
+              : fmt::format("step {}: the training loss is {}", step + 1, loss);
+      const std::string where = objective.locate_nonfinite
+                                    ? objective.locate_nonfinite(*batch, sampler.context())
+                                    : std::string();
+      if (!where.empty()) what += "; the first non-finite value appeared in " + where;
+      ++skipped_in_a_row;
+      if (options.on_nonfinite == "skip_batch" && skipped_in_a_row < kMaxSkippedInARow) {
+        if (report.skipped_batches++ == 0) report.first_skipped = what;
+      } else {
+        // The last parameters known to be good: the best validated ones,
+        // else those of the last evaluation point, else the starting ones.
+        // (Not the current ones: the step that just failed ran on them.)
+        restore(params, have_best ? best : last_good);
+        const std::string kept =
+            have_best ? fmt::format("kept the parameters of step {} (the best validation loss)",
+                                    report.best_step)
+            : last_good_step > first_step
+                ? fmt::format("kept the parameters after step {} (the last known good)",
+                              last_good_step)
+                : std::string("kept the parameters training started from");
+        throw NonFiniteTrainingError(
+            fmt::format(
+                "training stopped at {}{}; {} (lower the learning rate or set "
+                "trainer.clip_grad_norm{})",
+                what,
+                skipped_in_a_row > 1
+                    ? fmt::format(", after {} non-finite batches in a row", skipped_in_a_row)
+                    : "",
+                kept,
+                options.on_nonfinite == "stop" ? "; on_nonfinite: skip_batch skips such batches"
+                                               : ""),
+            step);
+      }
+    } else {
+      skipped_in_a_row = 0;
+      if (last_good_due && !have_best) {
+        last_good = snapshot(params);
+        last_good_step = step;
+        last_good_due = false;
+      }
+      optimizer.step(params, lr);
+      loss_sum += loss;
+      ++loss_count;
     }
-    clip_gradient_norm(params, options.clip_grad_norm);
-    optimizer.step(params, lr);
-    loss_sum += loss;
-    ++loss_count;
     report.steps = step + 1;
 
     const bool last = step + 1 == options.steps;

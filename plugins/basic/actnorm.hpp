@@ -14,6 +14,8 @@ namespace flows::basic {
 class ActNorm final : public Affine {
  public:
   ActNorm(Index dim, bool init_from_data, Real epsilon);
+  // The initialisation reads the whole first batch; afterwards an affine map.
+  bool rows_independent_in_training() const override { return initialized_; }
 
  private:
   // The first call (when init_from_data) initialises shift and log_scale from

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include <flows/log_scale.hpp>
+
 namespace flows::basic {
 
 Affine::Affine(Index dim, Real shift, Real log_scale, const char* name)
@@ -9,35 +11,50 @@ Affine::Affine(Index dim, Real shift, Real log_scale, const char* name)
       shift_("shift", Matrix({1, dim}, shift)),
       log_scale_("log_scale", Matrix({1, dim}, log_scale)) {}
 
-// z = (x − b) · e^{−s}; log|det| = −Σ_j s_j.
+namespace {
+
+// ŝ: the log-scales through the overflow guard of log_scale.hpp.
+Matrix clamped(const Matrix& log_scale) {
+  Matrix s = log_scale;
+  for (Real& v : s) v = clamp_log_scale(v);
+  return s;
+}
+
+}  // namespace
+
+// z = (x − b) · e^{−ŝ}; log|det| = −Σ_j ŝ_j.
 Transformed Affine::forward_impl(const Matrix& x, const Matrix&) const {
+  const Matrix s = clamped(log_scale_.value);
   Transformed out;
-  out.value = (x - shift_.value) * xt::exp(-log_scale_.value);
-  out.logdet = xt::zeros<Real>({x.shape(0)}) - xt::sum(log_scale_.value)();
+  out.value = (x - shift_.value) * xt::exp(-s);
+  out.logdet = xt::zeros<Real>({x.shape(0)}) - xt::sum(s)();
   return out;
 }
 
-// x = b + e^{s} · z; log|det| = +Σ_j s_j.
+// x = b + e^{ŝ} · z; log|det| = +Σ_j ŝ_j.
 Transformed Affine::inverse_impl(const Matrix& z, const Matrix&) const {
+  const Matrix s = clamped(log_scale_.value);
   Transformed out;
-  out.value = shift_.value + z * xt::exp(log_scale_.value);
-  out.logdet = xt::zeros<Real>({z.shape(0)}) + xt::sum(log_scale_.value)();
+  out.value = shift_.value + z * xt::exp(s);
+  out.logdet = xt::zeros<Real>({z.shape(0)}) + xt::sum(s)();
   return out;
 }
 
 void Affine::forward_train_impl(const Matrix& x, const Matrix&, Matrix& z, Vector& logdet) {
-  z = (x - shift_.value) * xt::exp(-log_scale_.value);
-  logdet = xt::zeros<Real>({x.shape(0)}) - xt::sum(log_scale_.value)();
+  const Matrix s = clamped(log_scale_.value);
+  z = (x - shift_.value) * xt::exp(-s);
+  logdet = xt::zeros<Real>({x.shape(0)}) - xt::sum(s)();
   z_ = z;
 }
 
-// With g = dL/dz and γ = dL/dlogdet:
-//   dL/dx_ij = g_ij e^{−s_j}
-//   dL/db_j  = −Σ_i g_ij e^{−s_j}
-//   dL/ds_j  = −Σ_i g_ij z_ij − Σ_i γ_i      (∂z_ij/∂s_j = −z_ij, ∂logdet_i/∂s_j = −1)
+// With g = dL/dz, γ = dL/dlogdet and c_j = ∂ŝ_j/∂s_j (1 inside the clamp, 0
+// outside):
+//   dL/dx_ij = g_ij e^{−ŝ_j}
+//   dL/db_j  = −Σ_i g_ij e^{−ŝ_j}
+//   dL/ds_j  = −c_j (Σ_i g_ij z_ij + Σ_i γ_i)   (∂z_ij/∂ŝ_j = −z_ij, ∂logdet_i/∂ŝ_j = −1)
 void Affine::backward_impl(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x,
                            Matrix*) {
-  const Matrix inv_scale = xt::exp(-log_scale_.value);
+  const Matrix inv_scale = xt::exp(-clamped(log_scale_.value));
   grad_x = grad_z * inv_scale;
   const Real sum_grad_logdet = xt::sum(grad_logdet)();
   const Index rows = grad_z.shape(0);
@@ -49,7 +66,8 @@ void Affine::backward_impl(const Matrix& grad_z, const Vector& grad_logdet, Matr
       sum_gz += grad_z(i, j) * z_(i, j);
     }
     shift_.grad(0, j) -= sum_g * inv_scale(0, j);
-    log_scale_.grad(0, j) -= sum_gz + sum_grad_logdet;
+    log_scale_.grad(0, j) -=
+        clamp_log_scale_slope(log_scale_.value(0, j)) * (sum_gz + sum_grad_logdet);
   }
 }
 

@@ -12,6 +12,8 @@ namespace flows::basic {
 //   forward  z = (x − b) · e^{−s},   log|det ∂z/∂x| = −Σ_j s_j  (every row)
 //   inverse  x = b + e^{s} · z,      log|det ∂x/∂z| = +Σ_j s_j
 // so b and e^s are the data-side location and scale (what ActNorm sets).
+// s enters through the overflow guard clamp(s, ±kMaxLogScale) of
+// flows/log_scale.hpp (nothing changes for |s| ≤ 30).
 class Affine : public Bijector {
  public:
   // `name` is used in error messages.

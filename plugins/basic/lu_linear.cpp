@@ -140,7 +140,7 @@ void LuLinear::backward_impl(const Matrix& grad_z, const Vector& grad_logdet, Ma
   nn::dense_input_gradient(grad_z, w_, grad_x);
   nn::accumulate_bias_gradient(grad_z, bias_.grad);
   ensure(grad_w_, d, d);
-  nn::dense_weight_gradient(x_, grad_z, grad_w_, 0);
+  nn::dense_weight_gradient(x_, grad_z, grad_w_, Real(0));
   ensure(grad_m_, d, d);
   for (Index r = 0; r < d; ++r)
     for (Index j = 0; j < d; ++j) grad_m_(order_[r], j) = grad_w_(r, j);

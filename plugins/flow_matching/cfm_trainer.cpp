@@ -7,6 +7,7 @@
 
 #include <flows/checks.hpp>
 #include <flows/context_encoder.hpp>
+#include <flows/data_parallel.hpp>
 #include <flows/error.hpp>
 
 #include "cfm_objective.hpp"
@@ -133,6 +134,28 @@ TrainReport CfmTrainer::train(Flow& flow, const DataSplits& data, Rng& rng,
   // The field is fit to ∅ exactly when rows are dropped; guidance checks this.
   bijector->set_context_dropout(encoder ? options_.context_dropout : 0);
 
+  // Row blocks on several threads: one flow replica per extra thread, whose
+  // field computes its block (the context encoder runs on the whole batch
+  // here, so only the field's parameters are reduced).
+  const Index threads =
+      callbacks.make_replica
+          ? training_threads(std::min<Index>(options_.training.batch_size, train_in.shape(0)))
+          : 1;
+  std::vector<std::shared_ptr<Flow>> replicas;
+  std::unique_ptr<DataParallel> parallel;
+  if (threads > 1) {
+    std::vector<VelocityField*> fields;
+    std::vector<ParameterList> lists;
+    for (Index t = 1; t < threads; ++t) {
+      replicas.push_back(callbacks.make_replica());
+      FlowMatchingBijector* copy = locate(*replicas.back()).bijector;
+      fields.push_back(&copy->field());
+      lists.push_back(copy->parameters());
+    }
+    parallel = std::make_unique<DataParallel>(bijector->parameters(), std::move(lists));
+    objective.set_parallel(parallel.get(), std::move(fields));
+  }
+
   const bool embedded = encoder && encoder->has_embedding();
   Matrix grad_encoded;
   TrainingObjective loop;
@@ -162,10 +185,27 @@ TrainReport CfmTrainer::train(Flow& flow, const DataSplits& data, Rng& rng,
     }
     return sum / static_cast<Real>(n);
   };
-  TrainReport report = run_training_loop(
-      options_.training, *optimizer_, trained_parameters(flow, *bijector), train_in,
-      data.train_context, loop, val_in.shape(0) > 0, rng, callbacks, steps_done_);
+  loop.locate_nonfinite = [&](const Matrix& batch, const Matrix&) {
+    const CfmObjective::NonFiniteRows found = objective.nonfinite_rows();
+    const std::string where =
+        fmt::format("bijectors[{}] (flow_matching)", position - flow.data_layers());
+    if (found.pass.empty()) return where + " (its parameter gradients)";
+    return fmt::format("{}, {} of its velocity field, in {} of {} rows", where, found.pass,
+                       found.rows, batch.shape(0));
+  };
+  TrainReport report;
+  try {
+    report = run_training_loop(options_.training, *optimizer_, trained_parameters(flow, *bijector),
+                               train_in, data.train_context, loop, val_in.shape(0) > 0, rng,
+                               callbacks, steps_done_);
+  } catch (const NonFiniteTrainingError& e) {
+    steps_done_ = e.steps_done();  // a checkpoint of the kept parameters resumes from here
+    throw;
+  }
   steps_done_ = report.steps;
+  report.threads =
+      parallel ? parallel->blocks(std::min<Index>(options_.training.batch_size, train_in.shape(0)))
+               : 1;
   return report;
 }
 

@@ -43,8 +43,13 @@ Dopri5Options Dopri5Options::from(ConfigNode& node) {
   node.read("min_step", o.min_step);
   node.read("norm", o.norm);
   node.expect(o.rtol >= 0 && std::isfinite(o.rtol), "rtol", "must be a finite number >= 0");
-  node.expect(o.atol >= 0 && std::isfinite(o.atol), "atol", "must be a finite number >= 0");
-  node.expect(o.rtol > 0 || o.atol > 0, "atol", "rtol and atol cannot both be 0");
+  // Each component's error is measured against atol + rtol |x|. With atol = 0
+  // that scale is 0 wherever x is 0, and the log-determinant column of every
+  // density solve starts at exactly 0 (as does any data value 0): the error
+  // ratio is inf or 0/0 there, and every step is rejected.
+  node.expect(o.atol > 0 && std::isfinite(o.atol), "atol",
+              "must be a finite number > 0 (a purely relative tolerance has no scale where the "
+              "state is 0, as the log-determinant is at the start of every solve)");
   node.expect(o.first_step >= 0 && std::isfinite(o.first_step), "first_step",
               "must be a finite number >= 0 (0: automatic)");
   node.expect(o.max_steps > 0, "max_steps", "must be > 0");

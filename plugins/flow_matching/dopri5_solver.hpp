@@ -9,7 +9,7 @@ namespace flows::flow_matching {
 
 struct Dopri5Options {
   Real rtol = 1e-5;          // relative tolerance
-  Real atol = 1e-5;          // absolute tolerance
+  Real atol = 1e-5;          // absolute tolerance, > 0
   Real first_step = 0;       // initial step size |h0| (0: chosen from f, Hairer's II.4 rule)
   Index max_steps = 10000;   // accepted + rejected steps before a NumericalError
   Real min_step = 1e-12;     // a step size below this (away from t1) is a NumericalError

@@ -1,6 +1,8 @@
 #include "flow_matching_bijector.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include <flows/error.hpp>
@@ -45,6 +47,49 @@ void FlowMatchingBijector::visit_state(StateVisitor& visitor) {
   context_dropout_ = p(0, 0);
 }
 
+namespace {
+
+// The key of a row's Hutchinson probe: the seed mixed with the bits of the
+// row's starting values and (when given) its context row, so that a row gets
+// the same probe wherever it sits in a batch and however the batch is cut,
+// while different rows get independent probes.
+std::uint64_t probe_key(std::uint64_t seed, const Matrix& x, const Matrix* context, Index row) {
+  std::uint64_t key = seed;
+  auto mix = [&key](const Real* values, Index count) {
+    for (Index j = 0; j < count; ++j) {
+      std::uint64_t bits;
+      std::memcpy(&bits, values + j, sizeof bits);
+      key = mix_seed(key, bits);
+    }
+  };
+  mix(x.data() + row * x.shape(1), x.shape(1));
+  if (context) mix(context->data() + row * context->shape(1), context->shape(1));
+  return key;
+}
+
+// A uniform number in [0, 1) from the top 53 bits.
+Real unit_uniform(std::uint64_t bits) {
+  return static_cast<Real>(bits >> 11) * 0x1.0p-53;
+}
+
+// Entry `entry` of the probes keyed by `key`, from the counter-based
+// SplitMix64 stream mix_seed(key, ·): ±1 with equal probability, or a
+// standard normal by the Box–Muller transform (Box & Muller 1958, "A Note on
+// the Generation of Random Normal Deviates"), ε = sqrt(−2 ln u₁) cos(2π u₂).
+Real probe_entry(std::uint64_t key, Index entry, bool gaussian) {
+  const std::uint64_t a = mix_seed(key, 2 * entry);
+  if (!gaussian) return (a >> 63) ? Real(1) : Real(-1);
+  const Real u1 = 1 - unit_uniform(a);  // in (0, 1]
+  const Real u2 = unit_uniform(mix_seed(key, 2 * entry + 1));
+  return std::sqrt(-2 * std::log(u1)) * std::cos(2 * M_PI * u2);
+}
+
+}  // namespace
+
+// Rows are solved in groups of kInferenceRowGroup at fixed offsets: an
+// adaptive solver's step sizes are shared by the rows it integrates at once,
+// and Flow and Chain cut batches only at these offsets (bijector.hpp), so a
+// row's result depends on the data alone, not on the thread count.
 Transformed FlowMatchingBijector::transport(const Matrix& x, const Matrix& context, Real t0,
                                             Real t1, bool with_logdet, OdeStats* stats) const {
   if (options_.guidance != 0 && context_dropout_ <= 0)
@@ -52,6 +97,29 @@ Transformed FlowMatchingBijector::transport(const Matrix& x, const Matrix& conte
         "flow_matching: guidance: " + std::to_string(options_.guidance) +
         " needs a velocity field trained on the null context, and this one was not; train it "
         "with trainer: {type: cfm, context_dropout: p} (p > 0, e.g. 0.1) or set guidance: 0");
+  const Index n = x.shape(0), d = dim();
+  if (n <= kInferenceRowGroup) return solve_group(x, context, t0, t1, with_logdet, stats);
+  Transformed out{Matrix({n, d}), xt::empty<Real>({n})};
+  OdeStats total;
+  for (Index begin = 0; begin < n; begin += kInferenceRowGroup) {
+    const Index end = std::min(n, begin + kInferenceRowGroup);
+    const Matrix rows = xt::view(x, xt::range(begin, end), xt::all());
+    Matrix c;
+    if (context_dim() > 0) c = xt::view(context, xt::range(begin, end), xt::all());
+    OdeStats part_stats;
+    const Transformed part = solve_group(rows, c, t0, t1, with_logdet, &part_stats);
+    std::copy(part.value.begin(), part.value.end(), out.value.data() + begin * d);
+    std::copy(part.logdet.begin(), part.logdet.end(), out.logdet.data() + begin);
+    total.function_evaluations += part_stats.function_evaluations;
+    total.steps_accepted += part_stats.steps_accepted;
+    total.steps_rejected += part_stats.steps_rejected;
+  }
+  if (stats) *stats = total;
+  return out;
+}
+
+Transformed FlowMatchingBijector::solve_group(const Matrix& x, const Matrix& context, Real t0,
+                                              Real t1, bool with_logdet, OdeStats* stats) const {
   const Index n = x.shape(0), d = dim();
   VelocityField::Evaluator evaluator(field_, context, options_.guidance);
   Transformed out;
@@ -65,16 +133,18 @@ Transformed FlowMatchingBijector::transport(const Matrix& x, const Matrix& conte
     out.logdet = xt::empty<Real>({n});
     std::fill(out.logdet.begin(), out.logdet.end(), std::numeric_limits<Real>::quiet_NaN());
   } else {
-    // Hutchinson's probes are drawn once per solve, from a fixed seed, so the
-    // map is deterministic and smooth in x.
+    // Hutchinson's probes are fixed for the whole solve and keyed by each
+    // row (probe_key), so the map is deterministic. An unconditional field
+    // ignores any context it is given, and so do its keys.
     std::vector<Matrix> probes;
     if (options_.divergence == "hutchinson") {
-      Rng rng(probe_seed_);
-      for (Index k = 0; k < options_.probes; ++k) {
-        Matrix eps = rng.normal(n, d);
-        if (options_.probe == "rademacher")
-          for (Real& e : eps) e = e < 0 ? Real(-1) : Real(1);
-        probes.push_back(std::move(eps));
+      const bool gaussian = options_.probe == "gaussian";
+      const Matrix* keyed_context = context_dim() > 0 ? &context : nullptr;
+      probes.assign(options_.probes, Matrix({n, d}));
+      for (Index i = 0; i < n; ++i) {
+        const std::uint64_t key = probe_key(probe_seed_, x, keyed_context, i);
+        for (Index k = 0; k < options_.probes; ++k)
+          for (Index j = 0; j < d; ++j) probes[k](i, j) = probe_entry(key, k * d + j, gaussian);
       }
     }
     Matrix state = xt::zeros<Real>({n, d + 1});
@@ -118,7 +188,8 @@ Transformed FlowMatchingBijector::inverse_impl(const Matrix& z, const Matrix& co
 }
 
 std::unique_ptr<Bijector> make_flow_matching(ConfigNode& node, const BuildContext& context) {
-  const FlowMatchingOptions options = FlowMatchingOptions::from(node);
+  FlowMatchingOptions options = FlowMatchingOptions::from(node);
+  options.field.precision = context.precision;
   if (!context.registry) throw node.error("solver", "no registry to build the ODE solver with");
   ConfigNode solver_node = node.child("solver", /*optional=*/true);
   if (!solver_node.has("type")) solver_node.set("type", "dopri5");

@@ -41,7 +41,7 @@ struct FlowMatchingOptions {
 // The state of the solve is [x, ℓ] (n x (d+1)), so the solver's error control
 // covers the log-density too. div v (with respect to x) is exact, or
 // Hutchinson's estimate with probes fixed for the whole solve (Grathwohl et
-// al. 2019, "FFJORD").
+// al. 2019, "FFJORD"), one per row, keyed by the seed and the row's values.
 //
 // With `guidance: w` every solve (sampling and log-density alike, so forward
 // and inverse stay one map) follows the classifier-free guided field
@@ -73,12 +73,17 @@ class FlowMatchingBijector : public RegressionFittedBijector {
 
   // Integrates from t0 to t1 with the context rows (n x context_dim(), or
   // ignored when unconditional); with_logdet adds ℓ = ∫ div v dt per row
-  // (else the logdet is NaN). Returns the solver's statistics through `stats`
-  // when given.
+  // (else the logdet is NaN). Rows are solved in groups of
+  // kInferenceRowGroup (bijector.hpp), each with its own step sizes. Returns
+  // the solver's statistics, summed over the groups, through `stats` when
+  // given.
   Transformed transport(const Matrix& x, const Matrix& context, Real t0, Real t1, bool with_logdet,
                         OdeStats* stats = nullptr) const;
 
  private:
+  // One solve of all rows of x together (transport's groups).
+  Transformed solve_group(const Matrix& x, const Matrix& context, Real t0, Real t1,
+                          bool with_logdet, OdeStats* stats) const;
   Transformed forward_impl(const Matrix& x, const Matrix& context) const override;
   Transformed inverse_impl(const Matrix& z, const Matrix& context) const override;
 

@@ -31,7 +31,8 @@ VelocityField::VelocityField(Index dim, Index context_dim, const VelocityFieldOp
       context_dim_(context_dim),
       frequencies_(options.time_frequencies),
       mlp_(dim + 1 + 2 * options.time_frequencies + (context_dim > 0 ? context_dim + 1 : 0),
-           options.hidden, dim, nn::Activation::from_name(options.activation), rng),
+           options.hidden, dim, nn::Activation::from_name(options.activation), rng,
+           options.precision),
       params_(mlp_.parameters()) {}
 
 void VelocityField::embed_time(Real t, Real* out) const {
@@ -104,24 +105,81 @@ void VelocityField::backward(const Matrix& grad_v, Matrix& grad_x, bool accumula
   }
 }
 
-VelocityField::Evaluator::Evaluator(const VelocityField& field, const Matrix& context,
-                                    Real guidance)
+class VelocityField::Evaluator::Impl {
+ public:
+  virtual ~Impl() = default;
+  virtual void velocity(const Matrix& x, Real t, Matrix& v) = 0;
+  virtual void velocity_and_divergence(const Matrix& x, Real t, Matrix& v, Vector& div) = 0;
+  virtual void velocity_and_divergence_estimate(const Matrix& x, Real t,
+                                                const std::vector<Matrix>& probes, Matrix& v,
+                                                Vector& div) = 0;
+};
+
+// The evaluator's arithmetic in T (float or double): the network's weights
+// are copied into T once per solve, each call converts the state x to T and
+// the velocity and divergence back to float64.
+template <class T>
+class EvaluatorOf final : public VelocityField::Evaluator::Impl {
+ public:
+  using M = MatrixOf<T>;
+  EvaluatorOf(const VelocityField& field, const Matrix& context, Real guidance);
+  void velocity(const Matrix& x, Real t, Matrix& v) override;
+  void velocity_and_divergence(const Matrix& x, Real t, Matrix& v, Vector& div) override;
+  void velocity_and_divergence_estimate(const Matrix& x, Real t, const std::vector<Matrix>& probes,
+                                        Matrix& v, Vector& div) override;
+
+ private:
+  // x in T (stacked twice when guided) into rows_.
+  void network_rows(const Matrix& x);
+  // The network on rows_ into out.
+  void forward(Real t, M& out, bool derivatives);
+  // (1 + w) top half − w bottom half of raw (2n x width), row by row, into out (float64).
+  template <class Out>
+  void combine(const T* raw, Index n, Index width, Out* out) const;
+  // g (rows x width of the last hidden layer) → dL/d(pre-activation of layer 0).
+  void backpropagate_hidden(M& g);
+  // The output (and divergence) of the network rows, combined when guided.
+  void finish(Index n, Matrix& v, Vector* divergence);
+
+  const VelocityField& field_;
+  Index layers_;
+  bool conditional_;
+  bool guided_;
+  Real guidance_;
+  Index context_rows_ = 0;  // n: the rows of every call when conditional
+  std::vector<M> weight_;   // W_k in T, out x in (weight_[0] unused: split below)
+  std::vector<M> bias_;     // b_k in T, 1 x out
+  M w0x_;                   // W_0's first d columns (h_0 x d)
+  M w0x_t_;                 // its transpose (d x h_0)
+  Matrix w0t_;              // W_0's time columns (h_0 x (1 + 2F)), float64: folded per call
+  M context_pre_;           // [c, m] W_0cᵀ per network row: layer 0's context term
+  std::vector<Real> embedding_;
+  std::vector<T> c0_;  // b_0 + W_0t e(t)
+  std::vector<M> pre_, act_, deriv_, grad_;
+  M rows_, out_, probe_, input_grad_;
+  std::vector<T> div_;
+};
+
+template <class T>
+EvaluatorOf<T>::EvaluatorOf(const VelocityField& field, const Matrix& context, Real guidance)
     : field_(field),
       layers_(field.params_.size() / 2),
       conditional_(field.context_dim_ > 0),
       guided_(conditional_ && guidance != 0),
       guidance_(guidance) {
+  weight_.resize(layers_);
+  bias_.resize(layers_);
   for (Index k = 0; k < layers_; ++k) {
-    weight_.push_back(&field.params_[2 * k]->value);
-    bias_.push_back(&field.params_[2 * k + 1]->value);
+    if (k > 0) convert(field.params_[2 * k]->value, weight_[k]);
+    convert(field.params_[2 * k + 1]->value, bias_[k]);
   }
-  const Matrix& w0 = *weight_[0];
+  const Matrix& w0 = field.params_[0]->value;
   const Index h0 = w0.shape(0), d = field.dim_, e = field.time_features();
   w0x_.resize({h0, d});
   w0x_t_.resize({d, h0});
   w0t_.resize({h0, e});
   for (Index r = 0; r < h0; ++r) {
-    for (Index j = 0; j < d; ++j) w0x_t_(j, r) = w0x_(r, j) = w0(r, j);
+    for (Index j = 0; j < d; ++j) w0x_t_(j, r) = w0x_(r, j) = static_cast<T>(w0(r, j));
     for (Index j = 0; j < e; ++j) w0t_(r, j) = w0(r, d + j);
   }
   if (conditional_) {
@@ -134,15 +192,15 @@ VelocityField::Evaluator::Evaluator(const VelocityField& field, const Matrix& co
                   " columns, got " + std::to_string(context.shape(1)));
     context_rows_ = context.shape(0);
     const Index rows = guided_ ? 2 * context_rows_ : context_rows_;
-    Matrix inputs = xt::zeros<Real>({rows, q});
+    M inputs = xt::zeros<T>({rows, q});
     for (Index i = 0; i < context_rows_; ++i)
-      std::copy_n(context.data() + i * k, k, inputs.data() + i * q);
+      for (Index j = 0; j < k; ++j) inputs(i, j) = static_cast<T>(context(i, j));
     for (Index i = context_rows_; i < rows; ++i) inputs(i, k) = 1;
-    Matrix w0c({h0, q});
+    M w0c({h0, q});
     for (Index r = 0; r < h0; ++r)
-      for (Index j = 0; j < q; ++j) w0c(r, j) = w0(r, d + e + j);
+      for (Index j = 0; j < q; ++j) w0c(r, j) = static_cast<T>(w0(r, d + e + j));
     context_pre_.resize({rows, h0});
-    nn::dense_forward(inputs, w0c, nullptr, context_pre_);
+    nn::dense_forward(inputs, w0c, static_cast<const T*>(nullptr), context_pre_);
   }
   embedding_.resize(e);
   c0_.resize(h0);
@@ -152,73 +210,94 @@ VelocityField::Evaluator::Evaluator(const VelocityField& field, const Matrix& co
   grad_.resize(layers_);
 }
 
-const Matrix& VelocityField::Evaluator::network_rows(const Matrix& x, Matrix& stacked) const {
+template <class T>
+void EvaluatorOf<T>::network_rows(const Matrix& x) {
   if (conditional_ && x.shape(0) != context_rows_)
     throw Error("flow_matching: the velocity field's evaluator holds " +
                 std::to_string(context_rows_) + " context rows but got " +
                 std::to_string(x.shape(0)) + " rows");
-  if (!guided_) return x;
-  ensure(stacked, 2 * x.shape(0), x.shape(1));
-  std::copy(x.begin(), x.end(), stacked.begin());
-  std::copy(x.begin(), x.end(), stacked.begin() + static_cast<std::ptrdiff_t>(x.size()));
-  return stacked;
+  const Index n = x.shape(0), d = x.shape(1);
+  ensure(rows_, guided_ ? 2 * n : n, d);
+  std::copy(x.begin(), x.end(), rows_.begin());
+  if (guided_) std::copy(x.begin(), x.end(), rows_.begin() + static_cast<std::ptrdiff_t>(n * d));
 }
 
-void VelocityField::Evaluator::combine(const Real* raw, Index n, Index width, Real* out) const {
+template <class T>
+template <class Out>
+void EvaluatorOf<T>::combine(const T* raw, Index n, Index width, Out* out) const {
   const Index size = n * width;
   const Real a = 1 + guidance_, b = guidance_;
-  for (Index k = 0; k < size; ++k) out[k] = a * raw[k] - b * raw[size + k];
+  for (Index k = 0; k < size; ++k) out[k] = static_cast<Out>(a * raw[k] - b * raw[size + k]);
+}
+
+template <class T>
+void EvaluatorOf<T>::finish(Index n, Matrix& v, Vector* divergence) {
+  const Index d = field_.dim_;
+  ensure(v, n, d);
+  if (guided_) {
+    combine(out_.data(), n, d, v.data());
+    if (divergence) {
+      ensure(*divergence, n);
+      combine(div_.data(), n, 1, divergence->data());
+    }
+    return;
+  }
+  std::copy(out_.begin(), out_.end(), v.begin());
+  if (divergence) {
+    ensure(*divergence, n);
+    std::copy(div_.begin(), div_.end(), divergence->begin());
+  }
 }
 
 // Layer 0 acts on [x, e(t), c, m] with one t for the batch, so its time
 // columns fold into the bias and its context columns into the fixed per-row
 // term: a_0 = x W_0xᵀ + (b_0 + W_0t e(t)) + [c, m] W_0cᵀ.
-void VelocityField::Evaluator::forward(const Matrix& x, Real t, Matrix& out, bool derivatives) {
+template <class T>
+void EvaluatorOf<T>::forward(Real t, M& out, bool derivatives) {
   field_.embed_time(t, embedding_.data());
-  const Matrix& b0 = *bias_[0];
   for (Index r = 0; r < c0_.size(); ++r) {
-    Real s = b0(0, r);
+    Real s = bias_[0](0, r);
     for (Index j = 0; j < embedding_.size(); ++j) s += w0t_(r, j) * embedding_[j];
-    c0_[r] = s;
+    c0_[r] = static_cast<T>(s);
   }
   const nn::Activation& activation = field_.mlp_.activation();
-  const Index rows = x.shape(0), last = layers_ - 1;
-  Matrix& first = last == 0 ? out : pre_[0];
+  const Index rows = rows_.shape(0), last = layers_ - 1;
+  M& first = last == 0 ? out : pre_[0];
   ensure(first, rows, w0x_.shape(0));
   if (conditional_) {
     std::copy(context_pre_.begin(), context_pre_.end(), first.begin());
-    nn::dense_forward(x, w0x_, c0_.data(), first, /*accumulate=*/true);
+    nn::dense_forward(rows_, w0x_, c0_.data(), first, /*accumulate=*/true);
   } else {
-    nn::dense_forward(x, w0x_, c0_.data(), first);
+    nn::dense_forward(rows_, w0x_, c0_.data(), first);
   }
   for (Index k = 0; k < last; ++k) {
     activation.forward(pre_[k], act_[k], derivatives ? &deriv_[k] : nullptr);
-    Matrix& next = k + 1 == last ? out : pre_[k + 1];
-    ensure(next, rows, weight_[k + 1]->shape(0));
-    nn::dense_forward(act_[k], *weight_[k + 1], bias_[k + 1]->data(), next);
+    M& next = k + 1 == last ? out : pre_[k + 1];
+    ensure(next, rows, weight_[k + 1].shape(0));
+    nn::dense_forward(act_[k], weight_[k + 1], bias_[k + 1].data(), next);
   }
 }
 
-void VelocityField::Evaluator::velocity(const Matrix& x, Real t, Matrix& v) {
-  const Matrix& rows = network_rows(x, stacked_x_);
-  if (!guided_) return forward(rows, t, v, false);
-  forward(rows, t, raw_v_, false);
-  ensure(v, x.shape(0), x.shape(1));
-  combine(raw_v_.data(), x.shape(0), x.shape(1), v.data());
+template <class T>
+void EvaluatorOf<T>::velocity(const Matrix& x, Real t, Matrix& v) {
+  network_rows(x);
+  forward(t, out_, false);
+  finish(x.shape(0), v, nullptr);
 }
 
 // g holds dL/da_{L-2} for one or more stacked copies of the network's rows
 // (rows b·m + r); each hidden layer k maps dL/da_k to dL/da_{k-1} = (dL/da_k
 // W_k) ⊙ f'(a_{k-1}), the same f' for every copy.
-void VelocityField::Evaluator::backpropagate_hidden(Matrix& g) {
+template <class T>
+void EvaluatorOf<T>::backpropagate_hidden(M& g) {
   for (Index k = layers_ - 2; k > 0; --k) {
-    ensure(grad_[k], g.shape(0), weight_[k]->shape(1));
-    nn::dense_input_gradient(g, *weight_[k], grad_[k]);
-    const Matrix& deriv = deriv_[k - 1];
+    ensure(grad_[k], g.shape(0), weight_[k].shape(1));
+    nn::dense_input_gradient(g, weight_[k], grad_[k]);
+    const M& deriv = deriv_[k - 1];
     const Index n = deriv.shape(0), width = deriv.shape(1), rows = grad_[k].shape(0);
     for (Index row = 0; row < rows; ++row) {
-      Real* gr = grad_[k].data() + row * width;
-      const Real* dr = deriv.data() + (row % n) * width;
+      T* gr = grad_[k].data() + row * width;
+      const T* dr = deriv.data() + (row % n) * width;
       for (Index j = 0; j < width; ++j) gr[j] *= dr[j];
     }
     std::swap(g, grad_[k]);
@@ -231,30 +310,28 @@ void VelocityField::Evaluator::backpropagate_hidden(Matrix& g) {
 // hidden layer is one BLAS call; the input layer contributes ∂a_0/∂x_i =
 // W_0[:, i]. The context enters layer 0 as a constant, so it changes the
 // activations' derivatives but adds no term of its own.
-void VelocityField::Evaluator::velocity_and_divergence(const Matrix& x, Real t, Matrix& v,
-                                                       Vector& divergence) {
-  const Matrix& rows = network_rows(x, stacked_x_);
-  Matrix& out = guided_ ? raw_v_ : v;
-  Vector& div = guided_ ? raw_divergence_ : divergence;
-  forward(rows, t, out, true);
-  const Index m = rows.shape(0), d = field_.dim_;
-  ensure(div, m);
-  std::fill(div.begin(), div.end(), Real(0));
+template <class T>
+void EvaluatorOf<T>::velocity_and_divergence(const Matrix& x, Real t, Matrix& v,
+                                             Vector& divergence) {
+  network_rows(x);
+  forward(t, out_, true);
+  const Index m = rows_.shape(0), d = field_.dim_;
+  div_.assign(m, T(0));
   if (layers_ == 1) {
-    Real trace = 0;
+    T trace = 0;
     for (Index i = 0; i < d; ++i) trace += w0x_(i, i);
-    std::fill(div.begin(), div.end(), trace);
+    std::fill(div_.begin(), div_.end(), trace);
   } else {
-    const Matrix& w_last = *weight_[layers_ - 1];
-    const Matrix& d_last = deriv_[layers_ - 2];
+    const M& w_last = weight_[layers_ - 1];
+    const M& d_last = deriv_[layers_ - 2];
     const Index width = d_last.shape(1);
-    Matrix& g = grad_[0];
+    M& g = grad_[0];
     ensure(g, d * m, width);
     for (Index i = 0; i < d; ++i) {
-      const Real* w_row = w_last.data() + i * width;
+      const T* w_row = w_last.data() + i * width;
       for (Index r = 0; r < m; ++r) {
-        const Real* dr = d_last.data() + r * width;
-        Real* gr = g.data() + (i * m + r) * width;
+        const T* dr = d_last.data() + r * width;
+        T* gr = g.data() + (i * m + r) * width;
         for (Index j = 0; j < width; ++j) gr[j] = dr[j] * w_row[j];
       }
     }
@@ -262,66 +339,85 @@ void VelocityField::Evaluator::velocity_and_divergence(const Matrix& x, Real t, 
     // Block i of g is dL/da_0 for output i; the diagonal entry is g · W_0[:, i].
     const Index h0 = g.shape(1);
     for (Index i = 0; i < d; ++i) {
-      const Real* column = w0x_t_.data() + i * h0;
+      const T* column = w0x_t_.data() + i * h0;
       for (Index r = 0; r < m; ++r) {
-        const Real* gr = g.data() + (i * m + r) * h0;
-        Real s = 0;
+        const T* gr = g.data() + (i * m + r) * h0;
+        T s = 0;
         for (Index j = 0; j < h0; ++j) s += gr[j] * column[j];
-        div(r) += s;
+        div_[r] += s;
       }
     }
   }
-  if (!guided_) return;
-  const Index n = x.shape(0);
-  ensure(v, n, d);
-  ensure(divergence, n);
-  combine(raw_v_.data(), n, d, v.data());
-  combine(raw_divergence_.data(), n, 1, divergence.data());
+  finish(x.shape(0), v, &divergence);
 }
 
-void VelocityField::Evaluator::velocity_and_divergence_estimate(const Matrix& x, Real t,
-                                                                const std::vector<Matrix>& probes,
-                                                                Matrix& v, Vector& divergence) {
+template <class T>
+void EvaluatorOf<T>::velocity_and_divergence_estimate(const Matrix& x, Real t,
+                                                      const std::vector<Matrix>& probes, Matrix& v,
+                                                      Vector& divergence) {
   if (probes.empty()) throw Error("flow_matching: Hutchinson's estimator needs probes");
-  const Matrix& rows = network_rows(x, stacked_x_);
-  Matrix& out = guided_ ? raw_v_ : v;
-  Vector& div = guided_ ? raw_divergence_ : divergence;
-  forward(rows, t, out, true);
-  const Index n = x.shape(0), m = rows.shape(0), d = field_.dim_;
-  ensure(div, m);
-  std::fill(div.begin(), div.end(), Real(0));
+  network_rows(x);
+  forward(t, out_, true);
+  const Index n = x.shape(0), m = rows_.shape(0), d = field_.dim_;
+  div_.assign(m, T(0));
   ensure(input_grad_, m, d);
-  Matrix& g = grad_[0];
+  ensure(probe_, m, d);
+  M& g = grad_[0];
   for (const Matrix& probe : probes) {
     if (probe.shape(0) != n || probe.shape(1) != d)
       throw Error("flow_matching: a Hutchinson probe does not match the batch");
     // The guided halves see the same probe: the estimate is linear in the field.
-    const Matrix& eps = network_rows(probe, stacked_probe_);
+    std::copy(probe.begin(), probe.end(), probe_.begin());
+    if (guided_)
+      std::copy(probe.begin(), probe.end(), probe_.begin() + static_cast<std::ptrdiff_t>(n * d));
     if (layers_ == 1) {
       // v = x W_0xᵀ + c: εᵀ ∂v/∂x = ε W_0x.
-      nn::dense_input_gradient(eps, w0x_, input_grad_);
+      nn::dense_input_gradient(probe_, w0x_, input_grad_);
     } else {
       // εᵀ ∂v/∂h_{L-1} = ε W_{L-1}, then through the hidden layers to
       // dL/da_0, and εᵀ ∂v/∂x = (dL/da_0) W_0x.
-      const Matrix& w_last = *weight_[layers_ - 1];
+      const M& w_last = weight_[layers_ - 1];
       ensure(g, m, w_last.shape(1));
-      nn::dense_input_gradient(eps, w_last, g);
+      nn::dense_input_gradient(probe_, w_last, g);
       xt::noalias(g) *= deriv_[layers_ - 2];
       backpropagate_hidden(g);
       nn::dense_input_gradient(g, w0x_, input_grad_);
     }
     for (Index r = 0; r < m; ++r) {
-      Real s = 0;
-      for (Index j = 0; j < d; ++j) s += input_grad_(r, j) * eps(r, j);
-      div(r) += s;
+      T s = 0;
+      for (Index j = 0; j < d; ++j) s += input_grad_(r, j) * probe_(r, j);
+      div_[r] += s;
     }
   }
-  div /= static_cast<Real>(probes.size());
-  if (!guided_) return;
-  ensure(v, n, d);
-  ensure(divergence, n);
-  combine(raw_v_.data(), n, d, v.data());
-  combine(raw_divergence_.data(), n, 1, divergence.data());
+  const T scale = T(1) / static_cast<T>(probes.size());
+  for (T& value : div_) value *= scale;
+  finish(n, v, &divergence);
+}
+
+VelocityField::Evaluator::Evaluator(const VelocityField& field, const Matrix& context,
+                                    Real guidance) {
+  if (field.mlp_.precision() == Precision::float32)
+    impl_ = std::make_unique<EvaluatorOf<float>>(field, context, guidance);
+  else
+    impl_ = std::make_unique<EvaluatorOf<double>>(field, context, guidance);
+}
+
+VelocityField::Evaluator::~Evaluator() = default;
+VelocityField::Evaluator::Evaluator(Evaluator&&) noexcept = default;
+
+void VelocityField::Evaluator::velocity(const Matrix& x, Real t, Matrix& v) {
+  impl_->velocity(x, t, v);
+}
+
+void VelocityField::Evaluator::velocity_and_divergence(const Matrix& x, Real t, Matrix& v,
+                                                       Vector& divergence) {
+  impl_->velocity_and_divergence(x, t, v, divergence);
+}
+
+void VelocityField::Evaluator::velocity_and_divergence_estimate(const Matrix& x, Real t,
+                                                                const std::vector<Matrix>& probes,
+                                                                Matrix& v, Vector& divergence) {
+  impl_->velocity_and_divergence_estimate(x, t, probes, v, divergence);
 }
 
 }  // namespace flows::flow_matching

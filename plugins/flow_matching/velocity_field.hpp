@@ -1,4 +1,5 @@
 #pragma once
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -6,15 +7,21 @@
 #include <flows/nn/activation.hpp>
 #include <flows/nn/mlp.hpp>
 #include <flows/parameter.hpp>
+#include <flows/precision.hpp>
 #include <flows/rng.hpp>
 #include <flows/tensor.hpp>
 
 namespace flows::flow_matching {
 
+template <class T>
+class EvaluatorOf;  // velocity_field.cpp
+
 struct VelocityFieldOptions {
   std::vector<Index> hidden = {64, 64, 64};  // hidden layer widths of the MLP
   std::string activation = "selu";           // any name of nn::Activation
   Index time_frequencies = 4;  // sinusoidal time features: sin and cos of 2^k π t, k < this
+  // What the network computes in (set from the model's precision, not a key).
+  Precision precision = Precision::float64;
 
   // Reads the keys above from `node` (the bijector's node; no finish()).
   void read_from(ConfigNode& node);
@@ -37,6 +44,7 @@ struct VelocityFieldOptions {
 // Training goes through the SDK's nn::MLP (forward/backward with hand-derived
 // parameter gradients); the ODE solves go through Evaluator, which uses that t
 // is the same for the whole batch and the context the same for a whole solve.
+// Both compute in the options' precision; states, times and outputs are float64.
 class VelocityField {
  public:
   VelocityField(Index dim, Index context_dim, const VelocityFieldOptions& options, Rng& rng);
@@ -91,6 +99,8 @@ class VelocityField {
     // context: the rows of the batch every call gets (n x context_dim()) for a
     // conditional field; ignored by an unconditional one, as is guidance.
     explicit Evaluator(const VelocityField& field, const Matrix& context = {}, Real guidance = 0);
+    ~Evaluator();
+    Evaluator(Evaluator&&) noexcept;
     // v = v(x, t, c).
     void velocity(const Matrix& x, Real t, Matrix& v);
     // v and div v = Σ_i ∂v_i/∂x_i per row, exactly: one vector-Jacobian
@@ -103,32 +113,11 @@ class VelocityField {
                                           const std::vector<Matrix>& probes, Matrix& v,
                                           Vector& divergence);
 
-   private:
-    // The network on its rows (x, or [x; x] when guided) into `out`.
-    void forward(const Matrix& x, Real t, Matrix& out, bool derivatives);
-    // x itself, or x stacked twice when guided.
-    const Matrix& network_rows(const Matrix& x, Matrix& stacked) const;
-    // (1 + w) top half − w bottom half, row by row.
-    void combine(const Real* raw, Index n, Index width, Real* out) const;
-    // g (rows x width of the last hidden layer) → dL/d(pre-activation of layer 0).
-    void backpropagate_hidden(Matrix& g);
+    // The computation in the field's precision (EvaluatorOf<float or double>).
+    class Impl;
 
-    const VelocityField& field_;
-    Index layers_;
-    bool conditional_;
-    bool guided_;
-    Real guidance_;
-    Index context_rows_ = 0;             // n: the rows of every call when conditional
-    std::vector<const Matrix*> weight_;  // W_k, out x in
-    std::vector<const Matrix*> bias_;    // b_k, 1 x out
-    Matrix w0x_;                         // W_0's first d columns (h_0 x d)
-    Matrix w0x_t_;                       // its transpose (d x h_0)
-    Matrix w0t_;                         // W_0's time columns (h_0 x (1 + 2F))
-    Matrix context_pre_;                 // [c, m] W_0cᵀ per network row: layer 0's context term
-    std::vector<Real> embedding_, c0_;   // e(t); b_0 + W_0t e(t)
-    std::vector<Matrix> pre_, act_, deriv_, grad_;
-    Matrix input_grad_, stacked_x_, stacked_probe_, raw_v_;
-    Vector raw_divergence_;
+   private:
+    std::unique_ptr<Impl> impl_;
   };
 
  private:
@@ -139,6 +128,9 @@ class VelocityField {
   ParameterList params_;  // mlp_'s: weight 0, bias 0, weight 1, …
   Matrix features_, grad_features_;
   std::vector<char> dropped_;  // of the last forward
+
+  template <class T>
+  friend class EvaluatorOf;
 };
 
 }  // namespace flows::flow_matching

@@ -90,11 +90,16 @@ SplineOptions SplineOptions::read(ConfigNode& node) {
   node.expect(o.bins >= 1 && o.bins <= kMaxBins, "bins", "must be in [1, 128]");
   node.expect(std::isfinite(o.tail_bound) && o.tail_bound > 0, "tail_bound",
               "must be a positive number");
-  node.expect(o.min_bin_width >= 0 && o.min_bin_width * Real(o.bins) < 1, "min_bin_width",
-              "must be >= 0 with min_bin_width * bins < 1");
-  node.expect(o.min_bin_height >= 0 && o.min_bin_height * Real(o.bins) < 1, "min_bin_height",
-              "must be >= 0 with min_bin_height * bins < 1");
-  node.expect(o.min_derivative >= 0 && o.min_derivative < 1, "min_derivative", "must be in [0, 1)");
+  // The minima keep every bin and knot slope away from 0: a softmax or a
+  // softplus can underflow to exactly 0, and a bin of zero width or height or
+  // a knot of zero slope gives 0/0 or log 0 there. The bins must fit in [−B,
+  // B] (K · minimum < 1), and identity_value needs min_derivative < 1.
+  node.expect(o.min_bin_width > 0 && o.min_bin_width * Real(o.bins) < 1, "min_bin_width",
+              "must be > 0 with min_bin_width * bins < 1");
+  node.expect(o.min_bin_height > 0 && o.min_bin_height * Real(o.bins) < 1, "min_bin_height",
+              "must be > 0 with min_bin_height * bins < 1");
+  node.expect(o.min_derivative > 0 && o.min_derivative < 1, "min_derivative",
+              "must be > 0 and < 1");
   return o;
 }
 

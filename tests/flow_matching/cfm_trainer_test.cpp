@@ -5,7 +5,10 @@
 // without an embedding network, and with context dropout for guidance).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -18,11 +21,13 @@
 #include <flows/error.hpp>
 #include <flows/flow.hpp>
 #include <flows/normal.hpp>
+#include <flows/pipeline.hpp>
 #include <flows/standardize.hpp>
 #include <flows/state.hpp>
 #include <flows/trainer.hpp>
 
 #include "fm_test_support.hpp"
+#include "runner_support.hpp"
 
 namespace {
 
@@ -421,5 +426,67 @@ TEST(CfmTrainer, BadOptionsAreConfigErrors) {
   EXPECT_THROW(fm_test::make<Trainer>("{type: cfm, context_dropout: 1.0}"), flows::ConfigError);
   EXPECT_THROW(fm_test::make<Trainer>("{type: cfm, context_dropout: -0.1}"), flows::ConfigError);
 }
+
+// Training on several threads (issue 12): the draws stay on the whole batch,
+// so two threads give one thread's field up to summation order, and the
+// same thread count gives the same bits; with OT pairing and a conditional
+// model whose embedding gets dL/dc from every block.
+namespace parallel {
+
+namespace fs = std::filesystem;
+
+std::vector<Matrix> train_pipeline(const std::string& name, const std::string& yaml,
+                                   const char* threads, Index* used = nullptr) {
+  flows::test_support::ScopedEnv env("FLOWS_NUM_THREADS", threads);
+  const fs::path dir = flows::test_support::temp_dir("cfm_parallel_" + name);
+  std::ofstream(dir / "pipeline.yaml") << yaml;
+  flows::Pipeline p = flows::Pipeline::load((dir / "pipeline.yaml").string());
+  const flows::TrainReport report = p.train({});
+  if (used) *used = report.threads;
+  std::vector<Matrix> values;
+  for (const flows::Parameter* q : p.model.flow->parameters()) values.push_back(q->value);
+  return values;
+}
+
+void expect_close(const std::vector<Matrix>& a, const std::vector<Matrix>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t k = 0; k < a.size(); ++k)
+    for (Index i = 0; i < a[k].size(); ++i)
+      ASSERT_NEAR(a[k].flat(i), b[k].flat(i), 1e-10 * std::max<Real>(1, std::abs(a[k].flat(i))))
+          << "parameter " << k << "[" << i << "]";
+}
+
+std::string cfm_pipeline(const std::string& data, const std::string& extra_model,
+                         const std::string& extra_trainer) {
+  // float64: a comparison of summation order, not of precision.
+  return "seed: 2\ndata: " + data + "\nmodel:\n  precision: float64\n" + extra_model +
+         "  bijectors:\n    - {type: flow_matching, hidden: [32, 32]}\n"
+         "trainer: {type: cfm, batch_size: 256, steps: 25, eval_every: 10" +
+         extra_trainer + "}\nstages: [train]\n";
+}
+
+TEST(CfmTrainerThreads, TwoThreadsGiveOneThreadsFieldWithOtPairing) {
+  const std::string yaml = cfm_pipeline(
+      "{type: 8gaussians, n_train: 2000, n_val: 200, n_test: 100}", "", ", coupling: ot");
+  Index used = 0;
+  const auto one = train_pipeline("ot1", yaml, "1");
+  const auto two = train_pipeline("ot2", yaml, "2", &used);
+  EXPECT_EQ(used, 2u);
+  expect_close(one, two);
+  EXPECT_EQ(two, train_pipeline("ot2b", yaml, "2"));  // bit for bit
+}
+
+TEST(CfmTrainerThreads, AConditionalFieldWithAnEmbeddingAgrees) {
+  const std::string yaml = cfm_pipeline(
+      "{type: conditional_gaussian, n_train: 1000, n_val: 100, n_test: 100, context_dim: 3}",
+      "  context_embedding: {hidden: [8], features: 4}\n", ", context_dropout: 0.2");
+  Index used = 0;
+  const auto one = train_pipeline("cond1", yaml, "1");
+  const auto two = train_pipeline("cond2", yaml, "2", &used);
+  EXPECT_EQ(used, 2u);
+  expect_close(one, two);
+}
+
+}  // namespace parallel
 
 }  // namespace

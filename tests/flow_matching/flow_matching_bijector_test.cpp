@@ -3,9 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <memory>
+#include <string>
 
 #include <flows/bijector.hpp>
+#include <flows/chain.hpp>
 #include <flows/error.hpp>
 #include <flows/flow.hpp>
 #include <flows/normal.hpp>
@@ -65,10 +68,12 @@ INSTANTIATE_TEST_SUITE_P(
     flows::testing::bijector_case_name);
 
 // Sets a single-layer field v(x, t) = A x (no hidden layer, no time features).
-std::shared_ptr<Bijector> linear_field(const Matrix& a, const std::string& solver) {
+std::shared_ptr<Bijector> linear_field(const Matrix& a, const std::string& solver,
+                                       const std::string& options = "") {
   const Index d = a.shape(0);
-  auto b = fm_test::make<Bijector>(
-      "{type: flow_matching, hidden: [], time_frequencies: 0, solver: " + solver + "}", d);
+  auto b = fm_test::make<Bijector>("{type: flow_matching, hidden: [], time_frequencies: 0, " +
+                                       options + "solver: " + solver + "}",
+                                   d);
   auto params = b->parameters();
   EXPECT_EQ(params.size(), 2u);
   Matrix& w = params[0]->value;  // d x (d + 1): [A | weight of t]
@@ -170,6 +175,79 @@ TEST(FlowMatchingBijector, HutchinsonLogDetMatchesExactOnAverage) {
     spread += std::abs(o.logdet(i) - e.logdet(i));
   }
   EXPECT_GT(spread, 1e-6) << "a single probe should not be exact";
+}
+
+// Hutchinson's probe of a row is keyed by the seed and the row itself: the
+// same wherever the row sits and however the batch is cut, and independent
+// between rows (before, rows at the same offset of two 1024-row blocks of a
+// chain shared one probe). On v = A x the estimate of the log-determinant is
+// −εᵀAε for the row's probe ε, exactly (a constant integrand), so it shows
+// the probe.
+TEST(FlowMatchingBijector, HutchinsonProbesFollowTheRowNotItsPosition) {
+  const Matrix a = {{0.3, -0.8, 0.1}, {0.5, -0.2, 0.0}, {0.2, 0.4, -0.6}};
+  auto b = linear_field(a, "{type: rk4, steps: 4}", "divergence: hutchinson, probe: gaussian, ");
+  const flows::Chain chain("chain", 3, {b});
+  Rng rng(8);
+  const Index n = 2100;  // three cache blocks of the chain
+  const Matrix x = rng.normal(n, 3);
+  const Vector logdet = chain.forward(x).logdet;
+  for (Index i : {Index(3), Index(40)}) {
+    EXPECT_NE(logdet(i), logdet(i + 1024)) << "rows " << i << " and " << i + 1024;
+    EXPECT_NE(logdet(i), logdet(i + 2048)) << "rows " << i << " and " << i + 2048;
+  }
+  for (Index i : {Index(0), Index(3), Index(1027), Index(2099)}) {
+    const Matrix row = xt::view(x, xt::range(i, i + 1), xt::all());
+    EXPECT_NEAR(b->forward(row).logdet(0), logdet(i), 1e-12) << "row " << i << " alone";
+  }
+  // Unbiased: E[εᵀAε] = trace A, Var = 2 ‖(A + Aᵀ)/2‖²_F for Gaussian ε.
+  Real mean = 0;
+  for (Real v : logdet) mean -= v / static_cast<Real>(n);
+  const Matrix sym = (a + xt::transpose(a)) / 2.0;
+  const Real sd = std::sqrt(2 * xt::sum(sym * sym)() / static_cast<Real>(n));
+  EXPECT_NEAR(mean, 0.3 - 0.2 - 0.6, 4 * sd);
+}
+
+// Flow's promise for every model: log_prob and sample do not depend on the
+// thread count, and scoring rows in two calls cut at a multiple of
+// kInferenceRowGroup gives the same values. An adaptive solve shares its step
+// sizes among the rows it integrates together, so those rows must be the same
+// whatever the threads: fixed groups of kInferenceRowGroup rows.
+TEST(FlowMatchingBijector, ResultsDoNotDependOnTheThreadCountOrTheBatchSplit) {
+  const char* saved = std::getenv("FLOWS_NUM_THREADS");
+  const std::string previous = saved ? saved : "";
+  auto threads = [](const char* count) { setenv("FLOWS_NUM_THREADS", count, 1); };
+  for (const char* divergence : {"exact", "hutchinson"}) {
+    SCOPED_TRACE(divergence);
+    auto b = fm_test::make<Bijector>(std::string("{type: flow_matching, hidden: [16, 16], ") +
+                                         "activation: tanh, divergence: " + divergence + "}",
+                                     2);
+    for (auto* p : b->parameters()) p->value *= 2.0;  // a field that bends the paths
+    flows::Flow flow(std::make_shared<flows::StandardNormal>(2), {b});
+    Rng rng(9);
+    const Index n = 1100;
+    const Matrix x = rng.normal(n, 2) * 1.5;
+    threads("1");
+    const Vector lp = flow.log_prob(x);
+    Rng draw(10);
+    const Transformed sampled = flow.sample_and_log_prob(n, draw);
+    for (const char* count : {"2", "3"}) {
+      threads(count);
+      EXPECT_EQ(flow.log_prob(x), lp) << count << " threads";
+      Rng again(10);
+      const Transformed t = flow.sample_and_log_prob(n, again);
+      EXPECT_EQ(t.value, sampled.value) << count << " threads";
+      EXPECT_EQ(t.logdet, sampled.logdet) << count << " threads";
+    }
+    const Matrix head = xt::view(x, xt::range(0, 512), xt::all());
+    const Matrix tail = xt::view(x, xt::range(512, n), xt::all());
+    const Vector lp_head = flow.log_prob(head), lp_tail = flow.log_prob(tail);
+    for (Index i = 0; i < n; ++i)
+      EXPECT_EQ(i < 512 ? lp_head(i) : lp_tail(i - 512), lp(i)) << "row " << i;
+  }
+  if (saved)
+    setenv("FLOWS_NUM_THREADS", previous.c_str(), 1);
+  else
+    unsetenv("FLOWS_NUM_THREADS");
 }
 
 TEST(FlowMatchingBijector, SampleWithoutLogDetGivesTheSamePointsAndNaN) {

@@ -212,6 +212,22 @@ TEST(Dopri5, ANonFiniteFieldIsANumericalError) {
   }
 }
 
+// A pure relative tolerance has no scale where a component is 0, and the
+// log-determinant column of every density solve starts at exactly 0: atol: 0
+// is refused when the pipeline is read, naming the key.
+TEST(Dopri5, ZeroAbsoluteToleranceIsRefusedNamingTheKey) {
+  for (const char* yaml : {"{type: dopri5, atol: 0}", "{type: dopri5, rtol: 0, atol: 0}"}) {
+    try {
+      fm_test::make<OdeSolver>(yaml);
+      FAIL() << yaml << ": no error";
+    } catch (const flows::ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find("atol"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("> 0"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_NO_THROW(fm_test::make<OdeSolver>("{type: dopri5, rtol: 0, atol: 1.0e-6}"));
+}
+
 TEST(OdeSolvers, BadOptionsAreConfigErrors) {
   EXPECT_THROW(fm_test::make<OdeSolver>("{type: rk4, steps: 0}"), flows::ConfigError);
   EXPECT_THROW(fm_test::make<OdeSolver>("{type: dopri5, rtol: -1}"), flows::ConfigError);

@@ -303,6 +303,63 @@ TEST_P(VelocityFieldTest, HutchinsonsEstimatorIsUnbiased) {
   }
 }
 
+// float32 against float64: one seed gives both fields the same float64
+// parameters, so the training pass (v and every gradient) and the evaluator
+// (v, the exact divergence, Hutchinson's estimate, guidance) must agree to
+// float32 rounding: 1e-4 relative for values, 1e-3 of the largest entry for
+// gradients (see tests/precision_test.cpp for the reasoning).
+TEST_P(VelocityFieldTest, Float32AgreesWithFloat64) {
+  VelocityFieldOptions o32 = options(), o64 = options();
+  o32.precision = flows::Precision::float32;
+  o64.precision = flows::Precision::float64;
+  Rng init32(8), init64(8);
+  VelocityField f32(dim(), context_dim(), o32, init32), f64(dim(), context_dim(), o64, init64);
+  const Index n = 24;
+  const Matrix x = rng_.normal(n, dim());
+  const Vector t = times(n, rng_);
+  const Matrix c = context(n);
+  const std::vector<char> dropped = context_dim() > 0 ? every_other(n) : std::vector<char>();
+  const Matrix grad_v = rng_.normal(n, dim());
+  auto near = [](const Matrix& a, const Matrix& b, Real tolerance) {
+    Real scale = 1e-12, worst = 0;
+    for (Real v : b) scale = std::max(scale, std::abs(v));
+    for (Index k = 0; k < a.size(); ++k) worst = std::max(worst, std::abs(a.flat(k) - b.flat(k)));
+    return worst <= tolerance * scale;
+  };
+  Matrix v[2], gx[2], gc[2];
+  VelocityField* both[2] = {&f32, &f64};
+  for (int k = 0; k < 2; ++k) {
+    both[k]->forward(x, t, c, v[k], dropped);
+    gc[k] = xt::zeros<Real>({n, context_dim()});
+    both[k]->backward(grad_v, gx[k], true, context_dim() > 0 ? &gc[k] : nullptr);
+  }
+  EXPECT_TRUE(near(v[0], v[1], 1e-4)) << "v";
+  EXPECT_TRUE(near(gx[0], gx[1], 1e-3)) << "dL/dx";
+  if (context_dim() > 0) EXPECT_TRUE(near(gc[0], gc[1], 1e-3)) << "dL/dc";
+  const flows::ParameterList p32 = f32.parameters(), p64 = f64.parameters();
+  for (std::size_t k = 0; k < p32.size(); ++k)
+    EXPECT_TRUE(near(p32[k]->grad, p64[k]->grad, 1e-3)) << "dL/d" << p64[k]->name;
+
+  const Matrix probe = rng_.normal(n, dim());
+  for (Real guidance : {0.0, 1.5}) {
+    if (guidance != 0 && context_dim() == 0) continue;
+    VelocityField::Evaluator e32(f32, c, guidance), e64(f64, c, guidance);
+    Matrix w[2];
+    Vector div[2], est[2];
+    e32.velocity_and_divergence(x, 0.3, w[0], div[0]);
+    e64.velocity_and_divergence(x, 0.3, w[1], div[1]);
+    EXPECT_TRUE(near(w[0], w[1], 1e-4)) << "evaluator v, guidance " << guidance;
+    Matrix d32 = xt::view(div[0], xt::newaxis(), xt::all());
+    Matrix d64 = xt::view(div[1], xt::newaxis(), xt::all());
+    EXPECT_TRUE(near(d32, d64, 1e-4)) << "div v, guidance " << guidance;
+    e32.velocity_and_divergence_estimate(x, 0.7, {probe}, w[0], est[0]);
+    e64.velocity_and_divergence_estimate(x, 0.7, {probe}, w[1], est[1]);
+    Matrix h32 = xt::view(est[0], xt::newaxis(), xt::all());
+    Matrix h64 = xt::view(est[1], xt::newaxis(), xt::all());
+    EXPECT_TRUE(near(h32, h64, 1e-4)) << "Hutchinson estimate, guidance " << guidance;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Fields, VelocityFieldTest,
     ::testing::Values(FieldCase{"selu_3x16_f2_d2", {16, 16, 16}, "selu", 2, 2},

@@ -363,6 +363,32 @@ TEST(RationalQuadraticSpline, OptionsAreCheckedWithTheirKeyPath) {
   }
 }
 
+// A minimum of 0 lets a softmax or softplus underflow to a bin of zero width
+// or height or a knot of zero slope: 0/0 or log 0 at a knot. Each minimum must
+// be > 0, and the bins must fit (K·min < 1; the slope minimum < 1).
+TEST(RationalQuadraticSpline, MinimaMustBePositiveAndFit) {
+  auto error = [](const std::string& yaml) -> std::string {
+    try {
+      flows::ConfigNode node = flows::ConfigNode::parse(yaml, "test.yaml");
+      SplineOptions::read(node);
+    } catch (const flows::ConfigError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  for (const char* key : {"min_bin_width", "min_bin_height", "min_derivative"}) {
+    for (const char* value : {"0", "0.0", "-1.0e-3"}) {
+      const std::string message = error(std::string("{") + key + ": " + value + "}");
+      EXPECT_NE(message.find(key), std::string::npos) << key << ": " << value << ": " << message;
+      EXPECT_NE(message.find("> 0"), std::string::npos) << message;
+    }
+    EXPECT_EQ(error(std::string("{") + key + ": 1.0e-6}"), "") << key;
+  }
+  EXPECT_NE(error("{bins: 8, min_bin_width: 0.125}").find("min_bin_width"), std::string::npos);
+  EXPECT_NE(error("{bins: 4, min_bin_height: 0.25}").find("min_bin_height"), std::string::npos);
+  EXPECT_NE(error("{min_derivative: 1.0}").find("min_derivative"), std::string::npos);
+}
+
 }  // namespace
 
 namespace {

@@ -2,7 +2,11 @@
 // 512, 5 layers, 8 bins, hidden [64, 64]): one training step (forward,
 // backward and an Adam update), sampling and log_prob of 100,000 points, and
 // the spline transform alone. Not a test; run
-//   OPENBLAS_NUM_THREADS=1 build/tests/spline/spline_bench
+//   build/tests/spline/spline_bench
+// Every benchmark reports allocs_per_iter and alloc_bytes_per_iter: the heap
+// allocations (operator new and malloc & co., every thread) of one iteration
+// in the steady state (apps/bench/alloc_counter.hpp); FLOWS_ALLOC_TRACE=<name>
+// (or `all`) prints the call stacks they come from.
 #include <benchmark/benchmark.h>
 
 #include <memory>
@@ -16,6 +20,7 @@
 #include <flows/registry.hpp>
 #include <flows/rng.hpp>
 
+#include "alloc_benchmark.hpp"
 #include "rational_quadratic_spline.hpp"
 
 namespace {
@@ -74,25 +79,27 @@ void TrainStep(benchmark::State& state) {
   for (Index b = 0; b < 16; ++b)
     batches.push_back(xt::view(data, xt::range(512 * b, 512 * (b + 1)), xt::all()));
   Index step = 0;
-  for (auto _ : state) {
+  flows::bench::counted_loop(state, "TrainStep", [&] {
     flows::zero_grad(params);
     benchmark::DoNotOptimize(flow->nll_gradient(batches[step++ % 16]));
     adam->step(params, 1e-3);
-  }
+  });
 }
 
 void Sample100k(benchmark::State& state) {
   auto flow = make_flow(kYaml[state.range(0)]);
   state.SetLabel(kYaml[state.range(0)]);
   flows::Rng rng(2);
-  for (auto _ : state) benchmark::DoNotOptimize(flow->sample(100000, rng));
+  flows::bench::counted_loop(state, "Sample100k",
+                             [&] { benchmark::DoNotOptimize(flow->sample(100000, rng)); });
 }
 
 void LogProb100k(benchmark::State& state) {
   auto flow = make_flow(kYaml[state.range(0)]);
   state.SetLabel(kYaml[state.range(0)]);
   const Matrix x = moons(100000, 3);
-  for (auto _ : state) benchmark::DoNotOptimize(flow->log_prob(x));
+  flows::bench::counted_loop(state, "LogProb100k",
+                             [&] { benchmark::DoNotOptimize(flow->log_prob(x)); });
 }
 
 // The spline alone on a W2 layer's shape: 512 rows x 2 columns, 8 bins,
@@ -109,19 +116,21 @@ void SplineForwardBackward(benchmark::State& state) {
   std::vector<Real> cache(n * d * spline.cache_size());
   const std::vector<Index> cols{0, 1};
   const flows::ColumnSet set{cols.data(), d, d, 0};
-  for (auto _ : state) {
+  flows::bench::counted_loop(state, "SplineForwardBackward", [&] {
     spline.forward(x, y, logdet, set, theta, cache.data());
     spline.backward(cache.data(), gy, gl, set, gx, gtheta);
     benchmark::DoNotOptimize(gtheta.data());
-  }
+  });
   state.SetItemsProcessed(state.iterations() * n * d);
 }
 
-BENCHMARK(SplineForwardBackward)->Unit(benchmark::kMicrosecond);
-BENCHMARK(TrainStep)->DenseRange(0, 2)->Unit(benchmark::kMillisecond)->MinTime(2.0);
-BENCHMARK(Sample100k)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
-BENCHMARK(LogProb100k)->DenseRange(0, 2)->Unit(benchmark::kMillisecond);
+BENCHMARK(SplineForwardBackward)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(TrainStep)->DenseRange(0, 2)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
+BENCHMARK(Sample100k)->DenseRange(0, 2)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(LogProb100k)->DenseRange(0, 2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  return flows::bench::run_benchmarks(argc, argv);
+}

@@ -44,7 +44,7 @@ TEST(SplineBijectors, IdentityInitializationGivesTheIdentityMap) {
       SCOPED_TRACE(type + " dim " + std::to_string(dim));
       auto b = make("{type: " + type + ", layers: 3, hidden: [16, 16]}", dim);
       Matrix x = rng.normal(50, dim);
-      x *= 3.0;  // inside and outside the spline's [-3, 3]
+      x *= 3.0;  // inside and outside the spline's default [-5, 5]
       const flows::Transformed f = b->forward(x, {});
       EXPECT_LT(max_abs_diff(f.value, x), 1e-12);
       for (Real l : f.logdet) EXPECT_NEAR(l, 0, 1e-12);
@@ -125,7 +125,12 @@ TEST(SplineBijectors, AutoregressiveLayersAreTriangularInAlternatingOrders) {
 TEST(SplineBijectors, LargeInputsGiveFiniteValuesAndGradients) {
   for (const std::string type : {"nsf_coupling", "affine_coupling", "nsf_autoregressive"}) {
     SCOPED_TRACE(type);
-    auto b = make("{type: " + type + ", layers: 3, hidden: [16, 16], identity_init: false}", 3);
+    // Conditioners fed ±1e3 with random weights give splines so flat (slopes
+    // below 1e-10) that the round trip below is only as good as that
+    // conditioning; its tolerance was set with tail_bound 3, kept here.
+    const std::string bound = type == "affine_coupling" ? "" : ", tail_bound: 3.0";
+    auto b = make(
+        "{type: " + type + ", layers: 3, hidden: [16, 16], identity_init: false" + bound + "}", 3);
     const Matrix x = {{1e3, -1e3, 0.5}, {-1e6, 2.0, 1e6}, {3.0, -3.0, 0.0}, {1e5, 1e5, -1e5}};
     const flows::Transformed f = b->forward(x, {});
     Matrix z, grad_x;

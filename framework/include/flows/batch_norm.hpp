@@ -16,6 +16,8 @@ namespace flows {
 // batch's mean and (biased) variance for m, v and updates running averages,
 //   m̄ ← (1 − momentum) m̄ + momentum m,   v̄ ← (1 − momentum) v̄ + momentum v;
 // forward and inverse use the running averages (m̄ = 0, v̄ = 1 at start).
+// γ enters through the overflow guard clamp(γ, ±kMaxLogScale) of
+// log_scale.hpp (nothing changes for |γ| ≤ 30).
 // The running averages are parameters marked not trainable: optimizers skip
 // them, and the trainer's best-parameter snapshot and checkpoints keep them
 // together with γ and β.
@@ -28,6 +30,8 @@ class FLOWS_API BatchNorm final : public Bijector {
   }
   // The parameters; a loaded running variance must be > 0.
   void visit_state(StateVisitor& visitor) override;
+  // The batch's mean and variance couple every row of it.
+  bool rows_independent_in_training() const override { return false; }
 
   const Matrix& running_mean() const { return running_mean_.value; }
   const Matrix& running_var() const { return running_var_.value; }

@@ -8,6 +8,15 @@
 
 namespace flows {
 
+// Inference batches are cut (across threads by Flow, into cache blocks by
+// Chain) only at multiples of this many rows, counted from the first row of
+// the batch. A bijector's rows are independent, except in one that must
+// process rows together (an adaptive ODE solve shares its step sizes among
+// the rows it integrates at once): it groups rows [k g, (k + 1) g) of its
+// input, g = kInferenceRowGroup, and its results then depend on the data
+// alone, not on the thread count or on how Flow cuts the batch.
+inline constexpr Index kInferenceRowGroup = 256;
+
 // The result of transforming a batch: the values and log|det J| per row.
 struct Transformed {
   Matrix value;
@@ -41,6 +50,13 @@ class FLOWS_API Bijector {
   // use (flow_matching: "cfm"), and forward_train/backward raise ConfigError.
   const std::string& trainer() const { return trainer_; }
   bool trains_by_likelihood() const { return trainer_ == "mle"; }
+  // True when the training pass treats rows independently, so that a
+  // mini-batch may be cut into row blocks trained on separate threads (each
+  // on a replica of the flow) with the same gradient up to summation order.
+  // False for a layer whose training pass uses statistics of the whole batch
+  // (batch_norm; actnorm until its data-dependent initialisation): the
+  // trainer then runs the step on one thread.
+  virtual bool rows_independent_in_training() const { return true; }
 
   // Inference, no state kept, safe to call from several threads at once
   // (Flow runs row blocks in parallel). forward: z = f(x) and log|det ∂f/∂x|.

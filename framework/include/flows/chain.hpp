@@ -33,6 +33,8 @@ class FLOWS_API Chain final : public Bijector {
 
   ParameterList parameters() override { return parameters_; }
   void visit_state(StateVisitor& visitor) override;
+  // Every layer's.
+  bool rows_independent_in_training() const override;
 
  private:
   Transformed forward_impl(const Matrix& x, const Matrix& context) const override;

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "flows/export.hpp"
@@ -86,6 +87,8 @@ FLOWS_API void write_checkpoint(const std::string& path, const Checkpoint& check
 // header and tensor table. A truncated, corrupted or foreign file is a
 // DataError (IoError when it cannot be read) that names the path and fault.
 FLOWS_API Checkpoint read_checkpoint(const std::string& path);
+// The same for the bytes of a file; `origin` stands for the path in messages.
+FLOWS_API Checkpoint parse_checkpoint(std::string_view bytes, const std::string& origin);
 
 // Restores every "model/" tensor into `model`, which must have been built from
 // the checkpoint's model YAML and seed (and its context width). A missing,
@@ -118,6 +121,12 @@ struct LoadedModel {
 // PluginError naming it and the plugin file it came from.
 FLOWS_API LoadedModel load_model(const std::string& path,
                                  const std::vector<std::string>& plugin_paths = {});
+
+// The second half of load_model: builds the model `checkpoint` describes with
+// `registry`, which must already offer its components, and restores its state.
+// Errors name `source`.
+FLOWS_API LoadedModel rebuild_model(const Checkpoint& checkpoint,
+                                    std::shared_ptr<Registry> registry, const std::string& source);
 
 // Continues a pipeline from a checkpoint (trainer.resume_from): restores the
 // model's state and the trainer's (steps done, optimizer moments). The seed

@@ -10,7 +10,8 @@ namespace flows {
 
 // Resizes only when the shape changes, so buffers reused across steps never
 // reallocate.
-inline void ensure(Matrix& m, Index rows, Index cols) {
+template <class T>
+inline void ensure(MatrixOf<T>& m, Index rows, Index cols) {
   if (m.shape(0) != rows || m.shape(1) != cols) m.resize({rows, cols});
 }
 inline void ensure(Vector& v, Index rows) {

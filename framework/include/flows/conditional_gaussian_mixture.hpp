@@ -25,7 +25,8 @@ struct BuildContext;
 class FLOWS_API ConditionalGaussianMixture : public BaseDistribution {
  public:
   struct Options {
-    Index components = 5;             // K ≥ 1
+    Precision precision = Precision::float64;  // what the network computes in
+    Index components = 5;                      // K ≥ 1
     Real init_spread = 1.0;           // spread of the initial means (> 0 breaks the symmetry)
     Real log_scale = 0.0;             // initial log σ of every component and dimension
     std::vector<Index> hidden{64};    // hidden widths of the network; [] is linear in e

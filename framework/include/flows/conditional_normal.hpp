@@ -24,6 +24,7 @@ class FLOWS_API ConditionalDiagonalNormal : public BaseDistribution {
   struct Options {
     std::vector<Index> hidden{64};    // widths of the hidden layers; [] is a linear map of e
     std::string activation = "relu";  // between hidden layers (nn::Activation names)
+    Precision precision = Precision::float64;  // what the network computes in
 
     // Reads `hidden` and `activation` and finishes the node (ConfigError on a bad value).
     static Options from(ConfigNode& node);

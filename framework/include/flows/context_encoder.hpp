@@ -23,6 +23,7 @@ class FLOWS_API ContextEncoder {
     std::vector<Index> hidden;  // hidden widths; an empty list and features 0: no embedding
     Index features = 0;         // width of e (0: no embedding)
     nn::Activation activation{nn::Activation::Kind::relu};
+    Precision precision = Precision::float64;  // what the network computes in
   };
 
   // `columns` raw context columns; mean and scale 1 x columns (scale > 0).

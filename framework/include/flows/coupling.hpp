@@ -27,7 +27,7 @@ class FLOWS_API CouplingLayer final : public Bijector {
   CouplingLayer(std::string name, Index dim, std::vector<Index> conditioning,
                 std::vector<Index> transformed, Index context_dim, const std::vector<Index>& hidden,
                 nn::Activation activation, std::shared_ptr<const Transformer> transformer,
-                bool identity_init, Rng& rng);
+                bool identity_init, Rng& rng, Precision precision = Precision::float64);
 
   const std::vector<Index>& conditioning() const { return cond_; }
   const std::vector<Index>& transformed() const { return trans_; }

@@ -1,5 +1,6 @@
 #pragma once
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "flows/bijector.hpp"
@@ -33,11 +34,18 @@ class FLOWS_API Flow {
   ContextEncoder* context_encoder() { return context_.get(); }
   // Puts a bijector at the front of the chain (the data standardization).
   void prepend(std::shared_ptr<Bijector> bijector);
+  // Layers put in front by prepend (the data layers): chain()[k] is the
+  // model's bijectors[k - data_layers()].
+  Index data_layers() const { return data_layers_; }
+  // Whether a training mini-batch may be cut into row blocks (see
+  // Bijector::rows_independent_in_training): every bijector's answer.
+  bool rows_independent_in_training() const { return chain_->rows_independent_in_training(); }
 
   // log p(x | c) per row; context has one row per row of x (or is empty for
   // an unconditional model). Inference (log_prob, sample) splits large
-  // batches into row blocks run on $FLOWS_NUM_THREADS threads (default:
-  // every core).
+  // batches into row blocks run on thread_count() threads (threads.hpp:
+  // $FLOWS_NUM_THREADS, the pipeline's `threads:`, else every core); the
+  // results do not depend on the thread count.
   Vector log_prob(const Matrix& x, const Matrix& context = {}) const;
   // Mean negative log-likelihood of x, evaluated in batches of `batch` rows.
   Real mean_nll(const Matrix& x, const Matrix& context = {}, Index batch = 8192) const;
@@ -50,8 +58,22 @@ class FLOWS_API Flow {
   // The training pass of the whole chain on one mini-batch: returns the mean
   // NLL and *accumulates* its gradient into parameters(). Zeroing gradients and
   // stepping the optimizer are the caller's, so that an all-reduce can sit
-  // between them.
-  Real nll_gradient(const Matrix& batch, const Matrix& context = {});
+  // between them. With total_rows > 0 the batch is one row block of a
+  // mini-batch of total_rows rows: the loss and gradient are the block's
+  // share −(1/total_rows) Σ_block log p, so the blocks' sum is the mean over
+  // the mini-batch (training on several threads).
+  Real nll_gradient(const Matrix& batch, const Matrix& context = {}, Index total_rows = 0);
+
+  // Where a batch first turns non-finite in the training pass (issue 15): the
+  // layers run one by one, forward then backward, and the first layer whose
+  // output, log-determinant, input gradient or parameter gradients is
+  // non-finite for a row whose input was finite is named. Parameter values
+  // and gradients are left as they were. `what` is empty when all is finite.
+  struct NonFinite {
+    std::string what;  // "bijectors[2] (maf), forward pass", "the base distribution", …
+    Index rows = 0;    // rows of the batch it made non-finite (0: parameter gradients only)
+  };
+  NonFinite find_nonfinite(const Matrix& batch, const Matrix& context = {});
 
   // The context the chain and the base see for raw context rows (the
   // encoder's output; empty for an unconditional model). DataError when the
@@ -75,6 +97,7 @@ class FLOWS_API Flow {
   std::shared_ptr<BaseDistribution> base_;
   std::shared_ptr<Chain> chain_;
   std::shared_ptr<ContextEncoder> context_;
+  Index data_layers_ = 0;
   // Buffers of the training pass, kept to avoid reallocating every step.
   Matrix z_, grad_z_, grad_x_, grad_context_;
   Vector logdet_, grad_logdet_, log_prob_;

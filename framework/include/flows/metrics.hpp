@@ -26,7 +26,9 @@ inline constexpr Index kMedianHeuristicRows = 1000;
 // kMedianHeuristicRows evenly spaced rows of it, so deterministic; an even
 // count takes the mean of the two middle values). If that median is 0 (most
 // rows coincide) h is the median of the positive distances, and 1 if there
-// are none. Cost O((m+n)² d) through BLAS, in blocks of bounded memory.
+// are none. Cost O((m+n)² d) through BLAS, in blocks of bounded memory, on
+// the samples less their pooled mean (the kernel is shift-invariant; data far
+// from the origin then lose no digits).
 // DataError on column mismatch, fewer than 2 rows in either, or NaN/Inf;
 // ConfigError on a negative or non-finite bandwidth.
 FLOWS_API MmdResult mmd_squared(const Matrix& x, const Matrix& y, Real bandwidth = 0);

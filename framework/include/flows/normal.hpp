@@ -20,7 +20,9 @@ class FLOWS_API StandardNormal : public BaseDistribution {
   Index dim_;
 };
 
-// N(mean, diag(exp(log_scale))²) with learnable mean and log_scale (1 x dim).
+// N(mean, diag(exp(log_scale))²) with learnable mean and log_scale (1 x dim);
+// log_scale enters through the overflow guard clamp(·, ±kMaxLogScale) of
+// log_scale.hpp (nothing changes for |log_scale| ≤ 30).
 class FLOWS_API DiagonalNormal : public BaseDistribution {
  public:
   DiagonalNormal(Index dim, Real mean = 0.0, Real log_scale = 0.0);

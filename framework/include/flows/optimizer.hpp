@@ -32,7 +32,9 @@ struct LearningRateSchedule {
 };
 
 // Scales all gradients so their joint norm is at most max_norm (no-op when
-// max_norm <= 0). Returns the norm before clipping.
+// max_norm <= 0). Returns the norm before clipping (gradient_norm: no
+// overflow); a non-finite gradient gives a non-finite norm and is left
+// unscaled for the caller to see.
 FLOWS_API Real clip_gradient_norm(const ParameterList& params, Real max_norm);
 
 }  // namespace flows

@@ -30,7 +30,8 @@ using ParameterList = std::vector<Parameter*>;
 FLOWS_API void zero_grad(const ParameterList& params);
 // Number of trainable values.
 FLOWS_API Index parameter_count(const ParameterList& params);
-// Euclidean norm of all gradients together.
+// Euclidean norm of all gradients together; finite whenever every gradient
+// is (no overflow of the sum of squares), NaN or inf otherwise.
 FLOWS_API Real gradient_norm(const ParameterList& params);
 // Appends `more` to `list`.
 FLOWS_API void append(ParameterList& list, const ParameterList& more);

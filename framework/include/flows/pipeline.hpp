@@ -31,6 +31,7 @@ struct PipelineOptions {
   std::string resume_from;        // trainer.resume_from: checkpoint to continue (resolved path)
   Index log_every = 0;            // progress.log_every: steps between log lines (0: a tenth)
   bool standardize = true;        // model.standardize: standardize with the training split
+  Index threads = 0;              // threads: (0 when absent: every core; see threads.hpp)
 };
 
 // A flow built from a `model:` section, and its data standardization (null
@@ -85,6 +86,12 @@ struct FLOWS_API ContextEmbeddingOptions {
 // ([lo, hi] for every column, a list of pairs, or {column: [lo, hi]}; an
 // end may be null) builds model.bounds, which is not yet in the chain:
 // prepend_data_layers puts it there.
+// A pipeline's networks compute in float32 unless model.precision says
+// otherwise: writes `precision: float32` into a section that names none (so
+// the checkpoint records it). build_model itself reads an absent key as
+// float64, the precision of models saved before the key existed.
+FLOWS_API void name_default_precision(ConfigNode& model_node);
+
 FLOWS_API Model build_model(ConfigNode& model_node, Registry& registry, const ModelInputs& inputs,
                             Index seed);
 
@@ -116,10 +123,16 @@ struct FLOWS_API Pipeline {
   // continuous data); checked against the data when loaded.
   Dequantizer dequantize;
 
+  // A new flow built as model.flow was (same model section, seed and data
+  // layers) holding a copy of its whole current state: a replica for
+  // training on several threads (TrainerCallbacks::make_replica).
+  std::shared_ptr<Flow> replicate_flow() const;
+
   // Trains the model (the train stage): mini-batches from Rng(seed).derive(3);
   // with dequantization, fresh noise on every mini-batch from
   // Rng(seed).derive(8), and validation on one fixed draw per validation row
-  // (eval_rng(1)). `callbacks.prepare_batch` must be empty (it is set here).
+  // (eval_rng(1)). `callbacks.prepare_batch` must be empty (it is set here);
+  // `callbacks.make_replica` is set to replicate_flow when empty.
   TrainReport train(const TrainerCallbacks& callbacks);
   // The mean NLL of a split (nats per row, data units): the dequantized bound
   // −log P̂(x) with data.dequantize (dequantize_samples draws per row from
@@ -138,6 +151,10 @@ struct FLOWS_API Pipeline {
   // likelihood is refused, naming the bijector and its trainer. Raises
   // ConfigError (file:line:column: key path: what) and the errors of loading.
   static Pipeline load(const std::string& file, const std::vector<std::string>& overrides = {});
+  // The same for YAML text: `origin` names it in messages, and relative paths
+  // (data files, plugins, resume_from) are resolved against its folder.
+  static Pipeline parse(const std::string& text, const std::string& origin,
+                        const std::vector<std::string>& overrides = {});
 };
 
 }  // namespace flows

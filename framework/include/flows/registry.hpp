@@ -13,6 +13,7 @@
 #include "flows/export.hpp"
 #include "flows/ode_solver.hpp"
 #include "flows/optimizer.hpp"
+#include "flows/precision.hpp"
 #include "flows/trainer.hpp"
 #include "flows/transformer.hpp"
 
@@ -30,6 +31,9 @@ struct BuildContext {
   Index context_dim = 0;         // context columns it may read (0: unconditional model)
   std::uint64_t seed = 0;        // for random initialisation
   Registry* registry = nullptr;  // to build nested components by name
+  // What networks compute in (model.precision; parameters stay float64). A
+  // component built by hand computes in float64 unless asked otherwise.
+  Precision precision = Precision::float64;
 };
 
 template <class T>

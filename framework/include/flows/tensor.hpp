@@ -11,8 +11,12 @@ namespace flows {
 
 // Real is the single switch for precision.
 using Real = double;
+// A matrix of another element type: the float32 buffers inside networks
+// (precision.hpp).
+template <class T>
+using MatrixOf = xt::xtensor<T, 2>;
 // One row per sample, one column per dimension.
-using Matrix = xt::xtensor<Real, 2>;
+using Matrix = MatrixOf<Real>;
 // One entry per sample (log-densities, log-determinants).
 using Vector = xt::xtensor<Real, 1>;
 using Index = std::size_t;

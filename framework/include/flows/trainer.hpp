@@ -1,6 +1,7 @@
 #pragma once
 #include <functional>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,10 @@ struct TrainReport {
   bool stopped_early = false;
   bool interrupted =
       false;  // TrainerCallbacks::should_stop ended it (issue 13: Ctrl-C from Python)
+  // Batches dropped for a non-finite loss or gradient (on_nonfinite: skip_batch).
+  Index skipped_batches = 0;
+  std::string first_skipped;  // what the first skipped batch was (step, where, rows); "" if none
+  Index threads = 1;          // threads a training step ran on (row blocks; see DataParallel)
   double seconds = 0;
   std::string loss_name = "nll";  // what the loss measures
   std::vector<CurvePoint> curve;
@@ -56,6 +61,11 @@ struct TrainerCallbacks {
   // change its values in place (the pipeline's dequantization noise, fresh
   // at every step: issue 16). The sampler's rows are not changed.
   std::function<void(Matrix& batch)> prepare_batch;
+  // Builds a replica of the flow being trained: the same model, with a copy
+  // of its whole current state (Pipeline::train sets it). A trainer uses one
+  // replica per extra thread to train on row blocks of each mini-batch (see
+  // DataParallel); when empty, training runs on one thread.
+  std::function<std::shared_ptr<Flow>()> make_replica;
 };
 
 // Fits a flow to data. Built by name (kind "trainer"): `mle` in the SDK,

@@ -1,8 +1,10 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <string>
 
 #include "flows/config.hpp"
+#include "flows/error.hpp"
 #include "flows/export.hpp"
 #include "flows/optimizer.hpp"
 #include "flows/registry.hpp"
@@ -19,7 +21,30 @@ struct TrainingOptions {
   Index patience = 0;                // evaluations without improvement before stopping (0: never)
   Real clip_grad_norm = 0;           // joint gradient-norm limit (0: no clipping)
   LearningRateSchedule lr_schedule;  // keys lr_schedule, warmup_steps, min_lr
+  // A step whose loss or gradient is not finite: `stop` ends training with a
+  // NonFiniteTrainingError; `skip_batch` drops that batch (no update) and
+  // goes on, counting it, until kMaxSkippedInARow batches in a row fail.
+  std::string on_nonfinite = "stop";
   FLOWS_API void read_from(ConfigNode& node);
+};
+
+// With on_nonfinite: skip_batch, this many non-finite batches in a row stop
+// training all the same: the parameters themselves have gone bad.
+inline constexpr Index kMaxSkippedInARow = 10;
+
+// Training stopped on a non-finite loss or gradient. The message names the
+// step, where the first non-finite value appeared (the objective's
+// locate_nonfinite) and which parameters were kept. steps_done(): the steps
+// completed before the failing one, which a checkpoint of the kept
+// parameters records.
+class FLOWS_API NonFiniteTrainingError : public NumericalError {
+ public:
+  NonFiniteTrainingError(const std::string& what, Index steps_done)
+      : NumericalError(what), steps_done_(steps_done) {}
+  Index steps_done() const { return steps_done_; }
+
+ private:
+  Index steps_done_;
 };
 
 // Builds the optimizer under `optimizer:` of a trainer's node (Adam with
@@ -55,13 +80,22 @@ struct TrainingObjective {
   std::function<Real(const Matrix& batch, const Matrix& context)> loss_and_gradient;
   // Loss on the validation data (inference mode).
   std::function<Real()> validation_loss;
+  // Optional: after a non-finite loss or gradient on this batch, where the
+  // first non-finite value appeared and in how many rows (for example
+  // "bijectors[1] (maf), forward pass, in 12 of 512 rows"); "" if unknown.
+  std::function<std::string(const Matrix& batch, const Matrix& context)> locate_nonfinite;
   std::string loss_name = "nll";
 };
 
 // The shared loop: zero gradients, objective step, clip, schedule, optimizer
 // step; validation every eval_every steps with early stopping that restores the
-// best parameters; progress after every step. A non-finite training loss
-// restores the best parameters seen and raises NumericalError. `first_step`
+// best parameters; progress after every step. A non-finite training loss or
+// gradient never reaches the optimizer: with on_nonfinite: stop the loop
+// restores the last parameters known to be good (the best validated ones;
+// without validation, those of the first finite step after the last
+// evaluation point; else the starting ones) and raises
+// NonFiniteTrainingError; with skip_batch the batch is dropped and counted in
+// TrainReport::skipped_batches. `first_step`
 // > 0 resumes: steps first_step .. options.steps-1 run, the schedule continues
 // from there and mini-batches come from rng.derive(first_step); resuming with
 // nothing left to train is an Error.

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "flows/data_parallel.hpp"
 #include "flows/error.hpp"
 
 namespace flows {
@@ -14,15 +15,58 @@ TrainReport MleTrainer::train(Flow& flow, const DataSplits& data, Rng& rng,
           fmt::format("trainer mle cannot fit {}: it has no likelihood gradient; use "
                       "trainer: {{type: {}}}",
                       bijector->name(), bijector->trainer()));
+  // Row blocks on several threads need replicas of the flow, built by the
+  // pipeline's factory at the first step whose chain allows it (batch_norm
+  // never does; actnorm after its first batch); until then, and without a
+  // factory, one thread.
+  const Index threads =
+      callbacks.make_replica
+          ? training_threads(std::min<Index>(options_.batch_size, data.train.shape(0)))
+          : 1;
+  std::vector<std::shared_ptr<Flow>> replicas;
+  std::unique_ptr<DataParallel> parallel;
+  std::vector<Matrix> block_rows(threads), block_context(threads);
+  Index threads_used = 1;
+
   TrainingObjective objective;
-  objective.loss_and_gradient = [&flow](const Matrix& batch, const Matrix& context) {
-    return flow.nll_gradient(batch, context);
+  objective.loss_and_gradient = [&](const Matrix& batch, const Matrix& context) -> Real {
+    if (threads <= 1 || !flow.rows_independent_in_training())
+      return flow.nll_gradient(batch, context);
+    if (!parallel) {
+      std::vector<ParameterList> lists;
+      for (Index t = 1; t < threads; ++t) {
+        replicas.push_back(callbacks.make_replica());
+        lists.push_back(replicas.back()->parameters());
+      }
+      parallel = std::make_unique<DataParallel>(flow.parameters(), std::move(lists));
+    }
+    const Index n = batch.shape(0);
+    threads_used = std::max(threads_used, parallel->blocks(n));
+    return parallel->run(n, [&](Index b, Index begin, Index end) {
+      Flow& model = b == 0 ? flow : *replicas[b - 1];
+      return model.nll_gradient(copy_rows(batch, begin, end, block_rows[b]),
+                                copy_rows(context, begin, end, block_context[b]), n);
+    });
   };
   objective.validation_loss = [&flow, &data] { return flow.mean_nll(data.val, data.val_context); };
-  TrainReport report =
-      run_training_loop(options_, *optimizer_, flow.parameters(), data.train, data.train_context,
-                        objective, data.val.shape(0) > 0, rng, callbacks, steps_done_);
+  objective.locate_nonfinite = [&flow](const Matrix& batch, const Matrix& context) {
+    const Flow::NonFinite found = flow.find_nonfinite(batch, context);
+    if (found.what.empty()) return std::string();
+    return found.rows > 0
+               ? fmt::format("{}, in {} of {} rows", found.what, found.rows, batch.shape(0))
+               : fmt::format("{} (its parameter gradients)", found.what);
+  };
+  TrainReport report;
+  try {
+    report =
+        run_training_loop(options_, *optimizer_, flow.parameters(), data.train, data.train_context,
+                          objective, data.val.shape(0) > 0, rng, callbacks, steps_done_);
+  } catch (const NonFiniteTrainingError& e) {
+    steps_done_ = e.steps_done();  // a checkpoint of the kept parameters resumes from here
+    throw;
+  }
   steps_done_ = report.steps;
+  report.threads = threads_used;
   return report;
 }
 

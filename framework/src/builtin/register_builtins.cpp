@@ -6,6 +6,7 @@
 #include "flows/conditional_gaussian_mixture.hpp"
 #include "flows/conditional_normal.hpp"
 #include "flows/coupling.hpp"
+#include "flows/data/correlated_gaussians.hpp"
 #include "flows/data/datasets.hpp"
 #include "flows/gaussian_mixture.hpp"
 #include "flows/normal.hpp"
@@ -69,6 +70,7 @@ void register_builtins(Registry& registry) {
   registry.add<Bijector>("bounds", &make_bounds);
   registry.add<Bijector>("logit", &make_logit);
   register_datasets(registry);
+  register_correlated_gaussians(registry);
 }
 
 }  // namespace flows

@@ -63,7 +63,11 @@ std::string unquote(std::string_view s) {
 }  // namespace
 
 Matrix read_csv(const std::string& path, std::vector<std::string>* header, CsvHeader mode) {
-  const std::string text = detail::read_whole_file(path);
+  return parse_csv(detail::read_whole_file(path), path, header, mode);
+}
+
+Matrix parse_csv(std::string_view text, const std::string& path, std::vector<std::string>* header,
+                 CsvHeader mode) {
   std::string_view rest(text);
   if (rest.substr(0, 3) == "\xEF\xBB\xBF") rest.remove_prefix(3);  // UTF-8 byte order mark
 

@@ -210,7 +210,10 @@ std::string shape_text(const std::vector<std::uint64_t>& dims) {
 }  // namespace
 
 Matrix read_npy(const std::string& path) {
-  const std::string bytes = detail::read_whole_file(path);
+  return parse_npy(detail::read_whole_file(path), path);
+}
+
+Matrix parse_npy(std::string_view bytes, const std::string& path) {
   const auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
   const std::size_t size = bytes.size();
 

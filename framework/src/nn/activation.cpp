@@ -89,24 +89,25 @@ Real Activation::derivative(Real a) const {
 // One xsimd pass computes f and, when asked, f' (SELU and ELU share one
 // branch: f = λ a (a > 0), λα (eᵃ − 1) else; f' = λ, or f + λα); the tail
 // that does not fill a SIMD batch goes through value() and derivative().
-void Activation::forward(const Matrix& a, Matrix& h, Matrix* derivative) const {
-  using Batch = xsimd::batch<Real>;
+template <class T>
+void Activation::forward(const MatrixOf<T>& a, MatrixOf<T>& h, MatrixOf<T>* derivative) const {
+  using Batch = xsimd::batch<T>;
   constexpr Index width = Batch::size;
   if (h.shape() != a.shape()) h.resize(a.shape());
   if (derivative && derivative->shape() != a.shape()) derivative->resize(a.shape());
   const Index n = a.size();
-  const Real* pa = a.data();
-  Real* ph = h.data();
-  Real* pd = derivative ? derivative->data() : nullptr;
+  const T* pa = a.data();
+  T* ph = h.data();
+  T* pd = derivative ? derivative->data() : nullptr;
   Index k = 0;
   if (kind_ == Kind::identity) {
     if (ph != pa) std::copy(pa, pa + n, ph);
-    if (pd) std::fill(pd, pd + n, Real(1));
+    if (pd) std::fill(pd, pd + n, T(1));
     return;
   }
-  const Real scale = kind_ == Kind::selu ? kSeluScale : 1;
-  const Real alpha = kind_ == Kind::selu ? kSeluAlpha : kEluAlpha;
-  const Batch zero(Real(0)), one(Real(1)), lambda(scale), lambda_alpha(scale * alpha);
+  const T scale = static_cast<T>(kind_ == Kind::selu ? kSeluScale : 1);
+  const T alpha = static_cast<T>(kind_ == Kind::selu ? kSeluAlpha : kEluAlpha);
+  const Batch zero(T(0)), one(T(1)), lambda(scale), lambda_alpha(scale * alpha);
   for (; k + width <= n; k += width) {
     const Batch x = Batch::load_unaligned(pa + k);
     Batch y, dy;
@@ -136,36 +137,48 @@ void Activation::forward(const Matrix& a, Matrix& h, Matrix* derivative) const {
   }
   for (; k < n; ++k) {
     const Real a_k = pa[k];  // read before writing: h may be a
-    ph[k] = value(a_k);
-    if (pd) pd[k] = this->derivative(a_k);
+    ph[k] = static_cast<T>(value(a_k));
+    if (pd) pd[k] = static_cast<T>(this->derivative(a_k));
   }
 }
 
 // The derivatives from the output where that is cheaper: tanh' = 1 - h²;
 // for a ≤ 0, elu' = h + α and selu' = h + λα; with s = σ(a) and h = a s,
 // silu' = s + a s (1 - s) = s (1 - h) + h, one exp per entry.
-void Activation::backward(const Matrix& a, const Matrix& h, Matrix& grad) const {
+template <class T>
+void Activation::backward(const MatrixOf<T>& a, const MatrixOf<T>& h, MatrixOf<T>& grad) const {
   if (grad.shape() != a.shape() || h.shape() != a.shape())
     throw DataError("Activation " + name() + ": backward needs a, h and grad of one shape");
+  const T lambda = static_cast<T>(kSeluScale),
+          lambda_alpha = static_cast<T>(kSeluScale * kSeluAlpha);
   switch (kind_) {
     case Kind::identity:
       break;
     case Kind::relu:
-      xt::noalias(grad) = xt::where(a > Real(0), grad, Real(0));
+      xt::noalias(grad) = xt::where(a > T(0), grad, T(0));
       break;
     case Kind::tanh:
-      xt::noalias(grad) = grad * (Real(1) - h * h);
+      xt::noalias(grad) = grad * (T(1) - h * h);
       break;
     case Kind::elu:
-      xt::noalias(grad) = grad * xt::where(a > Real(0), Real(1), h + kEluAlpha);
+      xt::noalias(grad) = grad * xt::where(a > T(0), T(1), h + static_cast<T>(kEluAlpha));
       break;
     case Kind::selu:
-      xt::noalias(grad) = grad * xt::where(a > Real(0), kSeluScale, h + kSeluScale * kSeluAlpha);
+      xt::noalias(grad) = grad * xt::where(a > T(0), lambda, h + lambda_alpha);
       break;
     case Kind::silu:
-      xt::noalias(grad) = grad * (Real(1) / (Real(1) + xt::exp(-a)) * (Real(1) - h) + h);
+      xt::noalias(grad) = grad * (T(1) / (T(1) + xt::exp(-a)) * (T(1) - h) + h);
       break;
   }
 }
+
+template void Activation::forward<float>(const MatrixOf<float>&, MatrixOf<float>&,
+                                         MatrixOf<float>*) const;
+template void Activation::forward<double>(const MatrixOf<double>&, MatrixOf<double>&,
+                                          MatrixOf<double>*) const;
+template void Activation::backward<float>(const MatrixOf<float>&, const MatrixOf<float>&,
+                                          MatrixOf<float>&) const;
+template void Activation::backward<double>(const MatrixOf<double>&, const MatrixOf<double>&,
+                                           MatrixOf<double>&) const;
 
 }  // namespace flows::nn

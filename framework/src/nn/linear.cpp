@@ -4,7 +4,6 @@
 #include <string>
 
 #include "flows/error.hpp"
-#include "flows/nn/dense.hpp"
 
 namespace flows::nn {
 
@@ -25,10 +24,24 @@ Linear::Linear(Index in, Index out, Rng& rng)
                            1 / std::sqrt(Real(in)), rng)),
       bias_("bias", uniform_init(1, out, 1 / std::sqrt(Real(in)), rng)) {}
 
-void Linear::infer(const Matrix& x, Matrix& y) const {
+template <class T>
+void Linear::forward(const MatrixOf<T>& x, MatrixOf<T>& y) {
   check_input("Linear", x, in_features());
-  y.resize({x.shape(0), out_features()});
-  dense_forward(x, weight_.value, bias_.value.data(), y);
+  DenseCopy<T>& copy = copy_.get<T>();
+  copy.refresh(weight_, bias_, nullptr);
+  dense_layer_forward(copy, x, y, false);
+}
+
+template <class T>
+void Linear::infer(const MatrixOf<T>& x, MatrixOf<T>& y, DenseCopy<T>& copy) const {
+  check_input("Linear", x, in_features());
+  copy.refresh(weight_, bias_, nullptr);
+  dense_layer_forward(copy, x, y, false);
+}
+
+void Linear::infer(const Matrix& x, Matrix& y) const {
+  DenseCopy<Real> copy;
+  infer(x, y, copy);
 }
 
 Matrix Linear::infer(const Matrix& x) const {
@@ -38,14 +51,21 @@ Matrix Linear::infer(const Matrix& x) const {
 }
 
 // y = x Wᵀ + b  ⇒  dL/dx = dL/dy W,  dL/dW = (dL/dy)ᵀ x,  dL/db = Σ_rows dL/dy.
-void Linear::backward(const Matrix& x, const Matrix& grad_y, Matrix& grad_x,
+template <class T>
+void Linear::backward(const MatrixOf<T>& x, const MatrixOf<T>& grad_y, MatrixOf<T>& grad_x,
                       bool accumulate_param_grads) {
   check_backward("Linear", x, grad_y, in_features(), out_features());
-  grad_x.resize({x.shape(0), in_features()});
-  dense_input_gradient(grad_y, weight_.value, grad_x);
-  if (!accumulate_param_grads) return;
-  dense_weight_gradient(x, grad_y, weight_.grad, Real(1));
-  accumulate_bias_gradient(grad_y, bias_.grad);
+  DenseCopy<T>& copy = copy_.get<T>();
+  if (copy.weight.shape() != weight_.value.shape()) copy.refresh(weight_, bias_, nullptr);
+  dense_layer_backward(copy, weight_, bias_, nullptr, x, grad_y, grad_x, accumulate_param_grads);
 }
+
+#define FLOWS_LINEAR(T)                                                                  \
+  template void Linear::forward<T>(const MatrixOf<T>&, MatrixOf<T>&);                    \
+  template void Linear::infer<T>(const MatrixOf<T>&, MatrixOf<T>&, DenseCopy<T>&) const; \
+  template void Linear::backward<T>(const MatrixOf<T>&, const MatrixOf<T>&, MatrixOf<T>&, bool);
+FLOWS_LINEAR(float)
+FLOWS_LINEAR(double)
+#undef FLOWS_LINEAR
 
 }  // namespace flows::nn

@@ -91,12 +91,12 @@ Made::Made(const std::vector<Index>& order, const MadeOptions& options, Rng& rng
   }
 }
 
-void Made::join_input(const Matrix& x, const Matrix& context, Matrix& input) const {
+template <class T>
+void Made::join_input(const Matrix& x, const Matrix& context, MatrixOf<T>& input) const {
   const Index d = dim(), c = options_.context_features, n = x.shape(0);
   check_input("MADE", x, d);
   if (c == 0) {
-    ensure(input, n, d);
-    std::copy(x.begin(), x.end(), input.begin());
+    convert(x, input);
     return;
   }
   if (context.shape(0) != n || context.shape(1) != c)
@@ -105,140 +105,170 @@ void Made::join_input(const Matrix& x, const Matrix& context, Matrix& input) con
                     std::to_string(c) + "]");
   ensure(input, n, d + c);
   for (Index i = 0; i < n; ++i) {
-    Real* row = input.data() + i * (d + c);
+    T* row = input.data() + i * (d + c);
     std::copy(x.data() + i * d, x.data() + (i + 1) * d, row);
     std::copy(context.data() + i * c, context.data() + (i + 1) * c, row + d);
   }
 }
 
-// The record: out_[k] is slot k's activation f(a) and slope_[k] = f'(a).
-// Plain:    slot k = hidden layer k: a_k = out_[k-1] W_kᵀ + b_k (out_[-1] = input).
-// Residual: hidden_[k] = h_k (k = 0..B), slot k (k ≤ B) holds f(h_k), slot
+// The record: out[k] is slot k's activation f(a) and slope[k] = f'(a).
+// Plain:    slot k = hidden layer k: a_k = out[k-1] W_kᵀ + b_k (out[-1] = input).
+// Residual: hidden[k] = h_k (k = 0..B), slot k (k ≤ B) holds f(h_k), slot
 //           B+1+k holds f(v_k), v_k = f(h_k) A_kᵀ + a_k, and
 //           h_{k+1} = h_k + f(v_k) B_kᵀ + b_k.
-void Made::forward(const Matrix& x, const Matrix& context, Matrix& y) {
-  recorded_ = false;
-  join_input(x, context, input_);
+template <class T>
+void Made::forward_as(const Matrix& x, const Matrix& context, Matrix& y) {
+  Buffers<T>& r = record_.get<T>();
+  join_input(x, context, r.input);
   const Index n = x.shape(0);
   const Activation& f = options_.activation;
-  ensure(y, n, out_features());
+  ensure(r.y, n, out_features());
   if (!residual()) {
     const Index hidden = layers_.size() - 1;
-    out_.resize(hidden);
-    slope_.resize(hidden);
-    const Matrix* in = &input_;
+    r.out.resize(hidden);
+    r.slope.resize(hidden);
+    const MatrixOf<T>* in = &r.input;
     for (Index k = 0; k < hidden; ++k) {
-      ensure(out_[k], n, layer(k).out_features());
-      layer(k).forward(*in, out_[k]);
-      f.forward(out_[k], out_[k], &slope_[k]);  // in place
-      in = &out_[k];
+      ensure(r.out[k], n, layer(k).out_features());
+      layer(k).forward(*in, r.out[k]);
+      f.forward(r.out[k], r.out[k], &r.slope[k]);  // in place
+      in = &r.out[k];
     }
-    layer(hidden).forward(*in, y);
+    layer(hidden).forward(*in, r.y);
   } else {
     const Index blocks = options_.residual_blocks;
     const Index width = options_.hidden.front();
-    hidden_.resize(blocks + 1);
-    out_.resize(2 * blocks + 1);
-    slope_.resize(2 * blocks + 1);
-    for (Matrix& m : hidden_) ensure(m, n, width);
-    layer(0).forward(input_, hidden_[0]);
+    r.hidden.resize(blocks + 1);
+    r.out.resize(2 * blocks + 1);
+    r.slope.resize(2 * blocks + 1);
+    for (MatrixOf<T>& m : r.hidden) ensure(m, n, width);
+    layer(0).forward(r.input, r.hidden[0]);
     for (Index k = 0; k < blocks; ++k) {
-      f.forward(hidden_[k], out_[k], &slope_[k]);
-      Matrix& v = out_[blocks + 1 + k];
+      f.forward(r.hidden[k], r.out[k], &r.slope[k]);
+      MatrixOf<T>& v = r.out[blocks + 1 + k];
       ensure(v, n, width);
-      layer(1 + 2 * k).forward(out_[k], v);
-      f.forward(v, v, &slope_[blocks + 1 + k]);
-      std::copy(hidden_[k].begin(), hidden_[k].end(), hidden_[k + 1].begin());
-      layer(2 + 2 * k).forward(v, hidden_[k + 1], /*accumulate=*/true);
+      layer(1 + 2 * k).forward(r.out[k], v);
+      f.forward(v, v, &r.slope[blocks + 1 + k]);
+      std::copy(r.hidden[k].begin(), r.hidden[k].end(), r.hidden[k + 1].begin());
+      layer(2 + 2 * k).forward(v, r.hidden[k + 1], /*accumulate=*/true);
     }
-    f.forward(hidden_[blocks], out_[blocks], &slope_[blocks]);
-    layer(layers_.size() - 1).forward(out_[blocks], y);
+    f.forward(r.hidden[blocks], r.out[blocks], &r.slope[blocks]);
+    layer(layers_.size() - 1).forward(r.out[blocks], r.y);
   }
+  convert(r.y, y);
+}
+
+void Made::forward(const Matrix& x, const Matrix& context, Matrix& y) {
+  recorded_ = false;
+  if (options_.precision == Precision::float32)
+    forward_as<float>(x, context, y);
+  else
+    forward_as<double>(x, context, y);
   recorded_ = true;
 }
 
 // Each masked layer backpropagates itself (MaskedLinear::backward); an
 // activation multiplies by f'(a); a residual connection adds its two paths'
 // gradients; the input layer's gradient splits into dL/dx and dL/dc.
-void Made::backward(const Matrix& grad_y, Matrix& grad_x, Matrix* grad_context,
-                    bool accumulate_param_grads) {
-  if (!recorded_) throw Error("MADE: backward without a preceding forward");
-  const Index n = input_.shape(0);
+template <class T>
+void Made::backward_as(const Matrix& grad_y, Matrix& grad_x, Matrix* grad_context,
+                       bool accumulate_param_grads) {
+  Buffers<T>& r = record_.get<T>();
+  const Index n = r.input.shape(0);
   if (grad_y.shape(0) != n || grad_y.shape(1) != out_features())
     throw DataError("MADE: backward got dL/dy of shape [" + std::to_string(grad_y.shape(0)) +
                     " x " + std::to_string(grad_y.shape(1)) + "], expected [" + std::to_string(n) +
                     " x " + std::to_string(out_features()) + "]");
+  convert(grad_y, r.grad_y);
   const bool acc = accumulate_param_grads;
   const Index last = layers_.size() - 1;
-  Matrix* g = &grad_a_;
-  Matrix* spare = &grad_b_;
+  MatrixOf<T>* g = &r.grad_a;
+  MatrixOf<T>* spare = &r.grad_b;
   if (!residual()) {
     const Index hidden = last;
-    const Matrix* upstream = &grad_y;
+    const MatrixOf<T>* upstream = &r.grad_y;
     for (Index k = hidden; k > 0; --k) {
-      layer(k).backward(out_[k - 1], *upstream, *g, acc);
-      xt::noalias(*g) *= slope_[k - 1];
+      layer(k).backward(r.out[k - 1], *upstream, *g, acc);
+      xt::noalias(*g) *= r.slope[k - 1];
       upstream = g;
       std::swap(g, spare);
     }
-    layer(0).backward(input_, *upstream, grad_input_, acc);
+    layer(0).backward(r.input, *upstream, r.grad_input, acc);
   } else {
     const Index blocks = options_.residual_blocks;
-    Matrix& grad_h = grad_a_;
-    Matrix& grad_w = grad_b_;
-    layer(last).backward(out_[blocks], grad_y, grad_h, acc);
-    xt::noalias(grad_h) *= slope_[blocks];
+    MatrixOf<T>& grad_h = r.grad_a;
+    MatrixOf<T>& grad_w = r.grad_b;
+    layer(last).backward(r.out[blocks], r.grad_y, grad_h, acc);
+    xt::noalias(grad_h) *= r.slope[blocks];
     for (Index k = blocks; k-- > 0;) {
       // h_{k+1} = h_k + f(v_k) B_kᵀ + b_k,  v_k = f(h_k) A_kᵀ + a_k.
-      layer(2 + 2 * k).backward(out_[blocks + 1 + k], grad_h, grad_w, acc);
-      xt::noalias(grad_w) *= slope_[blocks + 1 + k];
-      layer(1 + 2 * k).backward(out_[k], grad_w, grad_c_, acc);
-      xt::noalias(grad_c_) *= slope_[k];
-      xt::noalias(grad_h) += grad_c_;
+      layer(2 + 2 * k).backward(r.out[blocks + 1 + k], grad_h, grad_w, acc);
+      xt::noalias(grad_w) *= r.slope[blocks + 1 + k];
+      layer(1 + 2 * k).backward(r.out[k], grad_w, r.grad_c, acc);
+      xt::noalias(r.grad_c) *= r.slope[k];
+      xt::noalias(grad_h) += r.grad_c;
     }
-    layer(0).backward(input_, grad_h, grad_input_, acc);
+    layer(0).backward(r.input, grad_h, r.grad_input, acc);
   }
   const Index d = dim(), c = options_.context_features;
   ensure(grad_x, n, d);
   for (Index i = 0; i < n; ++i) {
-    const Real* row = grad_input_.data() + i * (d + c);
+    const T* row = r.grad_input.data() + i * (d + c);
     std::copy(row, row + d, grad_x.data() + i * d);
     if (grad_context && c > 0)
       for (Index j = 0; j < c; ++j) (*grad_context)(i, j) += row[d + j];
   }
 }
 
-void Made::infer(const Matrix& x, const Matrix& context, Matrix& y, Workspace& ws) const {
-  join_input(x, context, ws.input);
+void Made::backward(const Matrix& grad_y, Matrix& grad_x, Matrix* grad_context,
+                    bool accumulate_param_grads) {
+  if (!recorded_) throw Error("MADE: backward without a preceding forward");
+  if (options_.precision == Precision::float32)
+    backward_as<float>(grad_y, grad_x, grad_context, accumulate_param_grads);
+  else
+    backward_as<double>(grad_y, grad_x, grad_context, accumulate_param_grads);
+}
+
+template <class T>
+void Made::infer_as(const Matrix& x, const Matrix& context, Matrix& y, Buffers<T>& b) const {
+  join_input(x, context, b.input);
   const Index n = x.shape(0);
-  ws.weights.resize(layers_.size());
+  b.copies.resize(layers_.size());
   const Activation& f = options_.activation;
-  ensure(y, n, out_features());
+  ensure(b.y, n, out_features());
   const Index last = layers_.size() - 1;
   if (!residual()) {
-    const Matrix* in = &ws.input;
+    const MatrixOf<T>* in = &b.input;
     for (Index k = 0; k < last; ++k) {
-      ensure(ws.h, n, layer(k).out_features());
-      layer(k).infer(*in, ws.h, ws.weights[k]);
-      f.forward(ws.h, ws.h);
-      std::swap(ws.h, ws.a);
-      in = &ws.a;
+      ensure(b.h, n, layer(k).out_features());
+      layer(k).infer(*in, b.h, b.copies[k]);
+      f.forward(b.h, b.h);
+      std::swap(b.h, b.a);
+      in = &b.a;
     }
-    layer(last).infer(*in, y, ws.weights[last]);
+    layer(last).infer(*in, b.y, b.copies[last]);
   } else {
     const Index width = options_.hidden.front();
-    ensure(ws.h, n, width);
-    ensure(ws.b, n, width);
-    layer(0).infer(ws.input, ws.h, ws.weights[0]);
+    ensure(b.h, n, width);
+    ensure(b.b, n, width);
+    layer(0).infer(b.input, b.h, b.copies[0]);
     for (Index k = 0; k < options_.residual_blocks; ++k) {
-      f.forward(ws.h, ws.a);
-      layer(1 + 2 * k).infer(ws.a, ws.b, ws.weights[1 + 2 * k]);
-      f.forward(ws.b, ws.b);
-      layer(2 + 2 * k).infer(ws.b, ws.h, ws.weights[2 + 2 * k], /*accumulate=*/true);
+      f.forward(b.h, b.a);
+      layer(1 + 2 * k).infer(b.a, b.b, b.copies[1 + 2 * k]);
+      f.forward(b.b, b.b);
+      layer(2 + 2 * k).infer(b.b, b.h, b.copies[2 + 2 * k], /*accumulate=*/true);
     }
-    f.forward(ws.h, ws.a);
-    layer(last).infer(ws.a, y, ws.weights[last]);
+    f.forward(b.h, b.a);
+    layer(last).infer(b.a, b.y, b.copies[last]);
   }
+  convert(b.y, y);
+}
+
+void Made::infer(const Matrix& x, const Matrix& context, Matrix& y, Workspace& ws) const {
+  if (options_.precision == Precision::float32)
+    infer_as<float>(x, context, y, ws.buffers.get<float>());
+  else
+    infer_as<double>(x, context, y, ws.buffers.get<double>());
 }
 
 Matrix Made::infer(const Matrix& x, const Matrix& context) const {

@@ -23,8 +23,9 @@ void MLP::with_layer(Index k, F&& f) const {
     f(dense_[k]);
 }
 
-MLP::MLP(Index in, const std::vector<Index>& hidden, Index out, Activation activation, Rng& rng)
-    : activation_(activation) {
+MLP::MLP(Index in, const std::vector<Index>& hidden, Index out, Activation activation, Rng& rng,
+         Precision precision)
+    : activation_(activation), precision_(precision) {
   std::vector<Index> sizes{in};
   sizes.insert(sizes.end(), hidden.begin(), hidden.end());
   sizes.push_back(out);
@@ -35,8 +36,8 @@ MLP::MLP(Index in, const std::vector<Index>& hidden, Index out, Activation activ
   name_parameters();
 }
 
-MLP::MLP(const std::vector<Matrix>& masks, Activation activation, Rng& rng)
-    : activation_(activation) {
+MLP::MLP(const std::vector<Matrix>& masks, Activation activation, Rng& rng, Precision precision)
+    : activation_(activation), precision_(precision) {
   if (masks.empty()) throw ConfigError("MLP: needs at least one mask");
   for (Index k = 1; k < masks.size(); ++k)
     if (masks[k].shape(1) != masks[k - 1].shape(0))
@@ -64,50 +65,82 @@ Index MLP::out_features() const {
   return masked() ? masked_.back().out_features() : dense_.back().out_features();
 }
 
-void MLP::forward(const Matrix& x, Matrix& y) {
+// The record in T: inputs[k] is layer k's input (inputs[0] = x in T), pre[k]
+// layer k's output before the activation (k < L-1), out the last layer's
+// output; grad[k] = dL/d(inputs[k]) for k ≥ 1.
+template <class T>
+void MLP::forward_as(const Matrix& x, Matrix& y) {
+  Buffers<T>& r = record_.get<T>();
   const Index layers = num_layers();
-  inputs_.resize(layers);
-  pre_.resize(layers - 1);
-  inputs_[0].resize(x.shape());
-  xt::noalias(inputs_[0]) = x;
-  recorded_ = false;
+  r.inputs.resize(layers);
+  r.pre.resize(layers - 1);
+  convert(x, r.inputs[0]);
   for (Index k = 0; k + 1 < layers; ++k) {
-    with_layer(k, [&](auto& layer) { layer.forward(inputs_[k], pre_[k]); });
-    activation_.forward(pre_[k], inputs_[k + 1]);
+    with_layer(k, [&](auto& layer) { layer.forward(r.inputs[k], r.pre[k]); });
+    activation_.forward(r.pre[k], r.inputs[k + 1]);
   }
-  with_layer(layers - 1, [&](auto& layer) { layer.forward(inputs_[layers - 1], y); });
+  with_layer(layers - 1, [&](auto& layer) { layer.forward(r.inputs[layers - 1], r.out); });
+  convert(r.out, y);
+}
+
+void MLP::forward(const Matrix& x, Matrix& y) {
+  recorded_ = false;
+  if (precision_ == Precision::float32)
+    forward_as<float>(x, y);
+  else
+    forward_as<double>(x, y);
   recorded_ = true;
 }
 
 // Backpropagation through y = h_{L-1} W_Lᵀ + b_L, hₖ = f(aₖ): layer k maps
 // dL/d(output) to dL/d(input), and the activation scales it by f'(aₖ) in place.
-void MLP::backward(const Matrix& grad_y, Matrix& grad_x, bool accumulate_param_grads) {
-  if (!recorded_) throw Error("MLP: backward without a preceding forward");
+template <class T>
+void MLP::backward_as(const Matrix& grad_y, Matrix& grad_x, bool accumulate_param_grads) {
+  Buffers<T>& r = record_.get<T>();
   const Index layers = num_layers();
-  grad_.resize(layers);
-  const Matrix* upstream = &grad_y;
+  r.grad.resize(layers);
+  convert(grad_y, r.grad_out);
+  const MatrixOf<T>* upstream = &r.grad_out;
   for (Index k = layers - 1; k > 0; --k) {
     with_layer(k, [&](auto& layer) {
-      layer.backward(inputs_[k], *upstream, grad_[k], accumulate_param_grads);
+      layer.backward(r.inputs[k], *upstream, r.grad[k], accumulate_param_grads);
     });
-    activation_.backward(pre_[k - 1], inputs_[k], grad_[k]);
-    upstream = &grad_[k];
+    activation_.backward(r.pre[k - 1], r.inputs[k], r.grad[k]);
+    upstream = &r.grad[k];
   }
   with_layer(0, [&](auto& layer) {
-    layer.backward(inputs_[0], *upstream, grad_x, accumulate_param_grads);
+    layer.backward(r.inputs[0], *upstream, r.grad_in, accumulate_param_grads);
   });
+  convert(r.grad_in, grad_x);
+}
+
+void MLP::backward(const Matrix& grad_y, Matrix& grad_x, bool accumulate_param_grads) {
+  if (!recorded_) throw Error("MLP: backward without a preceding forward");
+  if (precision_ == Precision::float32)
+    backward_as<float>(grad_y, grad_x, accumulate_param_grads);
+  else
+    backward_as<double>(grad_y, grad_x, accumulate_param_grads);
+}
+
+template <class T>
+void MLP::infer_as(const Matrix& x, Matrix& y, Buffers<T>& b) const {
+  const Index layers = num_layers();
+  b.copies.resize(layers);
+  convert(x, b.h);
+  for (Index k = 0; k + 1 < layers; ++k) {
+    with_layer(k, [&](const auto& layer) { layer.infer(b.h, b.a, b.copies[k]); });
+    activation_.forward(b.a, b.a);  // in place
+    std::swap(b.a, b.h);
+  }
+  with_layer(layers - 1, [&](const auto& layer) { layer.infer(b.h, b.out, b.copies[layers - 1]); });
+  convert(b.out, y);
 }
 
 void MLP::infer(const Matrix& x, Matrix& y, Workspace& ws) const {
-  const Index layers = num_layers();
-  const Matrix* in = &x;
-  for (Index k = 0; k + 1 < layers; ++k) {
-    with_layer(k, [&](const auto& layer) { layer.infer(*in, ws.a); });
-    activation_.forward(ws.a, ws.a);  // in place
-    std::swap(ws.a, ws.h);
-    in = &ws.h;
-  }
-  with_layer(layers - 1, [&](const auto& layer) { layer.infer(*in, y); });
+  if (precision_ == Precision::float32)
+    infer_as<float>(x, y, ws.buffers.get<float>());
+  else
+    infer_as<double>(x, y, ws.buffers.get<double>());
 }
 
 void MLP::infer(const Matrix& x, Matrix& y) const {

@@ -1,5 +1,6 @@
 #pragma once
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "flows/export.hpp"
@@ -19,6 +20,10 @@ enum class CsvHeader { detect, present, absent };
 // Inf, a row with the wrong number of fields, or a file without data rows.
 FLOWS_API Matrix read_csv(const std::string& path, std::vector<std::string>* header = nullptr,
                           CsvHeader mode = CsvHeader::detect);
+// The same for the text of a file; `origin` stands for the path in messages.
+FLOWS_API Matrix parse_csv(std::string_view text, const std::string& origin,
+                           std::vector<std::string>* header = nullptr,
+                           CsvHeader mode = CsvHeader::detect);
 
 // Writes `m` with every digit a double needs (%.17g) and an optional header
 // line (one name per column, without commas or quotes). The file is written to

@@ -1,5 +1,6 @@
 #pragma once
 #include <string>
+#include <string_view>
 
 #include "flows/export.hpp"
 #include "flows/tensor.hpp"
@@ -14,6 +15,8 @@ namespace flows {
 // string or header, an unsupported dtype or rank, a truncated file, no data,
 // or a NaN/Inf entry (named by its index).
 FLOWS_API Matrix read_npy(const std::string& path);
+// The same for the bytes of a file; `origin` stands for the path in messages.
+FLOWS_API Matrix parse_npy(std::string_view bytes, const std::string& origin);
 
 // Writes `m` as format 1.0, dtype '<f8', C order, shape (rows, cols): the file
 // np.load reads. Written to a temporary in the same folder and renamed into

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "flows/export.hpp"
+#include "flows/precision.hpp"
 #include "flows/tensor.hpp"
 
 namespace flows::nn {
@@ -33,12 +34,15 @@ class FLOWS_API Activation {
   Real derivative(Real a) const;
 
   // h = f(a) elementwise and, when `derivative` is given, f'(a) in the same
-  // vectorized pass (xsimd); outputs are resized to a's shape; h may be a (in place).
-  void forward(const Matrix& a, Matrix& h, Matrix* derivative = nullptr) const;
+  // vectorized pass (xsimd); outputs are resized to a's shape; h may be a (in
+  // place). For T = float and T = double.
+  template <class T>
+  void forward(const MatrixOf<T>& a, MatrixOf<T>& h, MatrixOf<T>* derivative = nullptr) const;
   // Backward through h = f(a) in place: grad ← grad ⊙ f'(a). Takes both the
   // pre-activation a and the output h of the forward pass, since some
   // derivatives are cheapest from h (tanh: 1 - h²).
-  void backward(const Matrix& a, const Matrix& h, Matrix& grad) const;
+  template <class T>
+  void backward(const MatrixOf<T>& a, const MatrixOf<T>& h, MatrixOf<T>& grad) const;
 
  private:
   Kind kind_;

@@ -2,8 +2,13 @@
 // The dense kernels every network of the SDK and its plugins runs on: Linear,
 // MaskedLinear, MLP, MADE, the coupling networks and flow matching's velocity
 // field. All matrices are contiguous row-major xt::xtensor, so BLAS reads
-// them in place; outputs must already have their shapes (see ensure()).
+// them in place; outputs must already have their shapes (see ensure()). Each
+// kernel exists for the two compute types T = float (SGEMM) and T = double
+// (DGEMM), instantiated in dense.cpp; see precision.hpp for what runs in
+// which.
 #include "flows/export.hpp"
+#include "flows/parameter.hpp"
+#include "flows/precision.hpp"
 #include "flows/rng.hpp"
 #include "flows/tensor.hpp"
 
@@ -12,24 +17,70 @@ namespace flows::nn {
 // y = x wᵀ + b, or y += x wᵀ + b with accumulate (w: out x in; bias: `out`
 // values, or null for none). The bias is written first and BLAS adds the
 // product (beta = 1), which spares a separate zeroing pass over y.
-FLOWS_API void dense_forward(const Matrix& x, const Matrix& w, const Real* bias, Matrix& y,
-                             bool accumulate = false);
+template <class T>
+FLOWS_API void dense_forward(const MatrixOf<T>& x, const MatrixOf<T>& w, const T* bias,
+                             MatrixOf<T>& y, bool accumulate = false);
 // grad_x = grad_y w (or += with accumulate).
-FLOWS_API void dense_input_gradient(const Matrix& grad_y, const Matrix& w, Matrix& grad_x,
-                                    bool accumulate = false);
+template <class T>
+FLOWS_API void dense_input_gradient(const MatrixOf<T>& grad_y, const MatrixOf<T>& w,
+                                    MatrixOf<T>& grad_x, bool accumulate = false);
 // grad_w = grad_yᵀ x + beta grad_w.
-FLOWS_API void dense_weight_gradient(const Matrix& x, const Matrix& grad_y, Matrix& grad_w,
-                                     Real beta);
-// grad_b += Σ_rows grad_y.
-FLOWS_API void accumulate_bias_gradient(const Matrix& grad_y, Matrix& grad_b);
+template <class T>
+FLOWS_API void dense_weight_gradient(const MatrixOf<T>& x, const MatrixOf<T>& grad_y,
+                                     MatrixOf<T>& grad_w, T beta);
+// grad_b += Σ_rows grad_y, summed in double whatever T is.
+template <class T>
+FLOWS_API void accumulate_bias_gradient(const MatrixOf<T>& grad_y, Matrix& grad_b);
+// out = w ⊙ mask in T (resized to w's shape); without a mask, w converted.
+template <class T>
+FLOWS_API void masked_copy(const Matrix& w, const Matrix* mask, MatrixOf<T>& out);
+// grad += g (⊙ mask): a weight gradient computed in T added to the float64
+// gradient of the parameter.
+template <class T>
+FLOWS_API void add_weight_gradient(const MatrixOf<T>& g, const Matrix* mask, Matrix& grad);
+
+// A dense layer's weight (⊙ its mask) and bias in the compute type T, copied
+// from the float64 parameters before each pass (the copy costs one read of
+// the weights, against a batch's worth of multiply-adds in the product), and
+// the layer's weight gradient in T before it joins the float64 gradient.
+template <class T>
+struct DenseCopy {
+  MatrixOf<T> weight;  // out x in
+  MatrixOf<T> bias;    // 1 x out
+  MatrixOf<T> grad_weight;
+  FLOWS_API void refresh(const Parameter& w, const Parameter& b, const Matrix* mask);
+};
+
+// y = x Wᵀ + b (or y += with accumulate) with the copy's weight and bias; y
+// is resized unless accumulating.
+template <class T>
+FLOWS_API void dense_layer_forward(const DenseCopy<T>& copy, const MatrixOf<T>& x, MatrixOf<T>& y,
+                                   bool accumulate);
+// grad_x = grad_y W and, with accumulate_params, adds (grad_yᵀ x) ⊙ mask to
+// w.grad and Σ_rows grad_y to b.grad (in float64).
+template <class T>
+FLOWS_API void dense_layer_backward(DenseCopy<T>& copy, Parameter& w, Parameter& b,
+                                    const Matrix* mask, const MatrixOf<T>& x,
+                                    const MatrixOf<T>& grad_y, MatrixOf<T>& grad_x,
+                                    bool accumulate_params);
+
 // out = w ⊙ mask (resized to w's shape).
 FLOWS_API void apply_mask(const Matrix& w, const Matrix& mask, Matrix& out);
 // A parameter of shape rows x cols drawn from U(-bound, bound).
 FLOWS_API Matrix uniform_init(Index rows, Index cols, Real bound, Rng& rng);
 // Raises DataError unless x has `in` columns; `layer` names the caller.
-FLOWS_API void check_input(const char* layer, const Matrix& x, Index in);
+FLOWS_API void check_input(const char* layer, Index columns, Index in);
+template <class T>
+void check_input(const char* layer, const MatrixOf<T>& x, Index in) {
+  check_input(layer, x.shape(1), in);
+}
 // Raises DataError unless x is n x in and grad_y is n x out.
-FLOWS_API void check_backward(const char* layer, const Matrix& x, const Matrix& grad_y, Index in,
-                              Index out);
+FLOWS_API void check_backward(const char* layer, Index x_rows, Index x_cols, Index grad_rows,
+                              Index grad_cols, Index in, Index out);
+template <class T>
+void check_backward(const char* layer, const MatrixOf<T>& x, const MatrixOf<T>& grad_y, Index in,
+                    Index out) {
+  check_backward(layer, x.shape(0), x.shape(1), grad_y.shape(0), grad_y.shape(1), in, out);
+}
 
 }  // namespace flows::nn

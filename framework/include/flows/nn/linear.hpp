@@ -1,5 +1,6 @@
 #pragma once
 #include "flows/export.hpp"
+#include "flows/nn/dense.hpp"
 #include "flows/parameter.hpp"
 #include "flows/rng.hpp"
 #include "flows/tensor.hpp"
@@ -22,16 +23,23 @@ class FLOWS_API Linear {
   Index in_features() const { return weight_.value.shape(1); }
   Index out_features() const { return weight_.value.shape(0); }
 
-  // y = x Wᵀ + b (training and inference compute the same; forward exists so
-  // that every block has the same four calls).
-  void forward(const Matrix& x, Matrix& y) { infer(x, y); }
+  // y = x Wᵀ + b, computed in T (float or double) from a T copy of W and b
+  // refreshed here; backward uses the copy of the last forward.
+  template <class T>
+  void forward(const MatrixOf<T>& x, MatrixOf<T>& y);
+  // y = x Wᵀ + b keeping no state: the T copy goes into `copy` (a caller's
+  // buffer reused across calls).
+  template <class T>
+  void infer(const MatrixOf<T>& x, MatrixOf<T>& y, DenseCopy<T>& copy) const;
   void infer(const Matrix& x, Matrix& y) const;
   Matrix infer(const Matrix& x) const;
 
   // Given the input x of the forward pass and dL/dy, writes dL/dx = dL/dy W
   // into grad_x and, unless accumulate_param_grads is false, *adds*
-  // dL/dW = (dL/dy)ᵀ x and dL/db = Σ_rows dL/dy to the parameters' gradients.
-  void backward(const Matrix& x, const Matrix& grad_y, Matrix& grad_x,
+  // dL/dW = (dL/dy)ᵀ x and dL/db = Σ_rows dL/dy to the parameters' (float64)
+  // gradients.
+  template <class T>
+  void backward(const MatrixOf<T>& x, const MatrixOf<T>& grad_y, MatrixOf<T>& grad_x,
                 bool accumulate_param_grads = true);
 
   Parameter& weight() { return weight_; }
@@ -44,6 +52,7 @@ class FLOWS_API Linear {
  private:
   Parameter weight_;
   Parameter bias_;
+  PerPrecision<DenseCopy> copy_;  // of the last forward
 };
 
 }  // namespace flows::nn

@@ -33,6 +33,8 @@ struct FLOWS_API MadeOptions {
   // MADE): they enter the first layer beside x with degree 0, so every hidden
   // unit sees them and the autoregressive masks of x are unchanged.
   Index context_features = 0;
+  // The type the products and activations run in (parameters stay float64).
+  Precision precision = Precision::float64;
 
   // Reads the keys "hidden", "activation" and "residual_blocks" (when present)
   // from `node` and checks them; does not call finish(), so the caller's own
@@ -66,10 +68,17 @@ struct FLOWS_API MadeOptions {
 // to reuse its buffers across calls (e.g. the D passes of an inverse).
 class FLOWS_API Made {
  public:
+  // The buffers of one pass in the compute type T: the training record
+  // (see made.cpp for each slot) or infer's scratch.
+  template <class T>
+  struct Buffers {
+    MatrixOf<T> input, y, h, a, b, grad_y, grad_a, grad_b, grad_c, grad_input;
+    std::vector<MatrixOf<T>> out, slope, hidden;
+    std::vector<DenseCopy<T>> copies;  // infer's weight copies
+  };
   // Buffers for infer(); opaque, reusable across calls of any batch size.
   struct Workspace {
-    std::vector<Matrix> weights;  // W ⊙ M per layer
-    Matrix input, h, a, b;
+    PerPrecision<Buffers> buffers;
   };
 
   // `order` as in made_masks.hpp (order[i] = position of input i; natural_order,
@@ -114,8 +123,16 @@ class FLOWS_API Made {
   Matrix connectivity() const;
 
  private:
-  // [x, context] into `input` (x alone when there is no context).
-  void join_input(const Matrix& x, const Matrix& context, Matrix& input) const;
+  // [x, context] into `input` in T (x alone when there is no context).
+  template <class T>
+  void join_input(const Matrix& x, const Matrix& context, MatrixOf<T>& input) const;
+  template <class T>
+  void forward_as(const Matrix& x, const Matrix& context, Matrix& y);
+  template <class T>
+  void backward_as(const Matrix& grad_y, Matrix& grad_x, Matrix* grad_context,
+                   bool accumulate_param_grads);
+  template <class T>
+  void infer_as(const Matrix& x, const Matrix& context, Matrix& y, Buffers<T>& b) const;
   bool residual() const { return options_.residual_blocks > 0; }
   MaskedLinear& layer(Index k) { return *layers_[k]; }
   const MaskedLinear& layer(Index k) const { return *layers_[k]; }
@@ -126,12 +143,8 @@ class FLOWS_API Made {
   // A_B, B_B, then output.
   std::vector<std::unique_ptr<MaskedLinear>> layers_;
 
-  // Training record (see made.cpp for the meaning of each slot).
-  Matrix input_;
-  std::vector<Matrix> out_;     // activations (post) per slot
-  std::vector<Matrix> slope_;   // f' at the pre-activations, per slot
-  std::vector<Matrix> hidden_;  // residual: h_k, k = 0..B
-  Matrix grad_a_, grad_b_, grad_c_, grad_input_;
+  // Training record of the last forward, in the network's precision.
+  PerPrecision<Buffers> record_;
   bool recorded_ = false;
 };
 

@@ -1,5 +1,6 @@
 #pragma once
 #include "flows/export.hpp"
+#include "flows/nn/dense.hpp"
 #include "flows/parameter.hpp"
 #include "flows/rng.hpp"
 #include "flows/tensor.hpp"
@@ -22,18 +23,23 @@ class FLOWS_API MaskedLinear {
   Index out_features() const { return mask_.shape(0); }
   const Matrix& mask() const { return mask_; }
 
-  // y = x (W ⊙ M)ᵀ + b, or y += x (W ⊙ M)ᵀ + b with accumulate. forward
-  // reuses a member buffer for W ⊙ M; infer is const and writes W ⊙ M into
-  // `masked_weight` (a caller's buffer reused across calls) or allocates it.
-  void forward(const Matrix& x, Matrix& y, bool accumulate = false);
-  void infer(const Matrix& x, Matrix& y, Matrix& masked_weight, bool accumulate = false) const;
+  // y = x (W ⊙ M)ᵀ + b, or y += x (W ⊙ M)ᵀ + b with accumulate, computed in
+  // T (float or double). forward refreshes a member copy of W ⊙ M and b in T
+  // (used again by backward); infer is const and writes that copy into
+  // `copy` (a caller's buffer reused across calls) or allocates it.
+  template <class T>
+  void forward(const MatrixOf<T>& x, MatrixOf<T>& y, bool accumulate = false);
+  template <class T>
+  void infer(const MatrixOf<T>& x, MatrixOf<T>& y, DenseCopy<T>& copy,
+             bool accumulate = false) const;
   void infer(const Matrix& x, Matrix& y) const;
   Matrix infer(const Matrix& x) const;
 
   // Given the input x of the last forward and dL/dy: grad_x = dL/dy (W ⊙ M);
   // unless accumulate_param_grads is false, *adds* ((dL/dy)ᵀ x) ⊙ M to W's
-  // gradient and Σ_rows dL/dy to b's.
-  void backward(const Matrix& x, const Matrix& grad_y, Matrix& grad_x,
+  // (float64) gradient and Σ_rows dL/dy to b's.
+  template <class T>
+  void backward(const MatrixOf<T>& x, const MatrixOf<T>& grad_y, MatrixOf<T>& grad_x,
                 bool accumulate_param_grads = true);
 
   Parameter& weight() { return weight_; }
@@ -43,12 +49,10 @@ class FLOWS_API MaskedLinear {
   ParameterList parameters() { return {&weight_, &bias_}; }
 
  private:
-  void update_masked_weight();
-
   Parameter weight_;
   Parameter bias_;
   Matrix mask_;
-  Matrix masked_weight_;  // W ⊙ M, refreshed by forward
+  PerPrecision<DenseCopy> copy_;  // W ⊙ M and b of the last forward
 };
 
 }  // namespace flows::nn

@@ -17,23 +17,30 @@ namespace flows::nn {
 // Built either from sizes (Linear layers) or from one 0/1 mask per layer
 // (MaskedLinear layers); with the masks of made_masks() it is a MADE.
 //
+// Inputs and outputs are float64; inside, the products and activations run in
+// the network's precision (float32 or float64; see precision.hpp), and the
+// parameters and their gradients stay float64.
+//
 // forward() records the activations backward() needs, in member buffers that
 // are reused while the batch shape stays the same, so a training step does
-// not allocate. infer() keeps no state (and allocates its intermediates).
+// not allocate. infer() keeps no state; with a Workspace it reuses buffers.
 class FLOWS_API MLP {
  public:
   // in → hidden[0] → … → hidden.back() → out; `hidden` may be empty (one
   // affine layer). All sizes must be positive (ConfigError).
-  MLP(Index in, const std::vector<Index>& hidden, Index out, Activation activation, Rng& rng);
+  MLP(Index in, const std::vector<Index>& hidden, Index out, Activation activation, Rng& rng,
+      Precision precision = Precision::float64);
   // One MaskedLinear per mask: masks[k] is out_k x in_k (the shape of layer
   // k's weight) and in_{k+1} = out_k (ConfigError otherwise).
-  MLP(const std::vector<Matrix>& masks, Activation activation, Rng& rng);
+  MLP(const std::vector<Matrix>& masks, Activation activation, Rng& rng,
+      Precision precision = Precision::float64);
 
   Index in_features() const;
   Index out_features() const;
   Index num_layers() const { return masked() ? masked_.size() : dense_.size(); }
   bool masked() const { return !masked_.empty(); }
   const Activation& activation() const { return activation_; }
+  Precision precision() const { return precision_; }
 
   // Training forward pass; records the activations for backward().
   void forward(const Matrix& x, Matrix& y);
@@ -43,9 +50,16 @@ class FLOWS_API MLP {
   // (grad_yᵀ ∂y/∂x), e.g. for a divergence in a continuous flow.
   void backward(const Matrix& grad_y, Matrix& grad_x, bool accumulate_param_grads = true);
 
+  // The buffers of one pass in the compute type T.
+  template <class T>
+  struct Buffers {
+    std::vector<MatrixOf<T>> inputs, pre, grad;  // training record (see mlp.cpp)
+    MatrixOf<T> out, grad_out, grad_in, h, a;
+    std::vector<DenseCopy<T>> copies;  // infer's weight copies
+  };
   // Buffers for infer(); reusable across calls of any batch size.
   struct Workspace {
-    Matrix h, a;
+    PerPrecision<Buffers> buffers;
   };
   // y for x, keeping no state.
   void infer(const Matrix& x, Matrix& y, Workspace& workspace) const;
@@ -66,16 +80,20 @@ class FLOWS_API MLP {
   template <class F>
   void with_layer(Index k, F&& f) const;
   void name_parameters();
+  template <class T>
+  void forward_as(const Matrix& x, Matrix& y);
+  template <class T>
+  void backward_as(const Matrix& grad_y, Matrix& grad_x, bool accumulate_param_grads);
+  template <class T>
+  void infer_as(const Matrix& x, Matrix& y, Buffers<T>& b) const;
 
   std::vector<Linear> dense_;         // the layers when unmasked
   std::vector<MaskedLinear> masked_;  // the layers when masked
   Activation activation_;
+  Precision precision_;
 
-  // Training record: inputs_[k] is layer k's input (inputs_[0] a copy of x),
-  // pre_[k] layer k's output before the activation (k < L-1).
-  std::vector<Matrix> inputs_;
-  std::vector<Matrix> pre_;
-  std::vector<Matrix> grad_;  // grad_[k]: dL/d(inputs_[k]), k ≥ 1
+  // Training record of the last forward, in the network's precision.
+  PerPrecision<Buffers> record_;
   bool recorded_ = false;
 };
 

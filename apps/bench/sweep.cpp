@@ -1,0 +1,156 @@
+// S1, the scale sweep (issue 12, item 4): MAF and the autoregressive NSF on
+// correlated_gaussians of D = 2, 8, 32, 64 at batch 128, 512, 4096, with the
+// same hidden widths for every D. Per (model, D, batch): the median of a few
+// dozen training steps (no full training) and its dense FLOP rate; per
+// (model, D): the time to sample and to score a fixed number of points.
+#include <algorithm>
+#include <cmath>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "blas_info.hpp"
+#include "flows/error.hpp"
+#include "workloads.hpp"
+
+namespace flows::bench {
+namespace {
+
+struct SweepRow {
+  std::string model;
+  Index dim = 0, batch = 0;
+  Index steps = 0;  // steps timed (the median is over these)
+  double step_ms = NAN;
+  double mflop = NAN;                       // dense FLOP per step, 6 n Σ in·out
+  double sample_s = NAN, log_prob_s = NAN;  // only on the first batch of each (model, D)
+  double load = NAN;                        // 1-minute load average after the row
+};
+
+std::string list(const std::vector<Index>& v) {
+  std::string s = "[";
+  for (std::size_t k = 0; k < v.size(); ++k) s += (k ? ", " : "") + std::to_string(v[k]);
+  return s + "]";
+}
+
+std::string bijector_yaml(const std::string& model, const std::vector<Index>& hidden) {
+  if (model == "maf")
+    return "{type: maf, layers: 5, hidden: " + list(hidden) +
+           ", activation: relu, order: natural, permute: reverse}";
+  if (model == "nsf")
+    return "{type: nsf_autoregressive, layers: 5, bins: 8, hidden: " + list(hidden) +
+           ", tail_bound: 3.0}";
+  throw ConfigError("flows-bench --sweep: unknown model '" + model + "' (maf, nsf)");
+}
+
+std::string json_number(double v) {
+  return std::isfinite(v) ? fmt::format("{:.6g}", v) : "null";
+}
+
+WorkloadResult run_sweep(const Workload& w, const BenchOptions& options) {
+  const SweepOptions& s = options.sweep;
+  BenchOptions pipeline_options = options;
+  pipeline_options.steps.reset();  // the sweep's own step count
+  Index most_rows = 0;
+  for (Index b : s.batches) most_rows = std::max(most_rows, b);
+
+  std::vector<SweepRow> rows;
+  std::string precision;
+  const double start = now_seconds();
+  std::cout << fmt::format(
+      "     hidden {} for every D; per row the median of up to {} steps (at least 10, none "
+      "begun after 5 s); sample {} / log_prob {} points\n",
+      list(s.hidden), s.steps, s.sample_points, s.log_prob_points);
+  std::cout << fmt::format("     {:<5} {:>3} {:>6} {:>5} {:>10} {:>9} {:>8} {:>10} {:>11} {:>5}\n",
+                           "model", "D", "batch", "steps", "step ms", "MFLOP", "GFLOP/s",
+                           "sample s", "log_prob s", "load")
+            << std::flush;
+  for (const std::string& model : s.models)
+    for (Index dim : s.dims)
+      for (std::size_t bi = 0; bi < s.batches.size(); ++bi) {
+        const Index batch = s.batches[bi];
+        Pipeline p =
+            load_pipeline(w.config,
+                          {"stages=[train]", fmt::format("data.dim={}", dim),
+                           fmt::format("data.n_train={}", 2 * most_rows), "data.n_val=0",
+                           fmt::format("data.n_test={}", s.log_prob_points),
+                           "model.bijectors=[" + bijector_yaml(model, s.hidden) + "]",
+                           fmt::format("trainer.batch_size={}", batch),
+                           fmt::format("trainer.steps={}", s.steps), "trainer.eval_every=0"},
+                          pipeline_options);
+        if (precision.empty()) precision = model_precision(p);
+        SweepRow row;
+        row.model = model;
+        row.dim = dim;
+        row.batch = batch;
+        // At most s.steps steps, fewer (at least 10) once 5 s have passed:
+        // the largest rows would otherwise dominate the sweep's run time.
+        const TimedTraining t = train_timed(p, 5.0, std::min<Index>(10, s.steps));
+        row.steps = t.step_seconds.size();
+        row.step_ms = 1e3 * quantile(t.step_seconds, 0.5);
+        row.mflop = 6.0 * static_cast<double>(batch) * dense_multiply_adds(*p.model.flow) * 1e-6;
+        if (bi == 0) {
+          Rng rng = Rng(p.options.seed).derive(4);
+          double t0 = now_seconds();
+          Matrix samples = p.model.flow->sample(s.sample_points, rng);
+          row.sample_s = seconds_since(t0);
+          Matrix x = tile_rows(p.data.test, s.log_prob_points);
+          t0 = now_seconds();
+          Vector lp = p.model.flow->log_prob(x);
+          row.log_prob_s = seconds_since(t0);
+        }
+        row.load = load_average();
+        const double gflops = row.mflop / row.step_ms;  // MFLOP/ms = GFLOP/s
+        std::cout << fmt::format(
+                         "     {:<5} {:>3} {:>6} {:>5} {:>10.3f} {:>9.1f} {:>8.1f} {:>10} {:>11} "
+                         "{:>5.2f}\n",
+                         model, dim, batch, row.steps, row.step_ms, row.mflop, gflops,
+                         std::isfinite(row.sample_s) ? fmt::format("{:.4g}", row.sample_s) : "",
+                         std::isfinite(row.log_prob_s) ? fmt::format("{:.4g}", row.log_prob_s) : "",
+                         row.load)
+                  << std::flush;
+        rows.push_back(row);
+      }
+  const double total = seconds_since(start);
+
+  WorkloadResult r;
+  r.printed = true;
+  r.precision = precision;
+  std::string json = fmt::format(
+      "\"sweep\": {{\"hidden\": {}, \"layers\": 5, \"steps\": {}, \"sample_points\": {}, "
+      "\"log_prob_points\": {}, \"seconds\": {}, \"rows\": [",
+      list(s.hidden), s.steps, s.sample_points, s.log_prob_points, json_number(total));
+  for (std::size_t k = 0; k < rows.size(); ++k) {
+    const SweepRow& row = rows[k];
+    const std::string key = fmt::format("{} D={} B={}", row.model, row.dim, row.batch);
+    r.rows.push_back({key + ": step (median)", row.step_ms, "ms"});
+    r.rows.push_back({key + ": dense FLOP per step", row.mflop, "MFLOP"});
+    if (std::isfinite(row.sample_s)) {
+      const std::string at = fmt::format("{} D={}", row.model, row.dim);
+      r.rows.push_back({at + ": sample " + count_label(s.sample_points), row.sample_s, "s"});
+      r.rows.push_back({at + ": log_prob " + count_label(s.log_prob_points), row.log_prob_s, "s"});
+    }
+    json += fmt::format(
+        "{}\n      {{\"model\": \"{}\", \"dim\": {}, \"batch\": {}, \"step_ms\": {}, "
+        "\"dense_mflop_per_step\": {}, \"gflops\": {}, \"sample_s\": {}, \"log_prob_s\": {}, "
+        "\"load_average\": {}}}",
+        k ? "," : "", row.model, row.dim, row.batch, row.steps, json_number(row.step_ms),
+        json_number(row.mflop), json_number(row.mflop / row.step_ms), json_number(row.sample_s),
+        json_number(row.log_prob_s), json_number(row.load));
+  }
+  json += "\n    ]}";
+  r.extra_json = json;
+  r.rows.push_back({"sweep wall", total, "s"});
+  std::cout << fmt::format("     sweep: {:.1f} s\n", total);
+  return r;
+}
+
+}  // namespace
+
+Workload sweep_workload() {
+  return {"S1", "scale sweep: MAF and NSF over D and batch, correlated Gaussians",
+          "configs/maf_gaussians64.yaml", &run_sweep};
+}
+
+}  // namespace flows::bench
