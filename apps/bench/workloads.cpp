@@ -72,9 +72,10 @@ TimedTraining train_timed(Pipeline& p, double budget_seconds, Index min_steps) {
     callbacks.should_stop = [&] {
       return t.step_seconds.size() >= min_steps && last >= budget_seconds;
     };
-  Rng train_rng = Rng(p.options.seed).derive(3);
+  // Through the pipeline, as `flows run` trains: it hands the trainer the
+  // replica factory that row-block training on every core needs.
   const double start = now_seconds();
-  t.report = p.trainer->train(*p.model.flow, p.data, train_rng, callbacks);
+  t.report = p.train(callbacks);
   t.seconds = seconds_since(start);
   return t;
 }
