@@ -47,7 +47,7 @@ def test_bad_data_is_a_data_error_naming_row_and_column():
 
 def test_a_diverging_loss_is_a_numerical_error():
     # Without standardization log N(1e200) overflows: the first loss is inf.
-    with pytest.raises(flows.NumericalError, match="training loss became inf at step 1"):
+    with pytest.raises(flows.NumericalError, match="training stopped at step 1: the training loss is inf"):
         flows.fit(np.full((100, 2), 1e200) * np.arange(1, 3), progress=False,
                   model=dict(TINY, standardize=False), trainer=SMALL_TRAINER)
 
