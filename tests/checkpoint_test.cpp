@@ -513,5 +513,42 @@ TEST(Checkpoint, ResumingAnotherModelFailsNamingTheTensor) {
   }
 }
 
+// parse_checkpoint and rebuild_model are load_model without the file and the
+// plugin loading: the same model, errors naming the given origin.
+TEST(Checkpoint, ParsedBytesRebuildTheModelThatLoadModelLoads) {
+  const fs::path dir = temp_dir("ckpt_parse");
+  const fs::path file = saved_maf(dir);
+  const LoadedModel loaded = load_model(file.string());
+  const LoadedModel rebuilt =
+      rebuild_model(parse_checkpoint(bytes_of(file), "inline"), loaded.registry, "inline");
+  const Matrix x = {{0.3, -1.2}, {2.0, 0.1}};
+  EXPECT_EQ(rebuilt.model.flow->log_prob(x), loaded.model.flow->log_prob(x));
+  try {
+    parse_checkpoint("FLOWSCKP", "inline");
+    ADD_FAILURE() << "no error";
+  } catch (const DataError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("inline: truncated checkpoint", 0), 0u) << e.what();
+  }
+}
+
+// Found by fuzz/checkpoint_fuzzer.cpp (fuzz/regressions/checkpoint/
+// tensor_entry_not_a_mapping.flows): an entry of the tensor table that is not
+// a mapping escaped as a YAML::BadSubscript, which ended the process.
+TEST(Checkpoint, ATensorEntryThatIsNotAMappingIsNamedByItsLine) {
+  const fs::path dir = temp_dir("ckpt_bad_entry");
+  std::string bytes = bytes_of(saved_maf(dir));
+  const std::size_t start = bytes.find("  - {name: model/", bytes.find("\ntensors:"));
+  const std::size_t end = bytes.find('\n', start);
+  std::string entry = "  - false";  // the same length, so the section sizes still hold
+  entry.resize(end - start, ' ');
+  bytes.replace(start, end - start, entry);
+  write_bytes(dir / "bad.flows", with_version(bytes, 2));
+  const std::string msg = load_error(dir / "bad.flows");
+  EXPECT_NE(msg.find("bad.flows: the checkpoint header is malformed: line "), std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("a single value where a mapping with 'name' is expected"), std::string::npos)
+      << msg;
+}
+
 }  // namespace
 }  // namespace flows

@@ -173,5 +173,18 @@ TEST_F(CsvTest, FailedWriteKeepsTheOldFile) {
   EXPECT_THROW(write_csv((dir_ / "no_such_folder" / "x.csv").string(), Matrix{{1}}), IoError);
 }
 
+// parse_csv reads text as read_csv reads a file, naming `origin` instead of a path.
+TEST(CsvText, ParsesTextAndNamesItsOrigin) {
+  std::vector<std::string> header;
+  EXPECT_EQ(parse_csv("a,b\n1,2\n", "inline", &header), (Matrix{{1, 2}}));
+  EXPECT_EQ(header, (std::vector<std::string>{"a", "b"}));
+  try {
+    parse_csv("1,2\n3,x\n", "inline");
+    ADD_FAILURE() << "no error";
+  } catch (const DataError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("inline: row 2, column 2", 0), 0u) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace flows

@@ -197,5 +197,18 @@ TEST_F(NpyTest, MissingFileIsAnIoErrorNamingThePath) {
   }
 }
 
+// parse_npy reads bytes as read_npy reads a file, naming `origin` instead of a path.
+TEST(NpyBytes, ParsesBytesAndNamesItsOrigin) {
+  std::string bytes = npy_header("{'descr': '<f8', 'fortran_order': False, 'shape': (1, 2), }");
+  for (double v : {1.5, -2.0}) bytes += bytes_of(v);
+  EXPECT_EQ(parse_npy(bytes, "inline"), (Matrix{{1.5, -2}}));
+  try {
+    parse_npy(bytes.substr(0, bytes.size() - 1), "inline");
+    ADD_FAILURE() << "no error";
+  } catch (const DataError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("inline: truncated .npy file", 0), 0u) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace flows

@@ -216,5 +216,24 @@ TEST(Pipeline, UnconditionalDataBuildsAnUnconditionalModel) {
   EXPECT_EQ(p.data.context_dim(), 0u);
 }
 
+// Pipeline::parse loads YAML text as Pipeline::load loads a file: relative
+// paths resolve against the folder of `origin`, and messages name it.
+TEST(Pipeline, ParsedTextResolvesPathsAgainstItsOrigin) {
+  const fs::path dir = temp_dir("pipeline_parse");
+  std::ofstream(dir / "rows.csv") << "a,b\n1,2\n3,5\n4,4\n6,1\n2,2\n";
+  const std::string origin = (dir / "inline.yaml").string();
+  const std::string yaml =
+      "data: {type: csv, path: rows.csv, val_fraction: 0, test_fraction: 0}\nmodel: {}\n";
+  const Pipeline p = Pipeline::parse(yaml, origin);
+  EXPECT_EQ(p.data.train.shape(0), 5u);
+  EXPECT_EQ(p.data.columns, (std::vector<std::string>{"a", "b"}));
+  try {
+    Pipeline::parse(yaml + "typo: 1\n", origin);
+    ADD_FAILURE() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_TRUE(contains(e.what(), origin + ":")) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace flows

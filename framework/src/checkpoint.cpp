@@ -146,6 +146,13 @@ std::string header_yaml(const Checkpoint& c) {
 
 template <class T>
 T header_value(const YAML::Node& header, const char* key, const std::string& path) {
+  // An entry of the component list or tensor table may be anything.
+  if (!header.IsMap())
+    throw DataError(fmt::format(
+        "{}: the checkpoint header is malformed: line {} of the header holds a {} where a "
+        "mapping with '{}' is expected",
+        path, header.Mark().line + 1,
+        header.IsSequence() ? "list" : header.IsNull() ? "nothing" : "single value", key));
   const YAML::Node node = header[key];
   if (!node) throw DataError(fmt::format("{}: the checkpoint header has no '{}'", path, key));
   try {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <set>
 #include <vector>
@@ -60,12 +61,14 @@ namespace {
 // code throws refers to destructors and type information inside the plugin,
 // and it may still be in flight after the registry and every object made from
 // the plugin are gone (a pipeline destroyed while the error unwinds).
+// One entry per library (dlopen hands a loaded file the same handle again), so
+// a process that loads pipelines over and over does not grow.
 void keep_loaded_until_exit(std::shared_ptr<boost::dll::shared_library> library) {
   static std::mutex mutex;
   static auto* kept =
-      new std::vector<std::shared_ptr<boost::dll::shared_library>>();  // never freed
+      new std::map<void*, std::shared_ptr<boost::dll::shared_library>>();  // never freed
   std::lock_guard<std::mutex> lock(mutex);
-  kept->push_back(std::move(library));
+  kept->try_emplace(library->native(), std::move(library));
 }
 
 }  // namespace
