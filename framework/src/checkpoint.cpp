@@ -152,7 +152,10 @@ T header_value(const YAML::Node& header, const char* key, const std::string& pat
         "{}: the checkpoint header is malformed: line {} of the header holds a {} where a "
         "mapping with '{}' is expected",
         path, header.Mark().line + 1,
-        header.IsSequence() ? "list" : header.IsNull() ? "nothing" : "single value", key));
+        header.IsSequence() ? "list"
+        : header.IsNull()   ? "nothing"
+                            : "single value",
+        key));
   const YAML::Node node = header[key];
   if (!node) throw DataError(fmt::format("{}: the checkpoint header has no '{}'", path, key));
   try {
