@@ -135,4 +135,106 @@ TEST(MaskedLinear, InvalidMasksAreConfigErrors) {
   EXPECT_THROW(layer.forward(Matrix({2, 3}), y), flows::DataError);
 }
 
+// plan_row_blocks ends each block at the last column its rows use, and keeps
+// one block when cutting would save less than an eighth of the work.
+TEST(RowBlocks, StaircaseMasksAreCutAndDenseOnesAreNot) {
+  Matrix stair({64, 40});
+  for (Index i = 0; i < 64; ++i)
+    for (Index j = 0; j < 40; ++j) stair(i, j) = j < (i * 40) / 64 + 1 ? 1 : 0;
+  const auto blocks = flows::nn::plan_row_blocks(stair, 32);
+  ASSERT_EQ(blocks.size(), 2u);
+  EXPECT_EQ(blocks[0].row_begin, 0u);
+  EXPECT_EQ(blocks[0].row_end, 32u);
+  EXPECT_EQ(blocks[0].col_end, (31u * 40) / 64 + 1);
+  EXPECT_EQ(blocks[1].row_end, 64u);
+  EXPECT_EQ(blocks[1].col_end, 40u);
+  const auto dense = flows::nn::plan_row_blocks(xt::ones<Real>({64, 40}), 32);
+  ASSERT_EQ(dense.size(), 1u);
+  EXPECT_EQ(dense[0].col_end, 40u);
+}
+
+// A staircase mask (unit r of the output sees the first r/2 + 1 inputs), with
+// the units given in a scrambled order, so that the layer must reorder them
+// to find the staircase.
+struct Scrambled {
+  Matrix mask;
+  std::vector<Index> in_units, out_units;  // the order that shows the staircase
+};
+Scrambled scrambled_staircase(Index out, Index in, flows::Rng& rng) {
+  auto shuffled = [&rng](Index n) {
+    std::vector<Index> p(n);
+    for (Index k = 0; k < n; ++k) p[k] = k;
+    for (Index k = n; k > 1; --k) std::swap(p[k - 1], p[rng.index(k)]);
+    return p;
+  };
+  Scrambled s{Matrix({out, in}), shuffled(in), shuffled(out)};
+  for (Index i = 0; i < out; ++i)
+    for (Index j = 0; j < in; ++j)
+      s.mask(s.out_units[i], s.in_units[j]) = j < (i * in) / out + 1 ? 1 : 0;
+  return s;
+}
+
+Matrix columns(const Matrix& m, const std::vector<Index>& units) {
+  Matrix out({m.shape(0), units.size()});
+  for (Index i = 0; i < m.shape(0); ++i)
+    for (Index j = 0; j < units.size(); ++j) out(i, j) = m(i, units[j]);
+  return out;
+}
+
+// In a compute order the layer gives the same numbers as in its own order,
+// with the columns reordered, and the products run on several row blocks.
+TEST(MaskedLinear, ComputeOrderReordersColumnsAndSkipsEmptyBlocks) {
+  flows::Rng rng(6);
+  const Scrambled s = scrambled_staircase(96, 48, rng);
+  MaskedLinear own(s.mask, rng);
+  MaskedLinear ordered = own;
+  ordered.set_compute_order(s.in_units, s.out_units);
+  EXPECT_EQ(own.row_blocks().size(), 1u);
+  EXPECT_EQ(ordered.row_blocks().size(), 3u);
+  const Matrix x = rng.normal(7, 48), grad_y = rng.normal(7, 96);
+  Matrix y, y_ordered, grad_x, grad_x_ordered;
+  own.forward(x, y);
+  ordered.forward(columns(x, s.in_units), y_ordered);
+  const Matrix expected = columns(y, s.out_units);
+  for (Index k = 0; k < y.size(); ++k) EXPECT_NEAR(y_ordered.flat(k), expected.flat(k), 1e-13);
+  own.backward(x, grad_y, grad_x);
+  ordered.backward(columns(x, s.in_units), columns(grad_y, s.out_units), grad_x_ordered);
+  const Matrix expected_grad_x = columns(grad_x, s.in_units);
+  for (Index k = 0; k < grad_x.size(); ++k)
+    EXPECT_NEAR(grad_x_ordered.flat(k), expected_grad_x.flat(k), 1e-13);
+  for (Index k = 0; k < s.mask.size(); ++k)
+    EXPECT_NEAR(ordered.weight().grad.flat(k), own.weight().grad.flat(k), 1e-12);
+  for (Index k = 0; k < own.bias().grad.size(); ++k)
+    EXPECT_NEAR(ordered.bias().grad.flat(k), own.bias().grad.flat(k), 1e-12);
+}
+
+TEST(MaskedLinear, BlockedGradientsMatchFiniteDifferences) {
+  flows::Rng rng(7);
+  const Scrambled s = scrambled_staircase(64, 20, rng);
+  MaskedLinear layer(s.mask, rng);
+  layer.set_compute_order(s.in_units, s.out_units);
+  ASSERT_GT(layer.row_blocks().size(), 1u);
+  Matrix last_x;
+  const auto result = check_gradients(as_function(layer, last_x), rng.normal(5, 20));
+  EXPECT_TRUE(result.ok) << result.report;
+  // Masked entries, even holding values, give nothing and get no gradient.
+  layer.weight().value = rng.normal(64, 20);
+  Matrix y, grad_x;
+  flows::zero_grad(layer.parameters());
+  layer.forward(rng.normal(3, 20), y);
+  layer.backward(rng.normal(3, 20), rng.normal(3, 64), grad_x);
+  for (Index k = 0; k < s.mask.size(); ++k)
+    if (s.mask.flat(k) == 0) EXPECT_EQ(layer.weight().grad.flat(k), 0.0);
+}
+
+TEST(MaskedLinear, ComputeOrdersMustBePermutations) {
+  flows::Rng rng(8);
+  MaskedLinear layer(Matrix{{1, 0, 1}, {0, 1, 1}}, rng);
+  EXPECT_THROW(layer.set_compute_order({0, 1}, {}), flows::ConfigError);
+  EXPECT_THROW(layer.set_compute_order({0, 0, 2}, {}), flows::ConfigError);
+  EXPECT_THROW(layer.set_compute_order({}, {1, 2}), flows::ConfigError);
+  layer.set_compute_order({2, 0, 1}, {1, 0});
+  EXPECT_EQ(layer.row_blocks().size(), 1u);
+}
+
 }  // namespace

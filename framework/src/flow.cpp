@@ -188,7 +188,7 @@ Real Flow::nll_gradient(const Matrix& batch, const Matrix& context, Index total_
   static const Matrix kNone;
   const Matrix& encoded = context_ ? context_->encode_train(context) : kNone;
   chain_->forward_train(batch, encoded, z_, logdet_);
-  log_prob_ = base_->log_prob(z_, encoded);
+  base_->log_prob_into(z_, encoded, log_prob_);
   Real sum = 0;
   for (Index i = 0; i < n; ++i) sum += log_prob_(i) + logdet_(i);
 

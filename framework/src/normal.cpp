@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "flows/checks.hpp"
 #include "flows/error.hpp"
 #include "flows/log_scale.hpp"
 
@@ -21,20 +22,30 @@ void check_columns(const Matrix& m, Index dim, const char* what) {
 
 StandardNormal::StandardNormal(Index dim) : dim_(dim) {}
 
-Vector StandardNormal::log_prob(const Matrix& z, const Matrix&) const {
+Vector StandardNormal::log_prob(const Matrix& z, const Matrix& context) const {
+  Vector out;
+  log_prob_into(z, context, out);
+  return out;
+}
+
+void StandardNormal::log_prob_into(const Matrix& z, const Matrix&, Vector& out) const {
   check_columns(z, dim_, "standard_normal.log_prob");
   const Index n = z.shape(0);
-  Vector out = xt::empty<Real>({n});
+  ensure(out, n);
   for (Index i = 0; i < n; ++i) {
     Real s = 0;
     for (Index j = 0; j < dim_; ++j) s += z(i, j) * z(i, j);
     out(i) = -0.5 * s - static_cast<Real>(dim_) * kHalfLog2Pi;
   }
-  return out;
 }
 
 Matrix StandardNormal::sample(Index n, const Matrix&, Rng& rng) const {
   return rng.normal(n, dim_);
+}
+
+void StandardNormal::sample_into(Index n, const Matrix&, Rng& rng, Matrix& out) const {
+  ensure(out, n, dim_);
+  rng.fill_normal(out);
 }
 
 namespace {

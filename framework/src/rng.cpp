@@ -34,8 +34,12 @@ Index Rng::index(Index n) {
 
 Matrix Rng::normal(Index rows, Index cols) {
   Matrix m({rows, cols});
-  for (auto& v : m) v = normal_(engine_);
+  fill_normal(m);
   return m;
+}
+
+void Rng::fill_normal(Matrix& m) {
+  for (auto& v : m) v = normal_(engine_);
 }
 
 Matrix Rng::uniform(Index rows, Index cols) {

@@ -123,7 +123,7 @@ TrainReport CfmTrainer::train(Flow& flow, const DataSplits& data, Rng& rng,
   // matching one, so it lives where the field's t = 0 end does.
   CfmObjective objective(options_, bijector->field(),
                          [&flow, position](Index n, Rng& draws, Matrix& x0) {
-                           x0 = flow.base().sample(n, Matrix(), draws);
+                           flow.base().sample_into(n, Matrix(), draws, x0);
                            const auto& chain = flow.chain();
                            for (Index k = chain.size(); k-- > position + 1;)
                              x0 = chain[k]->inverse(x0, Matrix()).value;

@@ -115,9 +115,10 @@ void CfmTrainStep(benchmark::State& state) {
   flows::flow_matching::CfmOptions options;  // straight path, σ_min 0, independent coupling
   flows::StandardNormal base(kDim);
   // The noise as the cfm trainer draws it: from the flow's base distribution.
-  flows::flow_matching::CfmObjective objective(
-      options, field,
-      [&base](Index n, flows::Rng& draws, Matrix& x0) { x0 = base.sample(n, Matrix(), draws); });
+  flows::flow_matching::CfmObjective objective(options, field,
+                                               [&base](Index n, flows::Rng& draws, Matrix& x0) {
+                                                 base.sample_into(n, Matrix(), draws, x0);
+                                               });
   flows::ConfigNode adam_node = flows::ConfigNode::parse("{type: adam, lr: 1.0e-3}", "bench");
   auto adam =
       registry().make<flows::Optimizer>(adam_node, flows::BuildContext{kDim, 0, 0, &registry()});

@@ -19,6 +19,15 @@ class FLOWS_API BaseDistribution {
   // log p_z(z), one value per row.
   virtual Vector log_prob(const Matrix& z, const Matrix& context) const = 0;
   virtual Matrix sample(Index n, const Matrix& context, Rng& rng) const = 0;
+  // log_prob and sample into a caller's buffer (resized when its shape
+  // differs), so that a training step reuses it; the defaults call the two
+  // above, and a distribution overrides them to allocate nothing.
+  virtual void log_prob_into(const Matrix& z, const Matrix& context, Vector& out) const {
+    out = log_prob(z, context);
+  }
+  virtual void sample_into(Index n, const Matrix& context, Rng& rng, Matrix& out) const {
+    out = sample(n, context, rng);
+  }
   // Training: given w = dL/dlog_prob per row, writes dL/dz into grad_z and
   // accumulates dL/dθ into the parameters' gradients; when grad_context is
   // not null (conditional distributions only), *adds* dL/dc to it.

@@ -12,6 +12,8 @@ class FLOWS_API StandardNormal : public BaseDistribution {
   Index context_dim() const override { return 0; }
   Vector log_prob(const Matrix& z, const Matrix& context) const override;
   Matrix sample(Index n, const Matrix& context, Rng& rng) const override;
+  void log_prob_into(const Matrix& z, const Matrix& context, Vector& out) const override;
+  void sample_into(Index n, const Matrix& context, Rng& rng, Matrix& out) const override;
   void log_prob_backward(const Matrix& z, const Matrix& context, const Vector& grad_log_prob,
                          Matrix& grad_z, Matrix* grad_context) override;
   ParameterList parameters() override { return {}; }

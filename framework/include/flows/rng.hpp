@@ -23,6 +23,8 @@ class FLOWS_API Rng {
   // Uniform integer in [0, n); n must be > 0.
   Index index(Index n);
   Matrix normal(Index rows, Index cols);
+  // Every entry of m drawn from N(0, 1), in m's order (as normal(rows, cols) draws).
+  void fill_normal(Matrix& m);
   Matrix uniform(Index rows, Index cols);
   std::mt19937_64& engine() { return engine_; }
 

@@ -110,6 +110,91 @@ void dense_layer_backward(DenseCopy<T>& copy, Parameter& w, Parameter& b, const 
   accumulate_bias_gradient(grad_y, b.grad);
 }
 
+namespace {
+
+// C = alpha op(A) op(B) + beta C on row-major sub-matrices (leading
+// dimensions lda, ldb, ldc), through the BLAS that xtensor-blas calls.
+template <class T>
+void gemm_rows(bool trans_a, bool trans_b, Index m, Index n, Index k, const T* a, Index lda,
+               const T* b, Index ldb, T beta, T* c, Index ldc) {
+  using I = xt::blas_index_t;
+  if (m == 0 || n == 0) return;
+  if (k == 0) {  // an empty product: only the scaling of C
+    for (Index i = 0; i < m; ++i)
+      for (Index j = 0; j < n; ++j) c[i * ldc + j] = beta == T(0) ? T(0) : beta * c[i * ldc + j];
+    return;
+  }
+  cxxblas::gemm<I>(cxxblas::StorageOrder::RowMajor,
+                   trans_a ? cxxblas::Transpose::Trans : cxxblas::Transpose::NoTrans,
+                   trans_b ? cxxblas::Transpose::Trans : cxxblas::Transpose::NoTrans, I(m), I(n),
+                   I(k), T(1), a, I(lda), b, I(ldb), beta, c, I(ldc));
+}
+
+}  // namespace
+
+std::vector<RowBlock> plan_row_blocks(const Matrix& mask, Index rows_per_block) {
+  const Index rows = mask.shape(0), cols = mask.shape(1);
+  const Index step = std::max<Index>(rows_per_block, 1);
+  std::vector<RowBlock> blocks;
+  Index used = 0;  // multiply-adds per input row with the blocks
+  for (Index begin = 0; begin < rows; begin += step) {
+    const Index end = std::min(rows, begin + step);
+    Index col_end = 0;
+    for (Index i = begin; i < end; ++i)
+      for (Index j = cols; j > col_end; --j)
+        if (mask(i, j - 1) != 0) {
+          col_end = j;
+          break;
+        }
+    blocks.push_back({begin, end, col_end});
+    used += (end - begin) * col_end;
+  }
+  if (8 * used > 7 * rows * cols) return {RowBlock{0, rows, cols}};
+  return blocks;
+}
+
+template <class T>
+void blocked_forward(const MatrixOf<T>& x, const MatrixOf<T>& w, const T* bias,
+                     const std::vector<RowBlock>& blocks, MatrixOf<T>& y, bool accumulate) {
+  const Index n = x.shape(0), in = w.shape(1), out = w.shape(0);
+  if (n == 0) return;
+  if (bias) {
+    T* row = y.data();
+    for (Index i = 0; i < n; ++i, row += out)
+      for (Index j = 0; j < out; ++j) row[j] = accumulate ? row[j] + bias[j] : bias[j];
+  }
+  const T beta = accumulate || bias ? T(1) : T(0);
+  for (const RowBlock& b : blocks)
+    gemm_rows<T>(false, true, n, b.row_end - b.row_begin, b.col_end, x.data(), in,
+                 w.data() + b.row_begin * in, in, beta, y.data() + b.row_begin, out);
+}
+
+template <class T>
+void blocked_input_gradient(const MatrixOf<T>& grad_y, const MatrixOf<T>& w,
+                            const std::vector<RowBlock>& blocks, MatrixOf<T>& grad_x) {
+  const Index n = grad_y.shape(0), in = w.shape(1), out = w.shape(0);
+  if (n == 0) return;
+  std::fill(grad_x.begin(), grad_x.end(), T(0));
+  for (const RowBlock& b : blocks)
+    gemm_rows<T>(false, false, n, b.col_end, b.row_end - b.row_begin, grad_y.data() + b.row_begin,
+                 out, w.data() + b.row_begin * in, in, T(1), grad_x.data(), in);
+}
+
+template <class T>
+void blocked_weight_gradient(const MatrixOf<T>& x, const MatrixOf<T>& grad_y,
+                             const std::vector<RowBlock>& blocks, MatrixOf<T>& grad_w) {
+  const Index n = x.shape(0), in = grad_w.shape(1), out = grad_w.shape(0);
+  for (const RowBlock& b : blocks) {
+    if (n == 0) {
+      for (Index i = b.row_begin; i < b.row_end; ++i)
+        std::fill(grad_w.data() + i * in, grad_w.data() + i * in + b.col_end, T(0));
+      continue;
+    }
+    gemm_rows<T>(true, false, b.row_end - b.row_begin, b.col_end, n, grad_y.data() + b.row_begin,
+                 out, x.data(), in, T(0), grad_w.data() + b.row_begin * in, in);
+  }
+}
+
 #define FLOWS_DENSE_KERNELS(T)                                                                     \
   template void dense_forward<T>(const MatrixOf<T>&, const MatrixOf<T>&, const T*, MatrixOf<T>&,   \
                                  bool);                                                            \
@@ -124,7 +209,13 @@ void dense_layer_backward(DenseCopy<T>& copy, Parameter& w, Parameter& b, const 
                                        bool);                                                      \
   template void dense_layer_backward<T>(DenseCopy<T>&, Parameter&, Parameter&, const Matrix*,      \
                                         const MatrixOf<T>&, const MatrixOf<T>&, MatrixOf<T>&,      \
-                                        bool);
+                                        bool);                                                     \
+  template void blocked_forward<T>(const MatrixOf<T>&, const MatrixOf<T>&, const T*,               \
+                                   const std::vector<RowBlock>&, MatrixOf<T>&, bool);              \
+  template void blocked_input_gradient<T>(const MatrixOf<T>&, const MatrixOf<T>&,                  \
+                                          const std::vector<RowBlock>&, MatrixOf<T>&);             \
+  template void blocked_weight_gradient<T>(const MatrixOf<T>&, const MatrixOf<T>&,                 \
+                                           const std::vector<RowBlock>&, MatrixOf<T>&);
 FLOWS_DENSE_KERNELS(float)
 FLOWS_DENSE_KERNELS(double)
 #undef FLOWS_DENSE_KERNELS

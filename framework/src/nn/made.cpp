@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <string>
 #include <utility>
 
@@ -30,6 +31,30 @@ void MadeOptions::read(ConfigNode& node, MadeOptions& options) {
   }
 }
 
+namespace {
+
+// The units 0..n-1 sorted by degree, ties kept in their own order.
+std::vector<Index> units_by_degree(const std::vector<Index>& degrees) {
+  std::vector<Index> units(degrees.size());
+  std::iota(units.begin(), units.end(), Index(0));
+  std::stable_sort(units.begin(), units.end(),
+                   [&](Index a, Index b) { return degrees[a] < degrees[b]; });
+  return units;
+}
+
+// `units`, or nothing when it is the units' own order.
+std::vector<Index> identity_or(std::vector<Index> units) {
+  for (Index k = 0; k < units.size(); ++k)
+    if (units[k] != k) return units;
+  return {};
+}
+
+void append_units(std::vector<Index>& to, const std::vector<Index>& more) {
+  to.insert(to.end(), more.begin(), more.end());
+}
+
+}  // namespace
+
 Made::Made(const std::vector<Index>& order, const MadeOptions& options, Rng& rng)
     : order_(order), options_(options) {
   check_order(order_);
@@ -44,12 +69,15 @@ Made::Made(const std::vector<Index>& order, const MadeOptions& options, Rng& rng
   in.resize(dim() + options_.context_features, 0);
   std::vector<Matrix> masks;
   std::vector<std::string> names;
+  // levels[k] holds the degrees of layer k's inputs, levels[k + 1] of its outputs.
+  std::vector<std::vector<Index>> levels{in};
   if (!residual()) {
     std::vector<Index> below = in;
     for (Index k = 0; k < options_.hidden.size(); ++k) {
       const std::vector<Index> degrees = hidden_degrees(options_.hidden[k], dim(), conditional);
       masks.push_back(hidden_mask(below, degrees));
       names.push_back(k == 0 ? "input" : "hidden" + std::to_string(k));
+      levels.push_back(degrees);
       below = degrees;
     }
     masks.push_back(output_mask(below, input_degrees(order_), options_.out_multiplier));
@@ -70,7 +98,13 @@ Made::Made(const std::vector<Index>& order, const MadeOptions& options, Rng& rng
     }
     masks.push_back(output_mask(hid, input_degrees(order_), options_.out_multiplier));
     names.push_back("output");
+    levels.resize(masks.size(), hid);
   }
+  // Output b·D + i has the degree of input i (its mask is strict: > rather than ≥).
+  std::vector<Index> out_degrees;
+  for (Index b = 0; b < options_.out_multiplier; ++b)
+    append_units(out_degrees, input_degrees(order_));
+  levels.push_back(out_degrees);
 
   for (Index k = 0; k < masks.size(); ++k) {
     // nn.Linear's default U(-1/sqrt(in), 1/sqrt(in)) (fan-in counting masked
@@ -89,25 +123,56 @@ Made::Made(const std::vector<Index>& order, const MadeOptions& options, Rng& rng
     layer->bias().name = names[k] + ".bias";
     layers_.push_back(std::move(layer));
   }
+  // Every layer computes with its units sorted by degree: each mask is then a
+  // staircase (unit r sees a prefix of the units below it), whose empty
+  // blocks the products skip. Between layers the activations stay in that
+  // order; only the input and the output are reordered, as they are copied
+  // into and out of the compute type.
+  std::vector<std::vector<Index>> sorted;
+  for (const std::vector<Index>& degrees : levels) sorted.push_back(units_by_degree(degrees));
+  for (Index k = 0; k < layers_.size(); ++k)
+    layers_[k]->set_compute_order(sorted[k], sorted[k + 1]);
+  input_units_ = identity_or(sorted.front());
+  output_units_ = identity_or(sorted.back());
 }
 
 template <class T>
 void Made::join_input(const Matrix& x, const Matrix& context, MatrixOf<T>& input) const {
   const Index d = dim(), c = options_.context_features, n = x.shape(0);
   check_input("MADE", x, d);
-  if (c == 0) {
-    convert(x, input);
-    return;
-  }
-  if (context.shape(0) != n || context.shape(1) != c)
+  if (c > 0 && (context.shape(0) != n || context.shape(1) != c))
     throw DataError("MADE: the context is [" + std::to_string(context.shape(0)) + " x " +
                     std::to_string(context.shape(1)) + "], expected [" + std::to_string(n) + " x " +
                     std::to_string(c) + "]");
+  if (c == 0 && input_units_.empty()) {
+    convert(x, input);
+    return;
+  }
   ensure(input, n, d + c);
   for (Index i = 0; i < n; ++i) {
     T* row = input.data() + i * (d + c);
-    std::copy(x.data() + i * d, x.data() + (i + 1) * d, row);
-    std::copy(context.data() + i * c, context.data() + (i + 1) * c, row + d);
+    const Real* xi = x.data() + i * d;
+    const Real* ci = c > 0 ? context.data() + i * c : nullptr;
+    for (Index j = 0; j < d + c; ++j) {
+      const Index u = input_units_.empty() ? j : input_units_[j];
+      row[j] = static_cast<T>(u < d ? xi[u] : ci[u - d]);
+    }
+  }
+}
+
+template <class T>
+void Made::output_to(const MatrixOf<T>& computed, Matrix& y) const {
+  if (output_units_.empty()) {
+    convert(computed, y);
+    return;
+  }
+  const Index n = computed.shape(0), k = computed.shape(1);
+  ensure(y, n, k);
+  const Index* units = output_units_.data();
+  for (Index i = 0; i < n; ++i) {
+    const T* from = computed.data() + i * k;
+    Real* to = y.data() + i * k;
+    for (Index j = 0; j < k; ++j) to[units[j]] = static_cast<Real>(from[j]);
   }
 }
 
@@ -155,7 +220,7 @@ void Made::forward_as(const Matrix& x, const Matrix& context, Matrix& y) {
     f.forward(r.hidden[blocks], r.out[blocks], &r.slope[blocks]);
     layer(layers_.size() - 1).forward(r.out[blocks], r.y);
   }
-  convert(r.y, y);
+  output_to(r.y, y);
 }
 
 void Made::forward(const Matrix& x, const Matrix& context, Matrix& y) {
@@ -179,7 +244,18 @@ void Made::backward_as(const Matrix& grad_y, Matrix& grad_x, Matrix* grad_contex
     throw DataError("MADE: backward got dL/dy of shape [" + std::to_string(grad_y.shape(0)) +
                     " x " + std::to_string(grad_y.shape(1)) + "], expected [" + std::to_string(n) +
                     " x " + std::to_string(out_features()) + "]");
-  convert(grad_y, r.grad_y);
+  if (output_units_.empty()) {
+    convert(grad_y, r.grad_y);
+  } else {
+    const Index k = out_features();
+    ensure(r.grad_y, n, k);
+    const Index* units = output_units_.data();
+    for (Index i = 0; i < n; ++i) {
+      const Real* from = grad_y.data() + i * k;
+      T* to = r.grad_y.data() + i * k;
+      for (Index j = 0; j < k; ++j) to[j] = static_cast<T>(from[units[j]]);
+    }
+  }
   const bool acc = accumulate_param_grads;
   const Index last = layers_.size() - 1;
   MatrixOf<T>* g = &r.grad_a;
@@ -214,9 +290,13 @@ void Made::backward_as(const Matrix& grad_y, Matrix& grad_x, Matrix* grad_contex
   ensure(grad_x, n, d);
   for (Index i = 0; i < n; ++i) {
     const T* row = r.grad_input.data() + i * (d + c);
-    std::copy(row, row + d, grad_x.data() + i * d);
-    if (grad_context && c > 0)
-      for (Index j = 0; j < c; ++j) (*grad_context)(i, j) += row[d + j];
+    for (Index j = 0; j < d + c; ++j) {
+      const Index u = input_units_.empty() ? j : input_units_[j];
+      if (u < d)
+        grad_x(i, u) = row[j];
+      else if (grad_context)
+        (*grad_context)(i, u - d) += row[j];
+    }
   }
 }
 
@@ -261,7 +341,7 @@ void Made::infer_as(const Matrix& x, const Matrix& context, Matrix& y, Buffers<T
     f.forward(b.h, b.a);
     layer(last).infer(b.a, b.y, b.copies[last]);
   }
-  convert(b.y, y);
+  output_to(b.y, y);
 }
 
 void Made::infer(const Matrix& x, const Matrix& context, Matrix& y, Workspace& ws) const {

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <string>
 
+#include "flows/checks.hpp"
 #include "flows/error.hpp"
 
 namespace flows::nn {
@@ -20,30 +21,106 @@ const Matrix& checked_mask(const Matrix& mask) {
 
 }  // namespace
 
+// Rows per block of a blocked product: about the width of the kernels' panels,
+// so that each product stays efficient while the staircase's tail is cut.
+constexpr Index kRowsPerBlock = 32;
+
 // Initialised as nn.Linear (U(-1/sqrt(in), 1/sqrt(in)), fan-in counting masked
 // inputs too, as nflows' MaskedLinear does), then masked.
 MaskedLinear::MaskedLinear(const Matrix& mask, Rng& rng)
     : weight_("weight", uniform_init(checked_mask(mask).shape(0), mask.shape(1),
                                      1 / std::sqrt(Real(mask.shape(1))), rng)),
       bias_("bias", uniform_init(1, mask.shape(0), 1 / std::sqrt(Real(mask.shape(1))), rng)),
-      mask_(mask) {
+      mask_(mask),
+      blocks_{RowBlock{0, mask.shape(0), mask.shape(1)}} {
   xt::noalias(weight_.value) *= mask_;
+}
+
+namespace {
+
+// `units` as a compute order of `count` units: empty when it is the units' own
+// order; ConfigError unless it is a permutation of 0..count-1.
+std::vector<Index> checked_order(std::vector<Index> units, Index count, const char* side) {
+  if (units.empty()) return units;
+  std::vector<bool> seen(count, false);
+  bool identity = units.size() == count;
+  for (Index k = 0; k < units.size() && identity; ++k) identity = units[k] == k;
+  if (units.size() != count)
+    throw ConfigError(std::string("MaskedLinear: the ") + side + " order lists " +
+                      std::to_string(units.size()) + " units, expected " + std::to_string(count));
+  for (Index u : units) {
+    if (u >= count || seen[u])
+      throw ConfigError(std::string("MaskedLinear: the ") + side +
+                        " order must list each unit once");
+    seen[u] = true;
+  }
+  if (identity) units.clear();
+  return units;
+}
+
+Index unit(const std::vector<Index>& order, Index k) {
+  return order.empty() ? k : order[k];
+}
+
+}  // namespace
+
+void MaskedLinear::set_compute_order(std::vector<Index> in_units, std::vector<Index> out_units) {
+  in_units_ = checked_order(std::move(in_units), in_features(), "input");
+  out_units_ = checked_order(std::move(out_units), out_features(), "output");
+  reordered_ = !in_units_.empty() || !out_units_.empty();
+  if (reordered_) {
+    // Both lists in full, so the loops below index without a branch.
+    for (auto* units : {&in_units_, &out_units_}) {
+      const Index count = units == &in_units_ ? in_features() : out_features();
+      if (units->empty())
+        for (Index k = 0; k < count; ++k) units->push_back(k);
+    }
+  }
+  ordered_mask_ = Matrix({out_features(), in_features()});
+  for (Index i = 0; i < out_features(); ++i)
+    for (Index j = 0; j < in_features(); ++j)
+      ordered_mask_(i, j) = mask_(unit(out_units_, i), unit(in_units_, j));
+  blocks_ = plan_row_blocks(ordered_mask_, kRowsPerBlock);
+  if (!reordered_) ordered_mask_ = Matrix();
+  bias_sums_.assign(reordered_ ? out_features() : 0, Real(0));
+  copy_ = {};  // the copies follow the new order at the next pass
+}
+
+template <class T>
+void MaskedLinear::refresh(DenseCopy<T>& copy) const {
+  if (!reordered_) {
+    copy.refresh(weight_, bias_, &mask_);
+    return;
+  }
+  const Index out = out_features(), in = in_features();
+  ensure(copy.weight, out, in);
+  ensure(copy.bias, 1, out);
+  // Only the row blocks: the products never read past a block's col_end.
+  const Index* columns = in_units_.data();
+  for (const RowBlock& b : blocks_)
+    for (Index i = b.row_begin; i < b.row_end; ++i) {
+      const Index r = out_units_[i];
+      const Real* source = weight_.value.data() + r * in;
+      const Real* mask = ordered_mask_.data() + i * in;
+      T* row = copy.weight.data() + i * in;
+      for (Index j = 0; j < b.col_end; ++j) row[j] = static_cast<T>(source[columns[j]] * mask[j]);
+    }
+  for (Index i = 0; i < out; ++i) copy.bias(0, i) = static_cast<T>(bias_.value(0, out_units_[i]));
 }
 
 template <class T>
 void MaskedLinear::forward(const MatrixOf<T>& x, MatrixOf<T>& y, bool accumulate) {
-  check_input("MaskedLinear", x, in_features());
   DenseCopy<T>& copy = copy_.get<T>();
-  copy.refresh(weight_, bias_, &mask_);
-  dense_layer_forward(copy, x, y, accumulate);
+  infer(x, y, copy, accumulate);
 }
 
 template <class T>
 void MaskedLinear::infer(const MatrixOf<T>& x, MatrixOf<T>& y, DenseCopy<T>& copy,
                          bool accumulate) const {
   check_input("MaskedLinear", x, in_features());
-  copy.refresh(weight_, bias_, &mask_);
-  dense_layer_forward(copy, x, y, accumulate);
+  refresh(copy);
+  if (!accumulate) ensure(y, x.shape(0), out_features());
+  blocked_forward(x, copy.weight, copy.bias.data(), blocks_, y, accumulate);
 }
 
 void MaskedLinear::infer(const Matrix& x, Matrix& y) const {
@@ -57,15 +134,48 @@ Matrix MaskedLinear::infer(const Matrix& x) const {
   return y;
 }
 
-// The weight gradient is masked as it joins W's gradient, so masked entries
-// of W never receive any.
+// y = x (W ⊙ M)ᵀ + b  ⇒  dL/dx = dL/dy (W ⊙ M),  dL/dW = ((dL/dy)ᵀ x) ⊙ M,
+// dL/db = Σ_rows dL/dy. The weight gradient is masked as it joins W's
+// gradient, so masked entries of W never receive any; it is read inside the
+// row blocks only, since everything outside them is masked.
 template <class T>
 void MaskedLinear::backward(const MatrixOf<T>& x, const MatrixOf<T>& grad_y, MatrixOf<T>& grad_x,
                             bool accumulate_param_grads) {
   check_backward("MaskedLinear", x, grad_y, in_features(), out_features());
   DenseCopy<T>& copy = copy_.get<T>();
-  if (copy.weight.shape() != mask_.shape()) copy.refresh(weight_, bias_, &mask_);
-  dense_layer_backward(copy, weight_, bias_, &mask_, x, grad_y, grad_x, accumulate_param_grads);
+  if (copy.weight.shape() != mask_.shape()) refresh(copy);
+  const Index n = x.shape(0), in = in_features(), out = out_features();
+  ensure(grad_x, n, in);
+  blocked_input_gradient(grad_y, copy.weight, blocks_, grad_x);
+  if (!accumulate_param_grads) return;
+  ensure(copy.grad_weight, out, in);
+  blocked_weight_gradient(x, grad_y, blocks_, copy.grad_weight);
+  if (!reordered_) {
+    for (const RowBlock& b : blocks_)
+      for (Index i = b.row_begin; i < b.row_end; ++i) {
+        const T* g = copy.grad_weight.data() + i * in;
+        const Real* mask = mask_.data() + i * in;
+        Real* target = weight_.grad.data() + i * in;
+        for (Index j = 0; j < b.col_end; ++j) target[j] += mask[j] * static_cast<Real>(g[j]);
+      }
+    accumulate_bias_gradient(grad_y, bias_.grad);
+    return;
+  }
+  const Index* columns = in_units_.data();
+  for (const RowBlock& b : blocks_)
+    for (Index i = b.row_begin; i < b.row_end; ++i) {
+      const T* g = copy.grad_weight.data() + i * in;
+      const Real* mask = ordered_mask_.data() + i * in;
+      Real* target = weight_.grad.data() + out_units_[i] * in;
+      for (Index j = 0; j < b.col_end; ++j) target[columns[j]] += mask[j] * static_cast<Real>(g[j]);
+    }
+  // Σ_rows dL/dy in compute order, then into the bias in the units' order.
+  Real* sums = bias_sums_.data();
+  std::fill(bias_sums_.begin(), bias_sums_.end(), Real(0));
+  const T* row = grad_y.data();
+  for (Index k = 0; k < n; ++k, row += out)
+    for (Index i = 0; i < out; ++i) sums[i] += row[i];
+  for (Index i = 0; i < out; ++i) bias_.grad(0, out_units_[i]) += sums[i];
 }
 
 #define FLOWS_MASKED_LINEAR(T)                                                                  \

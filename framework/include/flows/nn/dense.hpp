@@ -6,6 +6,8 @@
 // kernel exists for the two compute types T = float (SGEMM) and T = double
 // (DGEMM), instantiated in dense.cpp; see precision.hpp for what runs in
 // which.
+#include <vector>
+
 #include "flows/export.hpp"
 #include "flows/parameter.hpp"
 #include "flows/precision.hpp"
@@ -63,6 +65,32 @@ FLOWS_API void dense_layer_backward(DenseCopy<T>& copy, Parameter& w, Parameter&
                                     const Matrix* mask, const MatrixOf<T>& x,
                                     const MatrixOf<T>& grad_y, MatrixOf<T>& grad_x,
                                     bool accumulate_params);
+
+// Rows [row_begin, row_end) of a weight (output units of a layer) whose
+// entries are all zero from column col_end on: their product reads only the
+// first col_end columns of the input. A MADE's masks, with units ordered by
+// degree, are staircases, so most of their zero entries fall in such tails.
+struct RowBlock {
+  Index row_begin, row_end, col_end;
+};
+// Cuts the rows of a 0/1 mask into blocks of about `rows_per_block` rows, each
+// ending at the last column its rows use. One block of the whole matrix when
+// that would save less than an eighth of the multiply-adds (a dense product is
+// faster than several smaller ones).
+FLOWS_API std::vector<RowBlock> plan_row_blocks(const Matrix& mask, Index rows_per_block);
+// dense_forward, dense_input_gradient and dense_weight_gradient (beta = 0) for
+// a weight that is zero outside `blocks`: one product per block. The weight
+// gradient is written inside the blocks only.
+template <class T>
+FLOWS_API void blocked_forward(const MatrixOf<T>& x, const MatrixOf<T>& w, const T* bias,
+                               const std::vector<RowBlock>& blocks, MatrixOf<T>& y,
+                               bool accumulate);
+template <class T>
+FLOWS_API void blocked_input_gradient(const MatrixOf<T>& grad_y, const MatrixOf<T>& w,
+                                      const std::vector<RowBlock>& blocks, MatrixOf<T>& grad_x);
+template <class T>
+FLOWS_API void blocked_weight_gradient(const MatrixOf<T>& x, const MatrixOf<T>& grad_y,
+                                       const std::vector<RowBlock>& blocks, MatrixOf<T>& grad_w);
 
 // out = w ⊙ mask (resized to w's shape).
 FLOWS_API void apply_mask(const Matrix& w, const Matrix& mask, Matrix& out);

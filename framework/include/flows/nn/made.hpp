@@ -122,6 +122,11 @@ class FLOWS_API Made {
   // alone), else 0. Context columns come after the D inputs.
   Matrix connectivity() const;
 
+  // The masked layers in the order of parameters(): their masks in the units'
+  // own order, and the row blocks their products run on.
+  Index layer_count() const { return layers_.size(); }
+  const MaskedLinear& layer(Index k) const { return *layers_[k]; }
+
  private:
   // [x, context] into `input` in T (x alone when there is no context).
   template <class T>
@@ -133,15 +138,20 @@ class FLOWS_API Made {
                    bool accumulate_param_grads);
   template <class T>
   void infer_as(const Matrix& x, const Matrix& context, Matrix& y, Buffers<T>& b) const;
+  // y from the output layer's result (columns in the compute order).
+  template <class T>
+  void output_to(const MatrixOf<T>& computed, Matrix& y) const;
   bool residual() const { return options_.residual_blocks > 0; }
   MaskedLinear& layer(Index k) { return *layers_[k]; }
-  const MaskedLinear& layer(Index k) const { return *layers_[k]; }
 
   std::vector<Index> order_;
   MadeOptions options_;
   // Plain: hidden layers then output. Residual: input layer, then A₁, B₁, …,
   // A_B, B_B, then output.
   std::vector<std::unique_ptr<MaskedLinear>> layers_;
+  // The compute order of the input units (x then context) and of the outputs
+  // (units sorted by degree; see the constructor); empty: their own order.
+  std::vector<Index> input_units_, output_units_;
 
   // Training record of the last forward, in the network's precision.
   PerPrecision<Buffers> record_;

@@ -1,4 +1,6 @@
 #pragma once
+#include <vector>
+
 #include "flows/export.hpp"
 #include "flows/nn/dense.hpp"
 #include "flows/parameter.hpp"
@@ -42,6 +44,16 @@ class FLOWS_API MaskedLinear {
   void backward(const MatrixOf<T>& x, const MatrixOf<T>& grad_y, MatrixOf<T>& grad_x,
                 bool accumulate_param_grads = true);
 
+  // Runs the layer with the columns of its input in the order `in_units`
+  // (column j of x is input unit in_units[j]) and the columns of its output
+  // in the order `out_units`; the parameters, the mask and the gradients keep
+  // the units' own order. An empty list keeps the units' own order. A MADE
+  // orders its units by degree: its masks then become staircases, and the
+  // products skip their empty blocks (plan_row_blocks).
+  void set_compute_order(std::vector<Index> in_units, std::vector<Index> out_units);
+  // The row blocks of the mask in the compute order (one block when dense).
+  const std::vector<RowBlock>& row_blocks() const { return blocks_; }
+
   Parameter& weight() { return weight_; }
   Parameter& bias() { return bias_; }
   const Parameter& weight() const { return weight_; }
@@ -49,9 +61,19 @@ class FLOWS_API MaskedLinear {
   ParameterList parameters() { return {&weight_, &bias_}; }
 
  private:
+  // W ⊙ M and b in the compute order, in T.
+  template <class T>
+  void refresh(DenseCopy<T>& copy) const;
+
   Parameter weight_;
   Parameter bias_;
   Matrix mask_;
+  // The compute order: both lists in full when reordered_, else both empty.
+  bool reordered_ = false;
+  std::vector<Index> in_units_, out_units_;
+  Matrix ordered_mask_;           // the mask in the compute order (when reordered_)
+  std::vector<Real> bias_sums_;   // backward's Σ_rows dL/dy (when reordered_)
+  std::vector<RowBlock> blocks_;  // of the mask in the compute order
   PerPrecision<DenseCopy> copy_;  // W ⊙ M and b of the last forward
 };
 
