@@ -52,7 +52,7 @@ void for_value_range(const ParameterList& params, Index begin, Index end, const 
 }  // namespace
 
 Real DataParallel::run(Index rows,
-                       const std::function<Real(Index block, Index begin, Index end)>& gradient) {
+                       FunctionRef<Real(Index block, Index begin, Index end)> gradient) {
   const Index blocks = this->blocks(rows);
   if (blocks == 1) return gradient(0, 0, rows);
   Index values = 0;

@@ -124,7 +124,7 @@ ThreadPool::~ThreadPool() {
   for (std::thread& worker : workers_) worker.join();
 }
 
-void ThreadPool::run(Index tasks, const std::function<void(Index)>& task) {
+void ThreadPool::run(Index tasks, FunctionRef<void(Index)> task) {
   tasks = std::min(tasks, threads());
   if (tasks <= 1) {
     if (tasks == 1) task(0);
@@ -163,7 +163,7 @@ void ThreadPool::work(Index t) {
     seen = generation_.load();
     if (stop_) return;
     if (t >= tasks_) continue;
-    const std::function<void(Index)>& task = *task_;
+    const FunctionRef<void(Index)> task = *task_;
     lock.unlock();
     try {
       task(t);

@@ -47,7 +47,7 @@ class FLOWS_API DataParallel {
   // summed in block order, and the replicas' gradients reduced into the
   // master's. Copies and the reduction are split over the threads too. With
   // one block it is gradient(0, 0, rows).
-  Real run(Index rows, const std::function<Real(Index block, Index begin, Index end)>& gradient);
+  Real run(Index rows, FunctionRef<Real(Index block, Index begin, Index end)> gradient);
 
  private:
   ParameterList master_;

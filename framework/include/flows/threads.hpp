@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "flows/export.hpp"
+#include "flows/function_ref.hpp"
 #include "flows/tensor.hpp"
 
 namespace flows {
@@ -49,7 +50,7 @@ class FLOWS_API ThreadPool {
   Index threads() const { return workers_.size() + 1; }
   // task(t) for t < tasks (tasks <= threads()), each on its own thread. The
   // exception of the lowest t that threw is rethrown once all are done.
-  void run(Index tasks, const std::function<void(Index)>& task);
+  void run(Index tasks, FunctionRef<void(Index)> task);
 
  private:
   void work(Index t);
@@ -57,9 +58,9 @@ class FLOWS_API ThreadPool {
   std::vector<std::thread> workers_;
   std::mutex mutex_;
   std::condition_variable wake_, done_;
-  std::atomic<std::uint64_t> generation_{0};  // one more for every run()
-  std::atomic<Index> pending_{0};             // tasks of this run still running on workers
-  const std::function<void(Index)>* task_ = nullptr;
+  std::atomic<std::uint64_t> generation_{0};        // one more for every run()
+  std::atomic<Index> pending_{0};                   // tasks of this run still running on workers
+  const FunctionRef<void(Index)>* task_ = nullptr;  // run()'s, while it runs
   Index tasks_ = 0;
   bool stop_ = false;
   std::vector<std::exception_ptr> errors_;
