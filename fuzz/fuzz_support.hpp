@@ -12,6 +12,13 @@
 
 namespace flows::fuzz {
 
+// An input may ask for a data set, model or sample count of any size. With
+// the memory flows plans with held to 1 GB (resources.hpp), those are
+// refused at once with a ResourceError, instead of running into libFuzzer's
+// -rss_limit_mb or -timeout. Set before any input runs, under the fuzzer and
+// in the replay; a FLOWS_MEMORY_LIMIT given by the caller is kept.
+inline const bool kMemoryLimited = ::setenv("FLOWS_MEMORY_LIMIT", "1G", 0) == 0;
+
 template <class Body>
 int run_input(const std::string& origin, Body&& body) {
   try {

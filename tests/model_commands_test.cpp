@@ -211,6 +211,17 @@ TEST_F(ModelCommands, BadFilesGiveClearErrors) {
   EXPECT_NE(r.output.find("damaged.flows: corrupted checkpoint"), std::string::npos) << r.output;
 }
 
+// Resource limits (issue 15): -n whose samples would not fit is refused
+// before any is drawn, with the estimate, and nothing is written.
+TEST_F(ModelCommands, SamplesThatWouldNotFitAreRefusedBeforeTheWork) {
+  const ScopedEnv limit("FLOWS_MEMORY_LIMIT", "1M");
+  const Result r = run("sample " + model() + " -n 100000 -o " + path("too_many.csv"));
+  expect_error(r, {"-n 100000 needs about", "for the samples (n x columns x 8 bytes",
+                   "this machine has 1 MB (FLOWS_MEMORY_LIMIT)"});
+  EXPECT_FALSE(fs::exists(path("too_many.csv")));
+  EXPECT_EQ(run("sample " + model() + " -n 1000 -o " + path("few.csv")).code, 0);
+}
+
 TEST_F(ModelCommands, TheExampleProgramScoresAndSamples) {
   const fs::path log = *dir_ / "example.txt";
   const int code = run_logged(std::string(FLOWS_EXAMPLE_SCORE_AND_SAMPLE) + " " + model(), log);

@@ -1,11 +1,12 @@
 // The flows runner: `flows run pipeline.yaml`, the commands on saved models
-// (sample, log-prob, evaluate, info) and `flows plugins`.
+// (sample, log-prob, evaluate, info, doctor) and `flows plugins`.
 #include <exception>
 #include <iostream>
 #include <new>
 
 #include <CLI/CLI.hpp>
 
+#include "doctor.hpp"
 #include "flows/error.hpp"
 #include "model_commands.hpp"
 #include "pipeline.hpp"
@@ -102,6 +103,31 @@ int main(int argc, char** argv) {
       "Describe a saved model: x and context columns, parameters, plugins, its pipeline YAML.");
   add_model_options(info_cmd, info);
 
+  flows::app::DoctorCommand doctor;
+  CLI::App* doctor_cmd = app.add_subcommand(
+      "doctor",
+      "Check every bijector of a model, layer by layer: round trips on data and on samples,\n"
+      "log|det J| against finite differences, spline tail bounds, conditioning. Prints one\n"
+      "table; exits with status 1 when a check fails.");
+  doctor_cmd
+      ->add_option("model", doctor.target,
+                   "Saved model (model.flows), or a pipeline YAML: its data and model (trained "
+                   "when its save stage wrote a checkpoint)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  doctor_cmd->add_option(
+      "--data", doctor.data,
+      "Rows to check on, .csv or .npy, read as log-prob reads INPUT (default: a pipeline's "
+      "held-out rows; a saved model's own samples)");
+  doctor_cmd->add_option("--plugins", doctor.plugins, "Extra plugin files or folders");
+  doctor_cmd->add_option("--set", doctor.overrides,
+                         "Override a pipeline's key, e.g. --set model.bijectors.0.layers=2");
+  long long doctor_rows = 2000, doctor_seed = 0;
+  doctor_cmd->add_option("--rows", doctor_rows, "Data rows and samples used (default 2000)")
+      ->check(CLI::Range(1LL, 10000000LL));
+  doctor_cmd->add_option("--seed", doctor_seed, "Seed of the samples, >= 0 (default 0)")
+      ->check(CLI::NonNegativeNumber);
+
   std::vector<std::string> plugin_paths;
   CLI::App* plugins_cmd = app.add_subcommand(
       "plugins",
@@ -119,12 +145,16 @@ int main(int argc, char** argv) {
   }
   sample.n = static_cast<flows::Index>(sample_n);
   sample.seed = static_cast<flows::Index>(sample_seed);
+  doctor.rows = static_cast<flows::Index>(doctor_rows);
+  doctor.seed = static_cast<flows::Index>(doctor_seed);
+  int status = 0;
   try {
     if (*run_cmd) flows::app::run_pipeline(run);
     if (*sample_cmd) flows::app::sample_command(sample);
     if (*log_prob_cmd) flows::app::log_prob_command(log_prob);
     if (*evaluate_cmd) flows::app::evaluate_command(evaluate);
     if (*info_cmd) flows::app::info_command(info);
+    if (*doctor_cmd && flows::app::doctor_command(doctor) > 0) status = 1;
     if (*plugins_cmd) flows::app::list_plugins(plugin_paths);
   } catch (const std::bad_alloc&) {
     std::cerr << "error: out of memory\n";
@@ -134,5 +164,5 @@ int main(int argc, char** argv) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;
   }
-  return 0;
+  return status;
 }

@@ -17,6 +17,7 @@
 #include "flows/data/npy.hpp"
 #include "flows/error.hpp"
 #include "flows/gaussian_mixture.hpp"
+#include "flows/resources.hpp"
 #include "outputs.hpp"
 
 namespace flows::app {
@@ -174,13 +175,16 @@ Rows split_by_name(const std::string& path, const Matrix& table,
   return rows;
 }
 
-// The rows of INPUT for log-prob and evaluate.
-Rows read_input(const std::string& path, const LoadedModel& loaded) {
+// The rows of INPUT for log-prob, evaluate (and doctor --data).
+Rows read_input(const std::string& path, const CheckpointInfo& info) {
   const TableFormat format = format_of(path, "input");
   std::vector<std::string> header;
   const Matrix table = format == TableFormat::npy ? read_npy(path) : read_csv(path, &header);
-  if (header.empty()) return split_by_position(path, table, loaded.info);
-  return split_by_name(path, table, header, loaded.info);
+  if (header.empty()) return split_by_position(path, table, info);
+  return split_by_name(path, table, header, info);
+}
+Rows read_input(const std::string& path, const LoadedModel& loaded) {
+  return read_input(path, loaded.info);
 }
 
 std::string trim(const std::string& s) {
@@ -327,12 +331,30 @@ Vector log_prob_of(const LoadedModel& loaded, const std::string& input) {
 
 }  // namespace
 
+void read_model_rows(const std::string& path, const CheckpointInfo& info, Matrix& x,
+                     Matrix& context) {
+  Rows rows = read_input(path, info);
+  x = std::move(rows.x);
+  context = std::move(rows.context);
+}
+
 void sample_command(const SampleCommand& command) {
   format_of(command.output, "output");  // fail before the work
   if (command.n == 0) throw ConfigError("-n: must be > 0");
   LoadedModel loaded = load(command);
   const CheckpointInfo& info = loaded.info;
   const Matrix context = read_context(command.context, info);
+  // Refused before any sample is drawn when they would not fit (issue 15).
+  const Index per_row = info.context_dim() > 0 ? context.shape(0) : 1;
+  if (per_row > kMaxSamples / command.n)
+    throw ConfigError(fmt::format("-n {} for each of {} context rows is more than 10^9 samples",
+                                  command.n, per_row));
+  check_memory(sample_memory(double(command.n) * double(per_row),
+                             double(info.dim + (info.context_dim() > 0 ? 1 : 0)),
+                             info.context_dim() > 0 ? fmt::format("-n {} for each of {}", command.n,
+                                                                  plural(per_row, "context row"))
+                                                    : fmt::format("-n {}", command.n)),
+               "");
   Rng rng(command.seed);
   if (info.context_dim() == 0) {
     const Matrix samples = loaded.model.flow->sample(command.n, rng);
@@ -342,9 +364,6 @@ void sample_command(const SampleCommand& command) {
   }
   // N samples per context row, the row's 0-based index first.
   const Index rows = context.shape(0);
-  if (rows > kMaxSamples / command.n)
-    throw ConfigError(fmt::format("-n {} for each of {} context rows is more than 10^9 samples",
-                                  command.n, rows));
   Matrix out = xt::empty<Real>({rows * command.n, info.dim + 1});
   for (Index r = 0; r < rows; ++r) {
     const Matrix c = xt::view(context, xt::range(r, r + 1), xt::all());

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "flows/checkpoint.hpp"
 #include "flows/tensor.hpp"
 
 namespace flows::app {
@@ -47,6 +48,12 @@ struct EvaluateCommand : ModelCommand {
   bool json = false;
 };
 void evaluate_command(const EvaluateCommand& command);
+
+// The rows of a data file for a model, read as log-prob and evaluate read
+// INPUT: x into `x`, the context columns into `context` (empty for an
+// unconditional model). DataError naming the file for columns that do not fit.
+void read_model_rows(const std::string& path, const CheckpointInfo& info, Matrix& x,
+                     Matrix& context);
 
 // `flows info MODEL`: what the model is (its x and context columns), how it
 // was trained, what it needs.

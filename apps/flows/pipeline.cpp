@@ -15,6 +15,7 @@
 #include "flows/data/columns.hpp"
 #include "flows/data/csv.hpp"
 #include "flows/data/dequantize.hpp"
+#include "flows/doctor.hpp"
 #include "flows/error.hpp"
 #include "flows/flow.hpp"
 #include "flows/metrics.hpp"
@@ -284,6 +285,20 @@ void run_pipeline(const RunOptions& run) {
         };
       }
       inputs.seed = mix_seed(options.seed, 7);
+      try {
+        DoctorOptions doctor;  // half the command's rows: an ODE flow's solves take seconds
+        doctor.rows = doctor.samples = 1000;
+        doctor.seed = mix_seed(options.seed, 11);
+        inputs.doctor = diagnose_pipeline(pipeline, doctor);
+        if (!inputs.doctor->ok())
+          std::cerr << fmt::format(
+              "doctor: {} of {} checks failed (the table is in report.html; `flows doctor {}` "
+              "prints it)\n",
+              inputs.doctor->failures(), inputs.doctor->rows.size(), run.file);
+      } catch (const std::exception& e) {
+        inputs.doctor_error = e.what();  // the report is written without the table
+        std::cerr << "warning: the doctor's checks could not run: " << e.what() << "\n";
+      }
       inputs.metrics = shown;
       inputs.pipeline_yaml = pipeline.root.dump();
       write_file_atomically(out + "/report.html", render_report(inputs));

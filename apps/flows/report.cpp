@@ -41,6 +41,7 @@ table.metrics th, table.metrics td { padding: 4px 14px 4px 0; border-bottom: 1px
 table.metrics th { font-weight: 600; border-bottom: 1px solid #bbb; }
 table.metrics td.value { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace;
                          text-align: right; }
+table.metrics tr.fail td { color: #b00020; font-weight: 600; }
 pre { background: #f7f7f7; border: 1px solid #e3e3e3; border-radius: 3px; padding: 10px 12px;
       font-size: 12px; overflow-x: auto; }
 )";
@@ -599,6 +600,36 @@ std::string metrics_section(const ReportInputs& in) {
   return out + "</table>\n";
 }
 
+// The doctor's table (the same rows as `flows doctor` prints).
+std::string doctor_section(const ReportInputs& in) {
+  std::string out = "<h2>Doctor</h2>\n";
+  if (!in.doctor) return out + note("The checks could not run: " + in.doctor_error);
+  const DoctorReport& report = *in.doctor;
+  const Index failed = report.failures();
+  out += note(fmt::format(
+      "Checked on {}. {}", report.source,
+      failed == 0 ? std::string("Every check passed.")
+                  : fmt::format("{} of {} checks failed.", failed, report.rows.size())));
+  auto number = [](double v) {
+    if (std::isnan(v)) return std::string("-");
+    if (std::isinf(v)) return std::string(v > 0 ? "inf" : "-inf");
+    return fmt::format("{:.3g}", v);
+  };
+  out +=
+      "<table class=\"metrics doctor\">\n<tr><th>layer</th><th>type</th><th>check</th>"
+      "<th>value</th><th>threshold</th><th>result</th><th>advice</th></tr>\n";
+  for (const DoctorRow& r : report.rows) {
+    const Finding& f = r.finding;
+    const char* result = !f.ok ? "FAIL" : std::isnan(f.threshold) ? "info" : "ok";
+    out += std::string(f.ok ? "<tr>" : "<tr class=\"fail\">") + "<td>" + escape_xml(r.layer) +
+           "</td><td>" + escape_xml(r.type) + "</td><td>" + escape_xml(f.check) +
+           "</td><td class=\"value\">" + escape_xml(number(f.value)) + "</td><td class=\"value\">" +
+           escape_xml(number(f.threshold)) + "</td><td>" + result + "</td><td>" +
+           escape_xml(f.advice) + "</td></tr>\n";
+  }
+  return out + "</table>\n";
+}
+
 }  // namespace
 
 void set_model_functions(ReportInputs& inputs, std::shared_ptr<const Flow> flow) {
@@ -641,6 +672,7 @@ std::string render_report(const ReportInputs& inputs) {
   out += curve_section(inputs);
   out += data_section(inputs);
   if (conditional(inputs)) out += context_section(inputs);
+  if (inputs.doctor || !inputs.doctor_error.empty()) out += doctor_section(inputs);
   out += "<h2>Pipeline</h2>\n";
   if (inputs.pipeline_yaml.empty())
     out += note("No pipeline YAML.");

@@ -1,10 +1,12 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "flows/doctor.hpp"
 #include "flows/flow.hpp"
 #include "flows/rng.hpp"
 #include "flows/tensor.hpp"
@@ -35,6 +37,11 @@ struct ReportInputs {
   // n samples at one context row.
   std::function<Matrix(Index n, const Matrix& context_row, Rng& rng)> sample_given;
   Index seed = 0;  // the report's own draws (samples at the three contexts) use Rng(seed)
+
+  // The `flows doctor` table of the model (flows/doctor.hpp); absent: no
+  // section. doctor_error: why it could not be computed (shown instead).
+  std::optional<DoctorReport> doctor;
+  std::string doctor_error;
 };
 
 // Sets the model's functions of `inputs` from `flow`: log_prob for an
@@ -45,7 +52,7 @@ void set_model_functions(ReportInputs& inputs, std::shared_ptr<const Flow> flow)
 // files): the metrics table, the training curve, the data against the model
 // (2-D: scatter plots and the learned density as a heat map; 1-D: histograms
 // and the density curve; more dimensions: marginal histograms and pairwise
-// scatter plots) and the pipeline's YAML. For a conditional model with 2-D x
+// scatter plots), the doctor's table and the pipeline's YAML. For a conditional model with 2-D x
 // it also shows, at three context values (the 10%, 50% and 90% quantiles of
 // the first context column over `context`, the other columns at their
 // medians), the held-out rows with the nearest contexts, samples drawn at that

@@ -104,6 +104,14 @@ Transformed AutoregressiveLayer::inverse_impl(const Matrix& z, const Matrix& con
   return inverted_ ? evaluate(z, context) : solve(z, context);
 }
 
+std::vector<Finding> AutoregressiveLayer::diagnose(const Matrix& x, const Matrix& context) const {
+  const auto* bounded = dynamic_cast<const BoundedTransformer*>(transformer_.get());
+  if (!bounded) return {};
+  // τ acts on u: u = x for f (MAF), u = f⁻¹(x) = forward(x) when inverted.
+  const Matrix u = inverted_ ? forward(x, context).value : x;
+  return tail_findings(u, columns_, bounded->tail_bound());
+}
+
 void AutoregressiveLayer::forward_train_impl(const Matrix& x, const Matrix& context, Matrix& z,
                                              Vector& logdet) {
   const Index n = x.shape(0), d = dim();

@@ -94,6 +94,12 @@ Transformed CouplingLayer::inverse_impl(const Matrix& z, const Matrix& context) 
   return out;
 }
 
+std::vector<Finding> CouplingLayer::diagnose(const Matrix& x, const Matrix&) const {
+  const auto* bounded = dynamic_cast<const BoundedTransformer*>(transformer_.get());
+  if (!bounded) return {};
+  return tail_findings(x, trans_, bounded->tail_bound());
+}
+
 void CouplingLayer::forward_train_impl(const Matrix& x, const Matrix& context, Matrix& z,
                                        Vector& logdet) {
   const Index rows = x.shape(0);

@@ -5,9 +5,11 @@
 
 #include <fmt/format.h>
 
+#include "flows/auto_tail_bound.hpp"
 #include "flows/checkpoint.hpp"
 #include "flows/data/columns.hpp"
 #include "flows/plugin_loader.hpp"
+#include "flows/resources.hpp"
 #include "flows/threads.hpp"
 
 namespace flows {
@@ -78,7 +80,122 @@ void check_splits(const DataSplits& data, const std::string& where) {
   }
 }
 
+// Adds the networks of the mapping `node` (at `path`) and of every mapping
+// below it to `sizes`. Reads a copy of the model section, so that nothing is
+// marked read; a value of the wrong type is left to its component to name.
+void add_networks(ConfigNode node, const std::string& path, NetworkSizes& sizes) {
+  std::vector<Index> hidden;
+  Index layers = 1;
+  try {
+    if (node.has_list("hidden")) node.read("hidden", hidden);
+    node.read("layers", layers);
+  } catch (const ConfigError&) {
+  }
+  if (!hidden.empty()) {
+    const double copies = std::clamp<double>(static_cast<double>(layers), 1, 1000);
+    double parameters = 0, units = 0, below = 1;  // from one input
+    std::string widths;
+    for (Index h : hidden) {
+      const double width = static_cast<double>(h);
+      parameters += below * width + width;
+      units += width;
+      below = width;
+      widths += fmt::format("{}{}", widths.empty() ? "" : ", ", h);
+    }
+    parameters = copies * (parameters + below + 1);  // to one output
+    ++sizes.networks;
+    if (parameters > sizes.largest_parameters || sizes.largest.empty()) {
+      sizes.largest = fmt::format("{}.hidden = [{}]", path, widths);
+      sizes.largest_parameters = parameters;
+    }
+    sizes.parameters += parameters;
+    sizes.activations += copies * units;
+  }
+  for (const std::string& key : node.keys()) {
+    if (key == "hidden") continue;
+    try {
+      if (node.has_list(key)) {
+        const std::vector<ConfigNode> items = node.children(key);
+        for (std::size_t k = 0; k < items.size(); ++k)
+          if (items[k].is_map())
+            add_networks(items[k], fmt::format("{}.{}[{}]", path, key, k), sizes);
+      } else {
+        ConfigNode child = node.child(key);
+        if (child.is_map()) add_networks(child, path + "." + key, sizes);
+      }
+    } catch (const ConfigError&) {  // a scalar, or a list of scalars
+    }
+  }
+}
+
+// Refuses a model, before it is built, whose networks (from their hidden
+// widths) would not fit in training, and then, built, one whose parameters
+// would not; and sample.n and evaluate.quality_rows when those stages run.
+class MemoryChecks {
+ public:
+  MemoryChecks(const Pipeline& p, const ConfigNode& trainer_node)
+      : networks_(network_sizes(p.model_node)) {
+    Index batch = 256;  // TrainingOptions' default
+    try {               // read from a copy, leaving the trainer to check the key
+      ConfigNode::parse(trainer_node.dump(), trainer_node.origin()).read("batch_size", batch);
+    } catch (const ConfigError&) {
+    }
+    batch_ =
+        std::min<double>(static_cast<double>(batch), static_cast<double>(p.data.train.shape(0)));
+    threads_ = static_cast<double>(thread_count());
+  }
+
+  void before_building(const Pipeline& p) const {
+    if (networks_.networks == 0) return;
+    const std::string more = networks_.networks > 1
+                                 ? fmt::format(" (and {} more networks)", networks_.networks - 1)
+                                 : "";
+    check_memory(model_memory(networks_.parameters, networks_.activations, batch_, threads_,
+                              networks_.largest + more),
+                 p.model_node.where());
+  }
+
+  void after_building(Pipeline& p) const {
+    double parameters = 0;
+    for (const Parameter* parameter : p.model.flow->parameters())
+      parameters += static_cast<double>(parameter->size());
+    check_memory(model_memory(parameters, networks_.activations, batch_, threads_,
+                              fmt::format("the model's {:.0f} parameters", parameters)),
+                 p.model_node.where());
+    const auto listed = [&](const char* stage) {
+      return std::find(p.options.stages.begin(), p.options.stages.end(), stage) !=
+             p.options.stages.end();
+    };
+    const double cols = static_cast<double>(p.data.train.shape(1) + p.data.context_dim());
+    if (listed("sample"))
+      check_memory(sample_memory(static_cast<double>(p.options.sample_count), cols,
+                                 fmt::format("sample.n = {}", p.options.sample_count)),
+                   p.root.child("sample", true).where("n"));
+    if (listed("evaluate"))
+      check_memory(sample_memory(static_cast<double>(p.options.quality_rows), cols,
+                                 fmt::format("evaluate.quality_rows = {}", p.options.quality_rows)),
+                   p.root.child("evaluate", true).where("quality_rows"));
+  }
+
+ private:
+  NetworkSizes networks_;
+  double batch_ = 0;
+  double threads_ = 1;  // a training replica each
+};
+
 }  // namespace
+
+NetworkSizes network_sizes(const ConfigNode& model_node) {
+  NetworkSizes sizes;
+  try {  // a section whose dump does not parse again is left to its components
+    ConfigNode copy = ConfigNode::parse(model_node.dump(), model_node.origin());
+    if (copy.is_map())
+      add_networks(copy, model_node.path().empty() ? "model" : model_node.path(), sizes);
+  } catch (const ConfigError&) {
+    return NetworkSizes{};
+  }
+  return sizes;
+}
 
 ContextEmbeddingOptions ContextEmbeddingOptions::from(ConfigNode& node) {
   ContextEmbeddingOptions o;
@@ -335,10 +452,14 @@ Pipeline load_pipeline(ConfigNode root_node, const std::string& file,
   check_splits(p.data, data_node.where() + ": data");
   const Index dim = p.data.train.shape(1);
   p.dequantize = dequantize.resolve(dim, p.data.columns);
+  resolve_auto_tail_bounds(p);  // tail_bound: auto, from the training rows
   name_default_precision(p.model_node);
+  const MemoryChecks memory(p, trainer_node);
+  memory.before_building(p);
   p.model = build_model(p.model_node, registry,
                         ModelInputs{dim, p.data.context_columns, p.data.columns}, seed);
   p.model_node.finish();
+  memory.after_building(p);
   check_trainer_fits(trainer_node, *p.model.flow);
   if (p.options.quantize_samples && !p.dequantize.enabled())
     throw root.child("sample", true)

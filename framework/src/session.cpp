@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include "flows/auto_tail_bound.hpp"
 #include "flows/checkpoint.hpp"
 #include "flows/data/columns.hpp"
 #include "flows/data/dequantize.hpp"
@@ -123,6 +124,7 @@ Pipeline make_in_memory_pipeline(InMemoryPipeline spec) {
   inputs.dim = dim;
   inputs.context_columns = p.data.context_columns;
   inputs.columns = p.data.columns;
+  resolve_auto_tail_bounds(p);  // tail_bound: auto, as Pipeline::load does
   name_default_precision(p.model_node);
   p.model = build_model(p.model_node, registry, inputs, seed);
   p.model_node.finish();

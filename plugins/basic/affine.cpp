@@ -1,6 +1,8 @@
 #include "affine.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include <flows/log_scale.hpp>
 
@@ -29,6 +31,27 @@ Transformed Affine::forward_impl(const Matrix& x, const Matrix&) const {
   out.value = (x - shift_.value) * xt::exp(-s);
   out.logdet = xt::zeros<Real>({x.shape(0)}) - xt::sum(s)();
   return out;
+}
+
+std::vector<Finding> Affine::diagnose(const Matrix&, const Matrix&) const {
+  const Matrix s = clamped(log_scale_.value);
+  const Real top = *std::max_element(s.begin(), s.end());
+  const Real bottom = *std::min_element(s.begin(), s.end());
+  const double ratio = std::exp(top - bottom);
+  Finding f{"scale ratio max/min", ratio, kScaleRatioThreshold, ratio <= kScaleRatioThreshold, ""};
+  const bool clamped_at_bound = std::any_of(log_scale_.value.begin(), log_scale_.value.end(),
+                                            [](Real v) { return std::abs(v) >= kMaxLogScale; });
+  if (!f.ok || clamped_at_bound) {
+    char text[240];
+    std::snprintf(text, sizeof text,
+                  "scales e^s from %.3g to %.3g%s: the columns' scales differ too much for one "
+                  "layer (standardize the data, or lower the learning rate)",
+                  std::exp(bottom), std::exp(top),
+                  clamped_at_bound ? ", a log-scale at the clamp |s| = 30 (gradient 0)" : "");
+    f.advice = text;
+    f.ok = f.ok && !clamped_at_bound;
+  }
+  return {f};
 }
 
 // x = b + e^{ŝ} · z; log|det| = +Σ_j ŝ_j.

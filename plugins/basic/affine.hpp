@@ -3,6 +3,7 @@
 
 #include <flows/bijector.hpp>
 #include <flows/config.hpp>
+#include <flows/diagnostics.hpp>
 #include <flows/registry.hpp>
 
 namespace flows::basic {
@@ -14,12 +15,17 @@ namespace flows::basic {
 // so b and e^s are the data-side location and scale (what ActNorm sets).
 // s enters through the overflow guard clamp(s, ±kMaxLogScale) of
 // flows/log_scale.hpp (nothing changes for |s| ≤ 30).
-class Affine : public Bijector {
+class Affine : public Bijector, public Diagnosable {
  public:
   // `name` is used in error messages.
   Affine(Index dim, Real shift, Real log_scale, const char* name = "affine");
 
   ParameterList parameters() override { return {&shift_, &log_scale_}; }
+
+  // The ratio of the largest to the smallest scale e^{ŝ_j} (fails above
+  // kScaleRatioThreshold), and whether a log-scale sits at the clamp ±30,
+  // where its gradient is 0 and it can no longer move.
+  std::vector<Finding> diagnose(const Matrix& x, const Matrix& context) const override;
 
  protected:
   // ActNorm runs its initialisation first, then this.

@@ -1,7 +1,11 @@
 #include "lu_linear.hpp"
 
 #include <cmath>
+#include <cstdio>
+#include <limits>
 #include <utility>
+
+#include <xtensor-blas/xlinalg.hpp>
 
 #include <flows/checks.hpp>
 #include <flows/nn/dense.hpp>
@@ -55,6 +59,24 @@ void LuLinear::factors(Matrix& lower, Matrix& upper) const {
       upper(j, i) = upper_.value(0, packed(i, j));
     }
   }
+}
+
+std::vector<Finding> LuLinear::diagnose(const Matrix&, const Matrix&) const {
+  const auto svd = xt::linalg::svd(weight(), false, false);
+  const auto& sigma = std::get<1>(svd);  // descending
+  const double top = sigma(0), bottom = sigma(sigma.size() - 1);
+  const double condition = bottom > 0 ? top / bottom : std::numeric_limits<double>::infinity();
+  Finding f{"condition number of W", condition, kConditionThreshold,
+            condition <= kConditionThreshold, ""};
+  if (!f.ok) {
+    char text[200];
+    std::snprintf(text, sizeof text,
+                  "W is nearly singular (singular values %.3g to %.3g): lower the learning "
+                  "rate, or put a standardization or actnorm before it",
+                  top, bottom);
+    f.advice = text;
+  }
+  return {f};
 }
 
 Real LuLinear::log_det() const {

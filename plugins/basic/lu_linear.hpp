@@ -5,6 +5,7 @@
 
 #include <flows/bijector.hpp>
 #include <flows/config.hpp>
+#include <flows/diagnostics.hpp>
 #include <flows/registry.hpp>
 
 namespace flows::basic {
@@ -23,7 +24,7 @@ namespace flows::basic {
 // Parameters: "lower" (1 x d(d−1)/2, L_ij for i > j at i(i−1)/2 + j),
 // "upper" (1 x d(d−1)/2, U_ij for i < j at j(j−1)/2 + i), "log_diag" (s,
 // 1 x d) and "bias" (b, 1 x d); for d = 1 only log_diag and bias.
-class LuLinear final : public Bijector {
+class LuLinear final : public Bijector, public Diagnosable {
  public:
   // `order` is P: (P v)_j = v_{order[j]}; it must be a permutation of 0..d−1.
   explicit LuLinear(std::vector<Index> order);
@@ -31,6 +32,11 @@ class LuLinear final : public Bijector {
   // W = P L U, d x d.
   Matrix weight() const;
   const std::vector<Index>& order() const { return order_; }
+
+  // The 2-norm condition number of W, σ_max / σ_min (fails above
+  // kConditionThreshold: a nearly singular W amplifies rounding in the
+  // inverse and makes log|det| = Σ s_i a sum of large opposite terms).
+  std::vector<Finding> diagnose(const Matrix& x, const Matrix& context) const override;
 
   ParameterList parameters() override;
   // The parameters and P ("order", checked when loaded).

@@ -5,6 +5,7 @@
 
 #include <flows/bijector.hpp>
 #include <flows/config.hpp>
+#include <flows/diagnostics.hpp>
 #include <flows/ode_solver.hpp>
 #include <flows/registry.hpp>
 
@@ -52,7 +53,8 @@ struct FlowMatchingOptions {
 //
 // The velocity field is trained by regression (the `cfm` trainer), not by
 // maximum likelihood: as a RegressionFittedBijector it has no training pass.
-class FlowMatchingBijector : public RegressionFittedBijector {
+// As NumericallySolved, the doctor judges it by the accuracy of an ODE solve.
+class FlowMatchingBijector : public RegressionFittedBijector, public NumericallySolved {
  public:
   FlowMatchingBijector(Index dim, Index context_dim, const FlowMatchingOptions& options,
                        std::shared_ptr<OdeSolver> solver, std::uint64_t seed);

@@ -83,7 +83,22 @@ enum Slot : Index { kInside, kBin, kXi, kWidth, kHeight, kD0, kD1, kSig0, kSig1,
 SplineOptions SplineOptions::read(ConfigNode& node) {
   SplineOptions o;
   node.read("bins", o.bins);
-  node.read("tail_bound", o.tail_bound);
+  // `tail_bound: auto` is replaced by a number from the training data before
+  // the model is built (resolve_auto_tail_bounds, in Pipeline::load); a
+  // spline built without a pipeline has no data to take it from.
+  try {
+    node.read("tail_bound", o.tail_bound);
+  } catch (const ConfigError&) {
+    std::string text;
+    try {
+      node.read("tail_bound", text);
+    } catch (const ConfigError&) {
+    }
+    if (text != "auto") throw;
+    throw node.error("tail_bound",
+                     "'auto' is set from the training data by a pipeline (flows run, "
+                     "Pipeline::load) before the model is built; here give a number");
+  }
   node.read("min_bin_width", o.min_bin_width);
   node.read("min_bin_height", o.min_bin_height);
   node.read("min_derivative", o.min_derivative);

@@ -1,5 +1,6 @@
 #pragma once
 #include <flows/config.hpp>
+#include <flows/diagnostics.hpp>
 #include <flows/tensor.hpp>
 
 #include <flows/transformer.hpp>
@@ -41,12 +42,14 @@ struct SplineOptions {
 //   dy/dx = s_k² [δ_{k+1} ξ² + 2 s_k ξ(1-ξ) + δ_k (1-ξ)²] / [s_k + (δ_{k+1} + δ_k - 2 s_k) ξ(1-ξ)]²
 // Every branch is computed only for the elements that take it, so a tail
 // element never evaluates the spline and no NaN can reach a gradient.
-class RationalQuadraticSpline final : public Transformer {
+// As a BoundedTransformer it tells the layers that use it B, for the doctor.
+class RationalQuadraticSpline final : public Transformer, public BoundedTransformer {
  public:
   explicit RationalQuadraticSpline(const SplineOptions& options);
 
   const SplineOptions& options() const { return options_; }
   Index bins() const { return options_.bins; }
+  Real tail_bound() const override { return options_.tail_bound; }
 
   Index params_per_dim() const override { return 3 * options_.bins - 1; }
   Index cache_size() const override { return 9 + 2 * options_.bins; }

@@ -6,6 +6,7 @@
 
 #include "flows/bijector.hpp"
 #include "flows/config.hpp"
+#include "flows/diagnostics.hpp"
 #include "flows/export.hpp"
 #include "flows/nn/made.hpp"
 #include "flows/registry.hpp"
@@ -27,7 +28,7 @@ namespace flows {
 // Not inverted, the layer's forward (x → z) is f: density evaluation is one
 // pass (MAF). Inverted, forward is f⁻¹ and sampling is the single pass f
 // (IAF, Kingma et al. 2016).
-class FLOWS_API AutoregressiveLayer final : public Bijector {
+class FLOWS_API AutoregressiveLayer final : public Bijector, public Diagnosable {
  public:
   AutoregressiveLayer(std::string name, const std::vector<Index>& order,
                       const nn::MadeOptions& made, std::shared_ptr<const Transformer> transformer,
@@ -39,6 +40,10 @@ class FLOWS_API AutoregressiveLayer final : public Bijector {
 
   const nn::Made& made() const { return made_; }
   bool inverted() const { return inverted_; }
+
+  // With a bounded transformer (the spline): the share of its inputs outside
+  // [-B, B] (x itself, or f⁻¹(x) when inverted) and the bound covering them.
+  std::vector<Finding> diagnose(const Matrix& x, const Matrix& context) const override;
 
  private:
   Transformed forward_impl(const Matrix& x, const Matrix& context) const override;

@@ -5,6 +5,7 @@
 
 #include "flows/bijector.hpp"
 #include "flows/config.hpp"
+#include "flows/diagnostics.hpp"
 #include "flows/export.hpp"
 #include "flows/nn/activation.hpp"
 #include "flows/nn/mlp.hpp"
@@ -22,7 +23,7 @@ namespace flows {
 // cheap: θ depends on x_A = z_A only. With nothing to condition on (a 1-D
 // flow without context) θ is a learned constant row: an unconditional
 // elementwise transform.
-class FLOWS_API CouplingLayer final : public Bijector {
+class FLOWS_API CouplingLayer final : public Bijector, public Diagnosable {
  public:
   CouplingLayer(std::string name, Index dim, std::vector<Index> conditioning,
                 std::vector<Index> transformed, Index context_dim, const std::vector<Index>& hidden,
@@ -31,6 +32,10 @@ class FLOWS_API CouplingLayer final : public Bijector {
 
   const std::vector<Index>& conditioning() const { return cond_; }
   const std::vector<Index>& transformed() const { return trans_; }
+
+  // With a bounded transformer (the spline): the share of the transformed
+  // columns outside [-B, B] and the bound covering them.
+  std::vector<Finding> diagnose(const Matrix& x, const Matrix& context) const override;
 
   ParameterList parameters() override;
   // Parameters, and the column split as structure.

@@ -95,6 +95,22 @@ FLOWS_API void name_default_precision(ConfigNode& model_node);
 FLOWS_API Model build_model(ConfigNode& model_node, Registry& registry, const ModelInputs& inputs,
                             Index seed);
 
+// The networks a model section describes, read from its `hidden` widths
+// before anything is built (issue 15, resource limits): every mapping under
+// the section with a list `hidden` is a network from one input through
+// those widths to one output, `layers` times when the mapping has that key
+// (1 when absent). The parameters are a lower bound (the real inputs and
+// outputs are wider, and `layers` defaults to more); networks whose widths
+// use other keys are counted only once built, by their parameters.
+struct NetworkSizes {
+  double parameters = 0;          // at least, every network together
+  double activations = 0;         // hidden units per row, every network together
+  std::string largest;            // "model.bijectors[0].hidden = [512, 512]": the most parameters
+  double largest_parameters = 0;  // its parameters
+  Index networks = 0;
+};
+FLOWS_API NetworkSizes network_sizes(const ConfigNode& model_node);
+
 struct Pipeline;
 // After build_model, for a pipeline whose data, options and dequantize are
 // set: checks every split (integer values in the dequantized columns, every
@@ -148,7 +164,12 @@ struct FLOWS_API Pipeline {
   // key; loads plugins, the data, builds model and trainer (fitting the data
   // and context standardizations on the training split when
   // model.standardize). `trainer: mle` with a bijector that is not trained by
-  // likelihood is refused, naming the bijector and its trainer. Raises
+  // likelihood is refused, naming the bijector and its trainer. Work that
+  // would need more memory than the machine has is refused before it starts
+  // (ResourceError with the estimate, resources.hpp): the data set (by its
+  // reader, before the rows are drawn or read), the model (from its hidden
+  // widths before it is built, then from its parameters), and sample.n and
+  // evaluate.quality_rows when those stages are listed. Raises
   // ConfigError (file:line:column: key path: what) and the errors of loading.
   static Pipeline load(const std::string& file, const std::vector<std::string>& overrides = {});
   // The same for YAML text: `origin` names it in messages, and relative paths

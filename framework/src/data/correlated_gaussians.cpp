@@ -8,7 +8,9 @@
 
 #include <fmt/format.h>
 
+#include "flows/data/datasets.hpp"
 #include "flows/error.hpp"
+#include "flows/resources.hpp"
 
 namespace flows {
 namespace {
@@ -114,6 +116,11 @@ CorrelatedGaussiansOptions CorrelatedGaussiansOptions::from(ConfigNode& node) {
   node.expect(o.separation >= 0 && std::isfinite(o.separation), "separation",
               fmt::format("must be finite and >= 0, got {}", o.separation));
   node.finish();
+  // The K lower-triangular factors are D x D each.
+  const double factors = double(o.components) * double(o.dim) * double(o.dim) * 8;
+  check_split_memory(
+      node, o.n_train, o.n_val, o.n_test, o.dim, factors,
+      fmt::format("components x dim x dim x 8 bytes for the factors ({})", format_bytes(factors)));
   return o;
 }
 

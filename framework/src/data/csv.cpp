@@ -1,5 +1,6 @@
 #include "flows/data/csv.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -13,6 +14,7 @@
 
 #include "flows/detail/file_io.hpp"
 #include "flows/error.hpp"
+#include "flows/resources.hpp"
 
 namespace flows {
 namespace {
@@ -60,9 +62,32 @@ std::string unquote(std::string_view s) {
   return std::string(s);
 }
 
+// The number of fields of the first line that is not blank or a comment (0: none).
+Index first_line_fields(std::string_view rest) {
+  while (!rest.empty()) {
+    const auto newline = rest.find('\n');
+    const std::string_view content = trim(rest.substr(0, newline));
+    if (!content.empty() && content.front() != '#')
+      return static_cast<Index>(std::count(content.begin(), content.end(), ',')) + 1;
+    rest = newline == std::string_view::npos ? std::string_view() : rest.substr(newline + 1);
+  }
+  return 0;
+}
+
 }  // namespace
 
+// The file is read whole: its size must fit first (resources.hpp). The
+// values are then bounded by its lines and the fields of its first row, and
+// checked in parse_csv before any is parsed.
 Matrix read_csv(const std::string& path, std::vector<std::string>* header, CsvHeader mode) {
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(path, ec)) {
+    const auto size = std::filesystem::file_size(path, ec);
+    if (!ec)
+      check_memory({double(size), fmt::format("a file of {}", format_bytes(double(size))),
+                    "reading it whole", "its size in bytes"},
+                   path);
+  }
   return parse_csv(detail::read_whole_file(path), path, header, mode);
 }
 
@@ -70,6 +95,16 @@ Matrix parse_csv(std::string_view text, const std::string& path, std::vector<std
                  CsvHeader mode) {
   std::string_view rest(text);
   if (rest.substr(0, 3) == "\xEF\xBB\xBF") rest.remove_prefix(3);  // UTF-8 byte order mark
+
+  // Every data row is a line, so lines x the first row's fields bound the
+  // values: refused before any is parsed when they would not fit.
+  const Index lines = static_cast<Index>(std::count(rest.begin(), rest.end(), '\n')) + 1;
+  const Index fields = first_line_fields(rest);
+  check_data_memory(double(lines), double(fields),
+                    fmt::format("{} line{} of {} field{}", lines, lines == 1 ? "" : "s", fields,
+                                fields == 1 ? "" : "s"),
+                    path, double(text.size()),
+                    fmt::format("the text's {}", format_bytes(double(text.size()))));
 
   std::vector<std::string> names;
   std::vector<Real> values;

@@ -16,6 +16,7 @@
 #include "flows/data/npy.hpp"
 #include "flows/data/toys.hpp"
 #include "flows/error.hpp"
+#include "flows/resources.hpp"
 
 namespace flows {
 namespace {
@@ -98,6 +99,16 @@ std::vector<Index> resolve_context_columns(const std::vector<std::string>& wante
 
 }  // namespace
 
+void check_split_memory(const ConfigNode& node, Index n_train, Index n_val, Index n_test,
+                        Index cols, double extra_bytes, const std::string& extra) {
+  const double rows = double(n_train) + double(n_val) + double(n_test);
+  check_data_memory(rows, double(cols),
+                    fmt::format("{:.0f} rows of {} column{} (n_train + n_val + n_test)", rows, cols,
+                                cols == 1 ? "" : "s"),
+                    node.where("n_train") + (node.path().empty() ? "" : ": " + node.path()),
+                    extra_bytes, extra);
+}
+
 ToyDatasetOptions ToyDatasetOptions::from(ConfigNode& node) {
   ToyDatasetOptions o;
   node.read("n_train", o.n_train);
@@ -109,6 +120,7 @@ ToyDatasetOptions ToyDatasetOptions::from(ConfigNode& node) {
   node.expect(!o.noise || (*o.noise >= 0 && std::isfinite(*o.noise)), "noise",
               fmt::format("must be finite and >= 0, got {}", o.noise.value_or(0)));
   node.finish();
+  check_split_memory(node, o.n_train, o.n_val, o.n_test, 2);
   return o;
 }
 
@@ -150,6 +162,9 @@ ConditionalToyOptions ConditionalToyOptions::from(ConfigNode& node, const std::s
                 fmt::format("must be finite and > 0, got {}", o.simulator.obs_noise));
   }
   node.finish();
+  check_split_memory(node, o.n_train, o.n_val, o.n_test,
+                     name == "conditional_gaussian" ? 2 + o.context_dim
+                                                    : o.simulator.theta_dim + o.simulator.obs_dim);
   return o;
 }
 

@@ -5,7 +5,9 @@
 
 #include <fmt/format.h>
 
+#include "flows/data/datasets.hpp"
 #include "flows/error.hpp"
+#include "flows/resources.hpp"
 
 namespace flows {
 
@@ -63,6 +65,8 @@ DiscreteDatasetOptions DiscreteDatasetOptions::from(ConfigNode& node, const std:
     node.expect(o.scale > 0 && std::isfinite(o.scale), "scale", "must be > 0");
   }
   node.finish();
+  check_split_memory(node, o.n_train, o.n_val, o.n_test,
+                     name == "binomials" ? static_cast<Index>(o.trials.size()) : 2);
   return o;
 }
 

@@ -17,6 +17,7 @@
 
 #include "flows/detail/file_io.hpp"
 #include "flows/error.hpp"
+#include "flows/resources.hpp"
 
 // The .npy format: a 6-byte magic "\x93NUMPY", a major and minor version byte,
 // the header length (uint16 in 1.0, uint32 in 2.0 and 3.0, little-endian), the
@@ -207,19 +208,24 @@ std::string shape_text(const std::vector<std::uint64_t>& dims) {
   return out + (dims.size() == 1 ? ",)" : ")");
 }
 
-}  // namespace
+// What the preamble and the header say: where the data starts, its type and shape.
+struct Layout {
+  DType dtype = DType::f8;
+  std::string descr;
+  bool fortran = false;
+  std::vector<std::uint64_t> dims;
+  std::uint64_t rows = 0, cols = 0;
+  std::size_t data_offset = 0;   // preamble + header
+  std::uint64_t data_bytes = 0;  // rows x cols x item size
+};
 
-Matrix read_npy(const std::string& path) {
-  return parse_npy(detail::read_whole_file(path), path);
-}
-
-Matrix parse_npy(std::string_view bytes, const std::string& path) {
-  const auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
-  const std::size_t size = bytes.size();
-
-  if (size < kMagicSize || std::memcmp(bytes.data(), kMagic, kMagicSize) != 0)
+// The bytes the preamble and header take (from the first bytes of a file of
+// `size` bytes), checking the magic string and the version.
+std::size_t header_end(std::string_view head, std::uint64_t size, const std::string& path) {
+  const auto* data = reinterpret_cast<const unsigned char*>(head.data());
+  if (head.size() < kMagicSize || std::memcmp(head.data(), kMagic, kMagicSize) != 0)
     throw DataError(fmt::format("{}: not an .npy file (it does not start with \\x93NUMPY)", path));
-  if (size < kMagicSize + 2)
+  if (head.size() < kMagicSize + 2)
     throw DataError(
         fmt::format("{}: truncated .npy file: {} bytes end inside the preamble", path, size));
   const unsigned major = data[6];
@@ -235,14 +241,24 @@ Matrix parse_npy(std::string_view bytes, const std::string& path) {
                     "and 3.0)",
                     path, major, minor));
   const std::size_t preamble = kMagicSize + 2 + length_bytes;
-  if (size < preamble)
+  if (head.size() < preamble)
     throw DataError(
         fmt::format("{}: truncated .npy file: {} bytes end inside the preamble", path, size));
   const std::uint64_t header_length = load_le(data + kMagicSize + 2, length_bytes);
   if (header_length > size - preamble)
     throw DataError(fmt::format("{}: truncated .npy file: the header needs {} bytes, {} remain",
                                 path, header_length, size - preamble));
-  const std::string_view header_text(bytes.data() + preamble, header_length);
+  return preamble + static_cast<std::size_t>(header_length);
+}
+
+// Parses the preamble and header of a file of `size` bytes from `head`, its
+// first bytes (at least header_end of them), and checks that the data that
+// follows has the size the shape gives.
+Layout parse_layout(std::string_view head, std::uint64_t size, const std::string& path) {
+  Layout layout;
+  layout.data_offset = header_end(head, size, path);
+  const std::size_t preamble = head[6] == 1 ? kMagicSize + 4 : kMagicSize + 6;
+  const std::string_view header_text = head.substr(preamble, layout.data_offset - preamble);
 
   auto header = HeaderParser(header_text, path).parse();
   for (const char* key : {"descr", "fortran_order", "shape"})
@@ -260,48 +276,97 @@ Matrix parse_npy(std::string_view bytes, const std::string& path) {
         fmt::format("{}: corrupt .npy header: 'fortran_order' is not True or False", path));
   if (shape.type != HeaderValue::Type::tuple)
     throw DataError(fmt::format("{}: corrupt .npy header: 'shape' is not a tuple", path));
-  const DType dtype = parse_dtype(descr.text, path);
+  layout.dtype = parse_dtype(descr.text, path);
+  layout.descr = descr.text;
+  layout.fortran = fortran.flag;
+  layout.dims = shape.dims;
 
   if (shape.dims.empty() || shape.dims.size() > 2)
     throw DataError(
         fmt::format("{}: the array has shape {} ({} dimensions); flows reads 1-D and "
                     "2-D arrays",
                     path, shape_text(shape.dims), shape.dims.size()));
-  const std::uint64_t rows = shape.dims[0];
-  const std::uint64_t cols = shape.dims.size() == 2 ? shape.dims[1] : 1;
-  if (rows == 0 || cols == 0)
+  layout.rows = shape.dims[0];
+  layout.cols = shape.dims.size() == 2 ? shape.dims[1] : 1;
+  if (layout.rows == 0 || layout.cols == 0)
     throw DataError(
         fmt::format("{}: the array holds no data (shape {})", path, shape_text(shape.dims)));
 
-  const std::size_t item = item_size(dtype);
+  const std::size_t item = item_size(layout.dtype);
   const std::uint64_t max_count = std::numeric_limits<std::uint64_t>::max() / item;
-  if (cols > max_count / rows)
+  if (layout.cols > max_count / layout.rows)
     throw DataError(fmt::format("{}: corrupt .npy header: shape {} is too large", path,
                                 shape_text(shape.dims)));
-  const std::uint64_t needed = rows * cols * item;
-  const std::uint64_t available = size - preamble - header_length;
-  if (available < needed)
+  layout.data_bytes = layout.rows * layout.cols * item;
+  const std::uint64_t available = size - layout.data_offset;
+  if (available < layout.data_bytes)
     throw DataError(
         fmt::format("{}: truncated .npy file: shape {} of '{}' needs {} data bytes, "
                     "only {} are present",
-                    path, shape_text(shape.dims), descr.text, needed, available));
-  if (available > needed)
-    throw DataError(
-        fmt::format("{}: corrupt .npy file: {} unexpected bytes after the {} data bytes "
-                    "of shape {}",
-                    path, available - needed, needed, shape_text(shape.dims)));
+                    path, shape_text(shape.dims), descr.text, layout.data_bytes, available));
+  if (available > layout.data_bytes)
+    throw DataError(fmt::format(
+        "{}: corrupt .npy file: {} unexpected bytes after the {} data bytes "
+        "of shape {}",
+        path, available - layout.data_bytes, layout.data_bytes, shape_text(shape.dims)));
+  return layout;
+}
 
+// Refuses an array whose rows would not fit in memory, with `file_bytes`
+// read besides (resources.hpp).
+void check_layout_memory(const Layout& layout, const std::string& path, double file_bytes) {
+  check_data_memory(
+      double(layout.rows), double(layout.cols),
+      fmt::format("an array of shape {}", shape_text(layout.dims)), path, file_bytes,
+      file_bytes > 0 ? fmt::format("the file's {} read whole", format_bytes(file_bytes)) : "");
+}
+
+// The first `count` bytes of a file (fewer when it is shorter).
+std::string read_prefix(const std::string& path, std::size_t count) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return detail::read_whole_file(path);  // raises the IoError that says why
+  std::string out(count, '\0');
+  in.read(out.data(), static_cast<std::streamsize>(count));
+  out.resize(static_cast<std::size_t>(in.gcount()));
+  if (in.bad()) throw IoError(fmt::format("{}: read failed", path));
+  return out;
+}
+
+}  // namespace
+
+// The header first: its shape tells what the array needs, so a file too big
+// for the machine is refused before its body is read.
+Matrix read_npy(const std::string& path) {
+  std::error_code ec;
+  const std::uint64_t size =
+      std::filesystem::is_regular_file(path, ec) ? std::filesystem::file_size(path, ec) : 0;
+  if (size > 0 && !ec) {
+    constexpr std::size_t kPreamble = kMagicSize + 6;
+    std::string head = read_prefix(path, kPreamble);
+    const std::size_t end = header_end(head, size, path);
+    if (end > head.size()) head = read_prefix(path, end);
+    if (head.size() >= end) check_layout_memory(parse_layout(head, size, path), path, double(size));
+  }
+  return parse_npy(detail::read_whole_file(path), path);
+}
+
+Matrix parse_npy(std::string_view bytes, const std::string& path) {
+  const Layout layout = parse_layout(bytes, bytes.size(), path);
+  check_layout_memory(layout, path, 0);
+  const auto rows = layout.rows;
+  const auto cols = layout.cols;
+  const std::size_t item = item_size(layout.dtype);
   Matrix m({static_cast<Index>(rows), static_cast<Index>(cols)});
-  const unsigned char* p = data + preamble + header_length;
-  const bool is_float = dtype == DType::f8 || dtype == DType::f4;
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data()) + layout.data_offset;
+  const bool is_float = layout.dtype == DType::f8 || layout.dtype == DType::f4;
   for (std::uint64_t k = 0; k < rows * cols; ++k, p += item) {
     // C order stores rows one after another; Fortran order stores columns.
-    const std::uint64_t r = fortran.flag ? k % rows : k / cols;
-    const std::uint64_t c = fortran.flag ? k / rows : k % cols;
-    const Real v = decode(p, dtype);
+    const std::uint64_t r = layout.fortran ? k % rows : k / cols;
+    const std::uint64_t c = layout.fortran ? k / rows : k % cols;
+    const Real v = decode(p, layout.dtype);
     if (is_float && !std::isfinite(v)) {
       const std::string index =
-          shape.dims.size() == 1 ? fmt::format("[{}]", r) : fmt::format("[{}, {}]", r, c);
+          layout.dims.size() == 1 ? fmt::format("[{}]", r) : fmt::format("[{}, {}]", r, c);
       throw DataError(fmt::format("{}: element {} (0-based) is {}", path, index,
                                   std::isnan(v) ? "NaN" : "infinite"));
     }

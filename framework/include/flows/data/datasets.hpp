@@ -11,6 +11,15 @@
 
 namespace flows {
 
+// Refuses (ResourceError, at the node's n_train) a synthetic data set whose
+// n_train + n_val + n_test rows of `cols` columns, plus `extra_bytes` of its
+// own structure (described by `extra`), would not fit in memory
+// (resources.hpp), before anything is drawn. Every synthetic data set's
+// options call it after reading the sizes.
+FLOWS_API void check_split_memory(const ConfigNode& node, Index n_train, Index n_val, Index n_test,
+                                  Index cols, double extra_bytes = 0,
+                                  const std::string& extra = "");
+
 // Options of every toy data set (moons, circles, 8gaussians, ...).
 struct FLOWS_API ToyDatasetOptions {
   Index n_train = 20000;  // training points (> 0)
