@@ -30,6 +30,7 @@
 #include "alloc_benchmark.hpp"
 #include "cfm_objective.hpp"
 #include "cfm_trainer.hpp"
+#include "fm_test_support.hpp"
 #include "velocity_field.hpp"
 
 namespace {
@@ -81,15 +82,7 @@ void VelocityDivergence(benchmark::State& state) {
 }
 BENCHMARK(VelocityDivergence)->Arg(1000)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
-flows::Registry& registry() {
-  static flows::Registry* r = [] {
-    auto* reg = new flows::Registry;
-    flows::register_builtins(*reg);
-    flows::load_plugin(FLOWS_PLUGIN_FLOW_MATCHING, *reg);
-    return reg;
-  }();
-  return *r;
-}
+using fm_test::registry;
 
 void Rk4Solve(benchmark::State& state) {
   const Index steps = state.range(0), n = 5000;

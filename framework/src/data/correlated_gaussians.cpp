@@ -10,6 +10,7 @@
 
 #include "flows/data/datasets.hpp"
 #include "flows/error.hpp"
+#include "flows/gaussian_mixture.hpp"
 #include "flows/resources.hpp"
 
 namespace flows {
@@ -91,10 +92,7 @@ Vector CorrelatedGaussians::log_prob(const Matrix& x) const {
       }
       terms[k] = -0.5 * sq - log_det_[k] - 0.5 * static_cast<Real>(d) * kLog2Pi;
     }
-    const Real top = *std::max_element(terms.begin(), terms.end());
-    Real sum = 0;
-    for (Real t : terms) sum += std::exp(t - top);
-    out(r) = top + std::log(sum) - std::log(static_cast<Real>(kk));
+    out(r) = log_sum_exp(terms.data(), kk) - std::log(static_cast<Real>(kk));
   }
   return out;
 }
