@@ -30,6 +30,7 @@
 #include "flows/error.hpp"
 #include "flows/plugin_loader.hpp"
 #include "flows/session.hpp"
+#include "flows/streams.hpp"
 #include "flows/version.hpp"
 #include "pipeline.hpp"  // the runner's run_pipeline (apps/flows), for flows.run
 
@@ -253,7 +254,7 @@ struct PyModel {
     const flows::Dequantizer dequantizer(i.dim, i.dequantized, i.dequantize_samples, i.columns);
     dequantizer.check_integer(rows, "x");
     if (model.bounds) model.bounds->check(rows, "x", dequantizer.bin_widths());
-    flows::Rng rng = flows::Rng(i.seed).derive(9).derive(2);
+    flows::Rng rng = flows::run_stream(i.seed, flows::RunStream::evaluation).derive(2);
     const Vector nll = dequantizer.nll(*model.flow, rows, c, rng);
     Real mean = 0;
     for (Real v : nll) mean += v;
@@ -652,17 +653,14 @@ py::list listing(const flows::Registry& registry) {
 
 // What `flows plugins --path ...` lists, and the plugins that failed.
 py::tuple plugins(const std::vector<std::string>& extra) {
-  flows::Registry registry;
+  std::shared_ptr<flows::Registry> registry;
   {
     py::gil_scoped_release release;
-    flows::register_builtins(registry);
-    std::vector<std::string> search = flows::default_plugin_search_path();
-    search.insert(search.end(), extra.begin(), extra.end());
-    flows::load_plugins(search, registry);
+    registry = flows::make_registry(extra);
   }
   py::list failures;
-  for (const auto& f : registry.failures()) failures.append(f.message);
-  return py::make_tuple(listing(registry), failures);
+  for (const auto& f : registry->failures()) failures.append(f.message);
+  return py::make_tuple(listing(*registry), failures);
 }
 
 // Loads the plugin file or folder `path` into a fresh registry: PluginError

@@ -2,7 +2,8 @@
 # Installs every system package flows needs on Debian 12, skipping those present.
 # The Python module (`import flows`) needs the last five; without them the rest
 # still builds and the Python tests are skipped. clang and libclang-rt-14-dev
-# (libFuzzer) are for scripts/fuzz.sh only.
+# (libFuzzer) are for scripts/fuzz.sh only. libopenmpi-dev and openmpi-bin give
+# the runner `mpirun -np N flows run` (without them it builds for one process).
 set -euo pipefail
 
 packages=(
@@ -10,7 +11,8 @@ packages=(
   xtensor-dev libxtensor-blas-dev xtl-dev libxsimd-dev
   libyaml-cpp-dev libfmt-dev libboost-dev
   libopenblas-dev liblapack-dev
-  libgtest-dev libbenchmark-dev libcli11-dev
+  libgtest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev
+  libopenmpi-dev openmpi-bin
   clang libclang-rt-14-dev
   python3-dev pybind11-dev python3-pybind11 python3-numpy python3-pytest
 )

@@ -15,6 +15,7 @@
 
 #include "flows/detail/file_io.hpp"
 #include "flows/error.hpp"
+#include "flows/pipeline.hpp"
 #include "flows/plugin_loader.hpp"
 #include "runner_support.hpp"
 

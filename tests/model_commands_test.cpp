@@ -11,6 +11,7 @@
 #include "flows/data/conditional_toys.hpp"
 #include "flows/data/csv.hpp"
 #include "flows/data/npy.hpp"
+#include "json_support.hpp"
 #include "runner_support.hpp"
 
 namespace {
@@ -117,10 +118,11 @@ TEST_F(ModelCommands, EvaluateReportsMeanNllAndItsStandardError) {
 
   const Result r = run("evaluate " + model() + " " + path("e.csv") + " --bits-per-dim --json");
   ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_NEAR(json_number(r.output, "nll"), mean, 1e-9) << r.output;
-  EXPECT_NEAR(json_number(r.output, "nll_stderr"), se, 1e-9) << r.output;
-  EXPECT_NEAR(json_number(r.output, "bits_per_dim"), mean / (2 * std::log(2.0)), 1e-9);
-  EXPECT_EQ(json_number(r.output, "rows"), 400);
+  const nlohmann::json json = parse_json(r.output);
+  EXPECT_NEAR(json_number(json, "/nll"), mean, 1e-9) << r.output;
+  EXPECT_NEAR(json_number(json, "/nll_stderr"), se, 1e-9) << r.output;
+  EXPECT_NEAR(json_number(json, "/bits_per_dim"), mean / (2 * std::log(2.0)), 1e-9) << r.output;
+  EXPECT_EQ(json_number(json, "/rows"), 400) << r.output;
 
   const Result text = run("evaluate " + model() + " " + path("e.csv"));
   ASSERT_EQ(text.code, 0) << text.output;
@@ -236,9 +238,9 @@ TEST_F(ModelCommands, TheRunWroteItsReport) {
   const std::string html = read_file(*dir_ / "out/report.html");
   EXPECT_NE(html.find("<svg"), std::string::npos);
   EXPECT_NE(html.find("quickstart"), std::string::npos);
-  const std::string metrics = read_file(*dir_ / "out/metrics.json");
-  EXPECT_TRUE(std::isfinite(json_number(metrics, "mmd2"))) << metrics;
-  EXPECT_GT(json_number(metrics, "sliced_w1"), 0) << metrics;
+  const nlohmann::json metrics = read_json(*dir_ / "out/metrics.json");
+  EXPECT_TRUE(std::isfinite(json_number(metrics, "/quality/mmd2"))) << metrics;
+  EXPECT_GT(json_number(metrics, "/quality/sliced_w1"), 0) << metrics;
 }
 
 // ---------------------------------------------------------------------------
@@ -435,7 +437,7 @@ TEST_F(ConditionalCommands, LogProbAndEvaluateReadTheContextByName) {
   for (double v : expected) nll -= v / 300;
   const Result r = run("evaluate " + model() + " " + path("shuffled.csv") + " --json");
   ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_NEAR(json_number(r.output, "nll"), nll, 1e-9) << r.output;
+  EXPECT_NEAR(json_number(parse_json(r.output), "/nll"), nll, 1e-9) << r.output;
   {  // c1's values under the name c2 and the other way round
     std::ofstream out(path("misnamed.csv"));
     out.precision(17);
@@ -445,7 +447,7 @@ TEST_F(ConditionalCommands, LogProbAndEvaluateReadTheContextByName) {
   }
   const Result wrong = run("evaluate " + model() + " " + path("misnamed.csv") + " --json");
   ASSERT_EQ(wrong.code, 0) << wrong.output;
-  EXPECT_GT(json_number(wrong.output, "nll"), nll + 1.0) << wrong.output;
+  EXPECT_GT(json_number(parse_json(wrong.output), "/nll"), nll + 1.0) << wrong.output;
 
   const Result text = run("evaluate " + model() + " " + path("xc.csv"));
   ASSERT_EQ(text.code, 0) << text.output;

@@ -37,17 +37,6 @@ inline int run_logged(const std::string& command, const fs::path& log) {
   return WEXITSTATUS(status);
 }
 
-// The number after "key": in a JSON text (NaN when absent or null).
-inline double json_number(const std::string& json, const std::string& key) {
-  const auto at = json.find("\"" + key + "\": ");
-  if (at == std::string::npos) return NAN;
-  try {
-    return std::stod(json.substr(at + key.size() + 4));
-  } catch (const std::exception&) {
-    return NAN;
-  }
-}
-
 // Sets an environment variable (nullptr: unsets it) for one scope, and puts
 // back what was there.
 class ScopedEnv {

@@ -1,6 +1,7 @@
 // End-to-end tests of the `flows` runner binary.
 #include <gtest/gtest.h>
 
+#include "json_support.hpp"
 #include "runner_support.hpp"
 
 #include <algorithm>
@@ -46,22 +47,22 @@ TEST(Runner, QuickstartTrainsAndWritesEveryOutput) {
               "/configs/quickstart.yaml --set trainer.steps=200 -o " + (dir / "out").string(),
           dir);
   ASSERT_EQ(r.code, 0) << r.output;
-  const std::string metrics = read_file(dir / "out/metrics.json");
+  const nlohmann::json metrics = read_json(dir / "out/metrics.json");
   // The quickstart's MAF reached 0.99 nats (data units) after these 200 steps
   // (seed 0). The best Gaussian fit of moons is ≈ 2.0 nats, so below 1.5 the
   // flow has learned the non-Gaussian shape; a full run reaches ≈ 0.36.
-  const double test_nll = json_number(metrics, "test");
+  const double test_nll = json_number(metrics, "/nll/test");
   EXPECT_LT(test_nll, 1.5) << metrics;
   EXPECT_GT(test_nll, 0.5) << metrics;
-  EXPECT_EQ(json_number(metrics, "steps"), 200);
-  EXPECT_GT(json_number(metrics, "parameters"), 0);
+  EXPECT_EQ(json_number(metrics, "/steps"), 200) << metrics;
+  EXPECT_GT(json_number(metrics, "/parameters"), 0) << metrics;
   EXPECT_EQ(count_lines(read_file(dir / "out/samples.csv")), 10001u);  // header + rows
   EXPECT_GE(count_lines(read_file(dir / "out/training_curve.csv")), 3u);
   EXPECT_NE(read_file(dir / "out/train.log").find("step 200/200"), std::string::npos);
   EXPECT_NE(r.output.find("test NLL"), std::string::npos) << r.output;
   EXPECT_TRUE(fs::exists(dir / "out/model.flows"));
   EXPECT_TRUE(fs::exists(dir / "out/report.html"));
-  EXPECT_GT(json_number(metrics, "sliced_w1"), 0) << metrics;
+  EXPECT_GT(json_number(metrics, "/quality/sliced_w1"), 0) << metrics;
   EXPECT_FALSE(fs::exists(dir / "out/metrics.json.tmp"));
 }
 
@@ -76,14 +77,14 @@ TEST(Runner, TheConditionalPipelineTrainsAndWritesContextColumns) {
                      (dir / "out").string(),
                  dir);
   ASSERT_EQ(r.code, 0) << r.output;
-  const std::string metrics = read_file(dir / "out/metrics.json");
-  EXPECT_EQ(json_number(metrics, "context_dim"), 1) << metrics;
+  const nlohmann::json metrics = read_json(dir / "out/metrics.json");
+  EXPECT_EQ(json_number(metrics, "/context_dim"), 1) << metrics;
   // The best Gaussian that ignores c has NLL ≈ 2.07 nats, the true density
   // 0.853 on this test split; these 300 steps reached 0.861 (seed 0).
-  const double test_nll = json_number(metrics, "test");
+  const double test_nll = json_number(metrics, "/nll/test");
   EXPECT_LT(test_nll, 0.95) << metrics;
   EXPECT_GT(test_nll, 0.8) << metrics;
-  EXPECT_GT(json_number(metrics, "sliced_w1"), 0) << metrics;
+  EXPECT_GT(json_number(metrics, "/quality/sliced_w1"), 0) << metrics;
   const std::string samples = read_file(dir / "out/samples.csv");
   EXPECT_EQ(samples.rfind("x1,x2,c1\n", 0), 0u) << samples.substr(0, 80);
   EXPECT_EQ(count_lines(samples), 501u);
@@ -221,13 +222,6 @@ TEST(Runner, HelpExplainsTheCommands) {
 
 namespace {
 
-// The bits/dim of a split in metrics.json's "bits_per_dim" object.
-double bits_of(const std::string& metrics, const std::string& split) {
-  const auto at = metrics.find("\"bits_per_dim\"");
-  if (at == std::string::npos) return NAN;
-  return json_number(metrics.substr(at), split);
-}
-
 // configs/discrete_quantized_gaussians.yaml, shortened: the test bound is a
 // dequantized bound above the entropy H/(D ln 2) = 3.5638 (the test split has
 // 10,000 rows: its sampling error is ≈ 0.01 bits/dim), samples are integers,
@@ -240,9 +234,9 @@ TEST(Runner, DiscreteConfigReportsTheDequantizedBound) {
                      (dir / "out").string(),
                  dir);
   ASSERT_EQ(r.code, 0) << r.output;
-  const std::string metrics = read_file(dir / "out/metrics.json");
-  EXPECT_NE(metrics.find("\"kind\": \"dequantized bound\""), std::string::npos) << metrics;
-  const double bits = bits_of(metrics, "test");
+  const nlohmann::json metrics = read_json(dir / "out/metrics.json");
+  EXPECT_EQ(json_text(metrics, "/bits_per_dim/kind"), "dequantized bound") << metrics;
+  const double bits = json_number(metrics, "/bits_per_dim/test");
   EXPECT_GT(bits, 3.5638 - 0.03) << metrics;
   EXPECT_LT(bits, 3.5638 + 0.1) << metrics;
   const std::string samples = read_file(dir / "out/samples.csv");
@@ -261,9 +255,10 @@ TEST(Runner, BoundedConfigKeepsEverySampleInsideTheBox) {
                      (dir / "out").string(),
                  dir);
   ASSERT_EQ(r.code, 0) << r.output;
-  const std::string metrics = read_file(dir / "out/metrics.json");
-  EXPECT_EQ(json_number(metrics, "inside"), json_number(metrics, "samples")) << metrics;
-  EXPECT_NE(metrics.find("\"kind\": \"continuous density\""), std::string::npos) << metrics;
+  const nlohmann::json metrics = read_json(dir / "out/metrics.json");
+  EXPECT_EQ(json_number(metrics, "/bounds/inside"), json_number(metrics, "/bounds/samples"))
+      << metrics;
+  EXPECT_EQ(json_text(metrics, "/bits_per_dim/kind"), "continuous density") << metrics;
   std::istringstream samples(read_file(dir / "out/samples.csv"));
   std::string line;
   std::getline(samples, line);  // header

@@ -19,22 +19,8 @@
 
 namespace {
 
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\')
-      out += std::string("\\") + c;
-    else if (static_cast<unsigned char>(c) < 0x20)
-      out += fmt::format("\\u{:04x}", static_cast<int>(c));
-    else
-      out += c;
-  }
-  return out + "\"";
-}
-
-std::string json_number(double v) {
-  return std::isfinite(v) ? fmt::format("{:.6g}", v) : "null";
-}
+using flows::bench::Json;
+using flows::bench::measured_value;
 
 std::string env_or(const char* name, const char* fallback = "(unset)") {
   const char* v = std::getenv(name);
@@ -119,26 +105,24 @@ int main(int argc, char** argv) {
       blas_limit.empty() ? "no BLAS thread control found" : "flows called " + blas_limit,
       blas.coretype_env, env_or("OPENBLAS_NUM_THREADS"), flows_threads,
       env_or("FLOWS_NUM_THREADS"));
-  std::string overrides_json = "[";
-  for (std::size_t k = 0; k < options.overrides.size(); ++k)
-    overrides_json += (k ? ", " : "") + json_string(options.overrides[k]);
-  overrides_json += "]";
   if (!options.overrides.empty())
     std::cout << "overrides: " << fmt::format("{}", fmt::join(options.overrides, " ")) << "\n";
   std::cout << "Every figure is flows' own, measured in this run on this machine.\n\n";
 
-  std::string json = fmt::format(
-      "{{\n  \"date\": {},\n  \"machine\": {{\"cpu\": {}, \"cores\": {}}},\n"
-      "  \"env\": {{\"OPENBLAS_NUM_THREADS\": {}, \"FLOWS_NUM_THREADS\": {}}},\n"
-      "  \"flows_threads\": {},\n"
-      "  \"overrides\": {},\n"
-      "  \"blas\": {{\"library\": {}, \"core\": {}, \"threads\": {}, \"coretype_env\": {}}},\n"
-      "  \"workloads\": [",
-      json_string(date), json_string(machine.cpu), machine.cores,
-      json_string(env_or("OPENBLAS_NUM_THREADS")), json_string(env_or("FLOWS_NUM_THREADS")),
-      flows_threads, overrides_json, json_string(blas.library), json_string(blas.core),
-      blas.threads, json_string(blas.coretype_env));
-  bool first_workload = true;
+  // bench.json: the run's setting, then one entry per workload, in this
+  // order (docs/benchmarks.md; ../shared/peers/side_by_side.py reads it).
+  Json json;
+  json["date"] = date;
+  json["machine"] = {{"cpu", machine.cpu}, {"cores", machine.cores}};
+  json["env"] = {{"OPENBLAS_NUM_THREADS", env_or("OPENBLAS_NUM_THREADS")},
+                 {"FLOWS_NUM_THREADS", env_or("FLOWS_NUM_THREADS")}};
+  json["flows_threads"] = flows_threads;
+  json["overrides"] = options.overrides;
+  json["blas"] = {{"library", blas.library},
+                  {"core", blas.core},
+                  {"threads", blas.threads},
+                  {"coretype_env", blas.coretype_env}};
+  Json entries = Json::array();
   try {
     for (const auto& w : workloads) {
       if (!selected(w)) continue;
@@ -152,23 +136,23 @@ int main(int argc, char** argv) {
                 << std::flush;
       const flows::bench::WorkloadResult result = w.run(w, options);
       const double load_end = flows::bench::load_average();
-      json += fmt::format(
-          "{}\n    {{\"id\": {}, \"title\": {}, \"config\": {}, \"precision\": {}, "
-          "\"load_average\": {{\"start\": {}, \"end\": {}}}, \"measurements\": [",
-          first_workload ? "" : ",", json_string(w.id), json_string(w.title), json_string(w.config),
-          json_string(result.precision), json_number(load_start), json_number(load_end));
-      first_workload = false;
-      for (std::size_t i = 0; i < result.rows.size(); ++i) {
-        const auto& m = result.rows[i];
+      Json entry;
+      entry["id"] = w.id;
+      entry["title"] = w.title;
+      entry["config"] = w.config;
+      entry["precision"] = result.precision;
+      entry["load_average"] = {{"start", measured_value(load_start)},
+                               {"end", measured_value(load_end)}};
+      Json measurements = Json::array();
+      for (const auto& m : result.rows) {
         if (!result.printed)
           std::cout << fmt::format("{:<4} {:<48} {:>10.4g} {}\n", "", m.metric, m.value, m.unit);
-        json +=
-            fmt::format("{}\n      {{\"metric\": {}, \"value\": {}, \"unit\": {}}}", i ? "," : "",
-                        json_string(m.metric), json_number(m.value), json_string(m.unit));
+        measurements.push_back(
+            Json{{"metric", m.metric}, {"value", measured_value(m.value)}, {"unit", m.unit}});
       }
-      json += "\n    ]";
-      if (!result.extra_json.empty()) json += ",\n    " + result.extra_json;
-      json += "}";
+      entry["measurements"] = std::move(measurements);
+      for (const auto& [key, value] : result.extra.items()) entry[key] = value;
+      entries.push_back(std::move(entry));
       std::cout << fmt::format("{:<4} (networks in {}; load average {:.2f} at the end)\n", "",
                                result.precision.empty() ? "?" : result.precision, load_end)
                 << std::flush;
@@ -177,8 +161,9 @@ int main(int argc, char** argv) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;
   }
-  json += "\n  ]\n}\n";
-  std::ofstream(json_path) << json;
+  json["workloads"] = std::move(entries);
+  // Invalid UTF-8 (in an override, say) is replaced rather than thrown on.
+  std::ofstream(json_path) << json.dump(2, ' ', false, Json::error_handler_t::replace) << "\n";
   std::cout << "\nwrote " << json_path << "\n";
   return 0;
 }

@@ -13,6 +13,7 @@
 
 #include "blas_info.hpp"
 #include "flows/error.hpp"
+#include "flows/streams.hpp"
 #include "workloads.hpp"
 
 namespace flows::bench {
@@ -42,10 +43,6 @@ std::string bijector_yaml(const std::string& model, const std::vector<Index>& hi
     return "{type: nsf_autoregressive, layers: 5, bins: 8, hidden: " + list(hidden) +
            ", tail_bound: 3.0}";
   throw ConfigError("flows-bench --sweep: unknown model '" + model + "' (maf, nsf)");
-}
-
-std::string json_number(double v) {
-  return std::isfinite(v) ? fmt::format("{:.6g}", v) : "null";
 }
 
 WorkloadResult run_sweep(const Workload& w, const BenchOptions& options) {
@@ -91,7 +88,7 @@ WorkloadResult run_sweep(const Workload& w, const BenchOptions& options) {
         row.step_ms = 1e3 * quantile(t.step_seconds, 0.5);
         row.mflop = 6.0 * static_cast<double>(batch) * dense_multiply_adds(*p.model.flow) * 1e-6;
         if (bi == 0) {
-          Rng rng = Rng(p.options.seed).derive(4);
+          Rng rng = run_stream(p.options.seed, RunStream::samples);
           double t0 = now_seconds();
           Matrix samples = p.model.flow->sample(s.sample_points, rng);
           row.sample_s = seconds_since(t0);
@@ -117,10 +114,14 @@ WorkloadResult run_sweep(const Workload& w, const BenchOptions& options) {
   WorkloadResult r;
   r.printed = true;
   r.precision = precision;
-  std::string json = fmt::format(
-      "\"sweep\": {{\"hidden\": {}, \"layers\": 5, \"steps\": {}, \"sample_points\": {}, "
-      "\"log_prob_points\": {}, \"seconds\": {}, \"rows\": [",
-      list(s.hidden), s.steps, s.sample_points, s.log_prob_points, json_number(total));
+  Json sweep;
+  sweep["hidden"] = s.hidden;
+  sweep["layers"] = 5;
+  sweep["steps"] = s.steps;
+  sweep["sample_points"] = s.sample_points;
+  sweep["log_prob_points"] = s.log_prob_points;
+  sweep["seconds"] = measured_value(total);
+  Json json_rows = Json::array();
   for (std::size_t k = 0; k < rows.size(); ++k) {
     const SweepRow& row = rows[k];
     const std::string key = fmt::format("{} D={} B={}", row.model, row.dim, row.batch);
@@ -131,16 +132,21 @@ WorkloadResult run_sweep(const Workload& w, const BenchOptions& options) {
       r.rows.push_back({at + ": sample " + count_label(s.sample_points), row.sample_s, "s"});
       r.rows.push_back({at + ": log_prob " + count_label(s.log_prob_points), row.log_prob_s, "s"});
     }
-    json += fmt::format(
-        "{}\n      {{\"model\": \"{}\", \"dim\": {}, \"batch\": {}, \"step_ms\": {}, "
-        "\"dense_mflop_per_step\": {}, \"gflops\": {}, \"sample_s\": {}, \"log_prob_s\": {}, "
-        "\"load_average\": {}}}",
-        k ? "," : "", row.model, row.dim, row.batch, row.steps, json_number(row.step_ms),
-        json_number(row.mflop), json_number(row.mflop / row.step_ms), json_number(row.sample_s),
-        json_number(row.log_prob_s), json_number(row.load));
+    Json j;
+    j["model"] = row.model;
+    j["dim"] = row.dim;
+    j["batch"] = row.batch;
+    j["steps"] = row.steps;
+    j["step_ms"] = measured_value(row.step_ms);
+    j["dense_mflop_per_step"] = measured_value(row.mflop);
+    j["gflops"] = measured_value(row.mflop / row.step_ms);
+    j["sample_s"] = measured_value(row.sample_s);
+    j["log_prob_s"] = measured_value(row.log_prob_s);
+    j["load_average"] = measured_value(row.load);
+    json_rows.push_back(std::move(j));
   }
-  json += "\n    ]}";
-  r.extra_json = json;
+  sweep["rows"] = std::move(json_rows);
+  r.extra["sweep"] = std::move(sweep);
   r.rows.push_back({"sweep wall", total, "s"});
   std::cout << fmt::format("     sweep: {:.1f} s\n", total);
   return r;

@@ -18,6 +18,7 @@
 #include "flows/ode_solver.hpp"
 #include "flows/pipeline.hpp"
 #include "flows/precision.hpp"
+#include "flows/streams.hpp"
 
 namespace flows::bench {
 
@@ -135,7 +136,8 @@ Real true_test_nll(const Pipeline& p) {
     data.read("type", type);
     if (type != "correlated_gaussians") return NAN;
     const CorrelatedGaussiansDataset dataset(CorrelatedGaussiansOptions::from(data));
-    const CorrelatedGaussians truth = dataset.distribution(Rng(p.options.seed).derive(1));
+    const CorrelatedGaussians truth =
+        dataset.distribution(run_stream(p.options.seed, RunStream::data_rows));
     return -xt::mean(truth.log_prob(p.data.test))();
   } catch (const Error&) {
     return NAN;
@@ -196,7 +198,7 @@ WorkloadResult run_density_workload(const Workload& w, const BenchOptions& optio
 
   const Index n_sample = options.points.value_or(spec.sample_points);
   const Index n_score = options.points.value_or(spec.log_prob_points);
-  Rng sample_rng = Rng(p.options.seed).derive(4);
+  Rng sample_rng = run_stream(p.options.seed, RunStream::samples);
   double start = now_seconds();
   Matrix samples = p.model.flow->sample(n_sample, sample_rng);
   const double sample_seconds = seconds_since(start);
@@ -308,7 +310,7 @@ WorkloadResult run_flow_matching_workload(const Workload& w, const BenchOptions&
         SolverCase{"euler x 100", "{type: euler, steps: 100}"}}) {
     Flow flow = with_solver(c.yaml, false);
     nfe->store(0);
-    Rng rng = Rng(p.options.seed).derive(4);
+    Rng rng = run_stream(p.options.seed, RunStream::samples);
     const double start = now_seconds();
     Matrix samples = flow.sample(n_samples, rng);
     const double seconds = seconds_since(start);

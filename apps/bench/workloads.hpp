@@ -5,6 +5,9 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
 #include "flows/pipeline.hpp"
 #include "flows/tensor.hpp"
 
@@ -37,13 +40,26 @@ struct BenchOptions {
   SweepOptions sweep;
 };
 
+// bench.json is written with nlohmann-json; ordered_json keeps the members in
+// the order they are set, the order the file has always had.
+using Json = nlohmann::ordered_json;
+
+// A measured value for bench.json: 6 significant digits (what the figures
+// are worth), and null when it could not be measured (JSON has no NaN or
+// infinity).
+inline Json measured_value(double v) {
+  if (!std::isfinite(v)) return nullptr;
+  return std::stod(fmt::format("{:.6g}", v));
+}
+
 // What a workload reports: its measurements and, optionally, more JSON
-// members for its entry (e.g. "sweep": [...]), written verbatim.
+// members for its entry in bench.json (e.g. "sweep": {...}), after
+// "measurements", in their order.
 struct WorkloadResult {
   std::vector<Measurement> rows;
-  std::string extra_json;  // "" or `"key": value` (no trailing comma)
-  bool printed = false;    // the workload printed its own table (the sweep)
-  std::string precision;   // model.precision of its pipelines ("" when unknown)
+  Json extra = Json::object();
+  bool printed = false;   // the workload printed its own table (the sweep)
+  std::string precision;  // model.precision of its pipelines ("" when unknown)
 };
 
 struct Workload {

@@ -10,6 +10,7 @@
 #include "flows/doctor.hpp"
 #include "flows/error.hpp"
 #include "flows/pipeline.hpp"
+#include "flows/streams.hpp"
 #include "model_commands.hpp"
 
 namespace flows::app {
@@ -38,7 +39,7 @@ void read_rows(const std::string& path, const CheckpointInfo& info, const Model&
   dequantizer.check_integer(x, path);
   if (model.bounds) model.bounds->check(x, path, dequantizer.bin_widths());
   if (dequantizer.enabled()) {
-    Rng rng = Rng(info.seed).derive(9).derive(2);
+    Rng rng = run_stream(info.seed, RunStream::evaluation).derive(2);
     dequantizer.add_noise(x, rng);
   }
 }

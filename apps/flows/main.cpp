@@ -3,12 +3,14 @@
 #include <exception>
 #include <iostream>
 #include <new>
+#include <string>
 
 #include <CLI/CLI.hpp>
 
 #include "doctor.hpp"
 #include "flows/error.hpp"
 #include "model_commands.hpp"
+#include "mpi/launch.hpp"
 #include "pipeline.hpp"
 
 namespace {
@@ -21,6 +23,13 @@ void add_model_options(CLI::App* cmd, flows::app::ModelCommand& command) {
   cmd->add_option("--plugins", command.plugins,
                   "Extra plugin files or folders (the model's recorded plugin files and the "
                   "default search path are tried too)");
+}
+
+// "rank 1: " before a message of rank 1 of an MPI job; "" for rank 0 and
+// for one process.
+std::string rank_prefix(const flows::app::RunOptions& run) {
+  if (!run.ranks || run.ranks->rank() == 0) return "";
+  return "rank " + std::to_string(run.ranks->rank()) + ": ";
 }
 
 }  // namespace
@@ -149,7 +158,14 @@ int main(int argc, char** argv) {
   doctor.seed = static_cast<flows::Index>(doctor_seed);
   int status = 0;
   try {
-    if (*run_cmd) flows::app::run_pipeline(run);
+    if (*run_cmd) {
+      // Started by mpirun or srun: one model trained on every rank.
+      run.ranks = flows::app::start_ranks();
+      flows::app::run_pipeline(run);
+    } else if (flows::app::launched_processes() > 1) {
+      throw flows::ConfigError(
+          "only `flows run` works on several processes (mpirun, srun); run this command as one");
+    }
     if (*sample_cmd) flows::app::sample_command(sample);
     if (*log_prob_cmd) flows::app::log_prob_command(log_prob);
     if (*evaluate_cmd) flows::app::evaluate_command(evaluate);
@@ -157,11 +173,15 @@ int main(int argc, char** argv) {
     if (*doctor_cmd && flows::app::doctor_command(doctor) > 0) status = 1;
     if (*plugins_cmd) flows::app::list_plugins(plugin_paths);
   } catch (const std::bad_alloc&) {
-    std::cerr << "error: out of memory\n";
+    std::cerr << rank_prefix(run) + "error: out of memory\n";
+    flows::app::abort_job(run.ranks.get(), 1);
     return 1;
   } catch (const std::exception& e) {
     // flows::Error and the rest (a filesystem error, say) alike: one line.
-    std::cerr << "error: " << e.what() << "\n";
+    // One write, so that the lines of two ranks do not interleave.
+    std::cerr << rank_prefix(run) + "error: " + e.what() + "\n";
+    // The other ranks may wait on this one: end the whole job.
+    flows::app::abort_job(run.ranks.get(), 1);
     return 1;
   }
   return status;

@@ -9,6 +9,7 @@
 #include <optional>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "flows/checkpoint.hpp"
 #include "flows/data/columns.hpp"
@@ -18,6 +19,7 @@
 #include "flows/error.hpp"
 #include "flows/gaussian_mixture.hpp"
 #include "flows/resources.hpp"
+#include "flows/streams.hpp"
 #include "outputs.hpp"
 
 namespace flows::app {
@@ -325,7 +327,7 @@ Vector log_prob_of(const LoadedModel& loaded, const std::string& input) {
   dequantizer.check_integer(rows.x, input);
   if (loaded.model.bounds) loaded.model.bounds->check(rows.x, input, dequantizer.bin_widths());
   if (!dequantizer.enabled()) return loaded.model.flow->log_prob(rows.x, rows.context);
-  Rng rng = Rng(loaded.info.seed).derive(9).derive(2);
+  Rng rng = run_stream(loaded.info.seed, RunStream::evaluation).derive(2);
   return -dequantizer.nll(*loaded.model.flow, rows.x, rows.context, rng);
 }
 
@@ -413,19 +415,21 @@ void evaluate_command(const EvaluateCommand& command) {
   const BitsPerDim bits = bits_per_dim(mean, dequantizer, loaded.info.dim);
   const Real to_bits = 1.0 / (static_cast<Real>(loaded.info.dim) * std::log(2.0));
   if (command.json) {
-    JsonObject out;
-    out.integer("rows", static_cast<long long>(n))
-        .number("nll", mean)
-        .number("nll_stderr", std_error);
-    if (dequantizer.enabled())
-      out.text("nll_kind", "dequantized bound")
-          .integer("dequantize_samples", static_cast<long long>(dequantizer.samples()));
-    if (command.bits_per_dim)
-      out.number("bits_per_dim", bits.value)
-          .number("bits_per_dim_stderr", std_error * to_bits)
-          .text("bits_per_dim_kind", bits.kind)
-          .text("bits_per_dim_meaning", bits.meaning);
-    std::cout << out.str(2) << "\n";
+    nlohmann::ordered_json out;
+    out["rows"] = n;
+    out["nll"] = mean;
+    out["nll_stderr"] = std_error;
+    if (dequantizer.enabled()) {
+      out["nll_kind"] = "dequantized bound";
+      out["dequantize_samples"] = dequantizer.samples();
+    }
+    if (command.bits_per_dim) {
+      out["bits_per_dim"] = bits.value;
+      out["bits_per_dim_stderr"] = std_error * to_bits;
+      out["bits_per_dim_kind"] = bits.kind;
+      out["bits_per_dim_meaning"] = bits.meaning;
+    }
+    std::cout << out.dump(2) << "\n";
     return;
   }
   // One row has no standard error.

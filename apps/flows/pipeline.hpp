@@ -1,7 +1,10 @@
 #pragma once
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "flows/ranks.hpp"
 
 namespace flows::app {
 
@@ -14,6 +17,9 @@ struct RunOptions {
   // best parameters so far, and the later stages run on them (Python's
   // Ctrl-C). Empty: train to the end.
   std::function<bool()> should_stop;
+  // The ranks of an MPI job (null: one process). Every rank trains its
+  // share of each mini-batch; rank 0 alone runs the other stages and writes.
+  std::shared_ptr<Ranks> ranks;
 };
 
 // Runs a pipeline file: checks every key, builds data, model and trainer, then

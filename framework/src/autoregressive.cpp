@@ -12,6 +12,7 @@
 #include "flows/checks.hpp"
 #include "flows/error.hpp"
 #include "flows/nn/made_masks.hpp"
+#include "flows/streams.hpp"
 
 namespace flows {
 
@@ -239,8 +240,8 @@ std::unique_ptr<Bijector> make_autoregressive_stack(const std::string& name,
     throw ConfigError(fmt::format("{}: the order lists {} positions but the data has {} columns",
                                   name, options.explicit_order.size(), dim));
   const Rng root(options.seed ? static_cast<std::uint64_t>(*options.seed) : context.seed);
-  Rng order_rng = root.derive(1);
-  Rng init_rng = root.derive(2);
+  Rng order_rng = root.derive(stream_tags::made_order);
+  Rng init_rng = root.derive(stream_tags::made_weights);
   nn::MadeOptions made = options.made;
   made.context_features = context.context_dim;
   made.precision = context.precision;

@@ -167,35 +167,38 @@ T header_value(const YAML::Node& header, const char* key, const std::string& pat
 
 }  // namespace
 
-Checkpoint make_checkpoint(Pipeline& pipeline) {
+Checkpoint make_checkpoint(const CheckpointParts& parts) {
+  const Flow& flow = *parts.model->flow;
   Checkpoint c;
   CheckpointInfo& i = c.info;
   i.sdk_version = sdk_version();
   i.created = utc_now();
-  i.name = pipeline.options.name;
-  i.seed = pipeline.options.seed;
-  i.dim = pipeline.model.flow->dim();
-  i.columns = pipeline.data.columns;
-  i.context_columns = pipeline.data.context_columns;
-  if (i.context_dim() != pipeline.model.flow->context_dim())
+  i.name = parts.name;
+  i.seed = parts.seed;
+  i.dim = flow.dim();
+  i.columns = parts.columns;
+  i.context_columns = parts.context_columns;
+  if (i.context_dim() != flow.context_dim())
     throw Error(fmt::format("checkpoint: the data has {} context columns, the model reads {}",
-                            i.context_dim(), pipeline.model.flow->context_dim()));
-  i.standardize = pipeline.model.standardize != nullptr;
-  i.dequantized = pipeline.dequantize.columns();
-  i.dequantize_samples = pipeline.dequantize.samples();
-  i.parameter_count = parameter_count(pipeline.model.flow->parameters());
-  i.model_yaml = pipeline.model_node.dump();
-  i.pipeline_yaml = pipeline.root.dump();
+                            i.context_dim(), flow.context_dim()));
+  i.standardize = parts.model->standardize != nullptr;
+  i.dequantized = parts.dequantize.columns();
+  i.dequantize_samples = parts.dequantize.samples();
+  i.parameter_count = parameter_count(parts.model->flow->parameters());
+  i.model_yaml = parts.model_yaml;
+  i.pipeline_yaml = parts.pipeline_yaml;
 
   std::map<std::pair<Kind, std::string>, std::string> origins;
-  for (const auto& l : pipeline.registry->listing()) origins[{l.kind, l.name}] = l.origin;
+  for (const auto& l : parts.registry->listing()) origins[{l.kind, l.name}] = l.origin;
   collect_components(YAML::Load(i.model_yaml), origins, i.components);
 
   StateSaver saver(c.tensors);
   ScopedStateVisitor model(saver, "model/");
-  pipeline.model.flow->visit_state(model);
-  ScopedStateVisitor trainer(saver, "trainer/");
-  pipeline.trainer->visit_state(*pipeline.model.flow, trainer);
+  parts.model->flow->visit_state(model);
+  if (parts.trainer) {
+    ScopedStateVisitor trainer(saver, "trainer/");
+    parts.trainer->visit_state(*parts.model->flow, trainer);
+  }
   if (const auto* steps = c.tensors.find("trainer/steps_done"))
     i.trained_steps = static_cast<Index>(steps->value(0, 0));
   return c;
@@ -393,11 +396,7 @@ void restore_model(const Checkpoint& checkpoint, Model& model, const std::string
 LoadedModel load_model(const std::string& path, const std::vector<std::string>& plugin_paths) {
   Checkpoint checkpoint = read_checkpoint(path);
   const CheckpointInfo& info = checkpoint.info;
-  auto registry = std::make_shared<Registry>();
-  register_builtins(*registry);
-  std::vector<std::string> search = default_plugin_search_path();
-  search.insert(search.end(), plugin_paths.begin(), plugin_paths.end());
-  load_plugins(search, *registry);
+  std::shared_ptr<Registry> registry = make_registry(plugin_paths);
 
   for (const auto& component : info.components) {
     Kind kind = Kind::bijector;
@@ -415,6 +414,8 @@ LoadedModel load_model(const std::string& path, const std::vector<std::string>& 
     if (plugin_file && fs::is_regular_file(component.origin, ec))
       load_plugins({component.origin}, *registry);
     if (registry->contains(kind, component.name)) continue;
+    std::vector<std::string> search = default_plugin_search_path();
+    search.insert(search.end(), plugin_paths.begin(), plugin_paths.end());
     std::string searched;
     for (const std::string& s : search) searched += (searched.empty() ? "" : ", ") + s;
     std::string skipped;
@@ -450,29 +451,11 @@ LoadedModel rebuild_model(const Checkpoint& checkpoint, std::shared_ptr<Registry
   return loaded;
 }
 
-void resume_from_checkpoint(Pipeline& pipeline, const std::string& path) {
-  const Checkpoint checkpoint = read_checkpoint(path);
-  // Random structure (orderings, splits) comes from the seed.
-  if (checkpoint.info.seed != pipeline.options.seed)
-    throw DataError(fmt::format(
-        "{}: the checkpoint's model was built with seed {}, this pipeline has seed {}; resuming "
-        "needs the same seed",
-        path, checkpoint.info.seed, pipeline.options.seed));
-  if (checkpoint.info.context_columns != pipeline.data.context_columns &&
-      checkpoint.info.context_dim() == pipeline.data.context_dim())
-    throw DataError(fmt::format(
-        "{}: the checkpoint's model reads the context columns ({}), this pipeline's data has ({})",
-        path, join_column_names(checkpoint.info.context_columns),
-        join_column_names(pipeline.data.context_columns)));
-  if (checkpoint.info.dequantized != pipeline.dequantize.columns())
-    throw DataError(fmt::format(
-        "{}: the checkpoint's model was trained with {} dequantized column(s), this pipeline "
-        "dequantizes {} (data.dequantize must match to resume)",
-        path, checkpoint.info.dequantized.size(), pipeline.dequantize.columns().size()));
-  restore_model(checkpoint, pipeline.model, path);
-  StateLoader loader(checkpoint.tensors, path);
-  ScopedStateVisitor trainer(loader, "trainer/");
-  pipeline.trainer->visit_state(*pipeline.model.flow, trainer);
+void restore_trainer(const Checkpoint& checkpoint, Trainer& trainer, Flow& flow,
+                     const std::string& source) {
+  StateLoader loader(checkpoint.tensors, source);
+  ScopedStateVisitor visitor(loader, "trainer/");
+  trainer.visit_state(flow, visitor);
 }
 
 }  // namespace flows

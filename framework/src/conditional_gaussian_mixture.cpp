@@ -10,6 +10,7 @@
 #include "flows/gaussian_mixture.hpp"
 #include "flows/normal.hpp"
 #include "flows/registry.hpp"
+#include "flows/streams.hpp"
 
 namespace flows {
 
@@ -181,7 +182,7 @@ std::unique_ptr<BaseDistribution> make_conditional_gaussian_mixture(ConfigNode& 
     throw node.error("", std::string(kName) +
                              " models p(z | c) and needs a context: give the data "
                              "context_columns (or use gaussian_mixture)");
-  Rng rng = Rng(context.seed).derive(0x6d6978);  // "mix"
+  Rng rng = Rng(context.seed).derive(stream_tags::gaussian_mixture);
   return std::make_unique<ConditionalGaussianMixture>(context.dim, context.context_dim, options,
                                                       rng);
 }

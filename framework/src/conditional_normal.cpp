@@ -7,6 +7,7 @@
 #include "flows/error.hpp"
 #include "flows/normal.hpp"
 #include "flows/registry.hpp"
+#include "flows/streams.hpp"
 
 namespace flows {
 
@@ -141,7 +142,7 @@ std::unique_ptr<BaseDistribution> make_conditional_diagonal_normal(ConfigNode& n
     throw node.error("", std::string(kName) +
                              " models p(z | c) and needs a context: give the data "
                              "context_columns (or use standard_normal or diagonal_normal)");
-  Rng rng = Rng(context.seed).derive(0x636f6e64);  // "cond"
+  Rng rng = Rng(context.seed).derive(stream_tags::conditional_normal);
   return std::make_unique<ConditionalDiagonalNormal>(context.dim, context.context_dim, options,
                                                      rng);
 }

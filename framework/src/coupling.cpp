@@ -9,6 +9,7 @@
 #include "flows/chain.hpp"
 #include "flows/checks.hpp"
 #include "flows/error.hpp"
+#include "flows/streams.hpp"
 
 namespace flows {
 
@@ -193,7 +194,7 @@ std::vector<bool> first_mask(const CouplingOptions& options, Index dim, Index pa
   std::iota(order.begin(), order.end(), Index(0));
   const bool shuffle = options.mask == "random" ? true : (pair >= 1 && dim >= 3);
   if (shuffle) {  // Fisher–Yates from the pair's stream
-    Rng rng = root.derive(1000 + pair);
+    Rng rng = root.derive(stream_tags::coupling_mask + pair);
     for (Index i = dim - 1; i > 0; --i) std::swap(order[i], order[rng.index(i + 1)]);
   }
   for (Index j = dim / 2; j < dim; ++j) transformed[order[j]] = true;
@@ -221,7 +222,7 @@ std::unique_ptr<Bijector> make_coupling_stack(const std::string& name,
       const std::vector<bool> mask = first_mask(options, dim, l / 2, root);
       for (Index j = 0; j < dim; ++j) ((mask[j] != (l % 2 == 1)) ? trans : cond).push_back(j);
     }
-    Rng rng = root.derive(l);
+    Rng rng = root.derive(stream_tags::coupling_layer + l);
     layers.push_back(std::make_shared<CouplingLayer>(
         name, dim, std::move(cond), std::move(trans), context.context_dim, options.hidden,
         activation, transformer, options.identity_init, rng, context.precision));

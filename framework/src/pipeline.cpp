@@ -6,24 +6,19 @@
 #include <fmt/format.h>
 
 #include "flows/auto_tail_bound.hpp"
-#include "flows/checkpoint.hpp"
 #include "flows/data/columns.hpp"
 #include "flows/plugin_loader.hpp"
 #include "flows/resources.hpp"
+#include "flows/streams.hpp"
 #include "flows/threads.hpp"
 
 namespace flows {
 
 namespace fs = std::filesystem;
 
-const std::vector<std::string>& pipeline_stages() {
-  static const std::vector<std::string> stages = {"train", "evaluate", "sample", "save", "report"};
-  return stages;
-}
-
 namespace {
 
-PipelineOptions read_options(ConfigNode& root) {
+PipelineOptions read_options(ConfigNode& root, const std::vector<std::string>& stage_names) {
   PipelineOptions o;
   root.read("name", o.name);
   root.read("seed", o.seed);
@@ -35,7 +30,8 @@ PipelineOptions read_options(ConfigNode& root) {
   root.expect(!threads_given || o.threads >= 1, "threads",
               "must be >= 1 (leave it out to use every core)");
   if (o.output.empty()) o.output = "runs/" + o.name;
-  for (const std::string& stage : o.stages) root.expect_one_of("stages", stage, pipeline_stages());
+  if (!stage_names.empty())
+    for (const std::string& stage : o.stages) root.expect_one_of("stages", stage, stage_names);
   ConfigNode sample = root.child("sample", true);
   sample.read("n", o.sample_count);
   sample.read("quantize", o.quantize_samples);
@@ -77,54 +73,6 @@ void check_splits(const DataSplits& data, const std::string& where) {
           "{}: the {} split has a context of [{} x {}] for {} rows and {} context column{}{}",
           where, name, c.shape(0), c.shape(1), x.shape(0), k, k == 1 ? "" : "s",
           k == 0 ? "" : " (" + join_column_names(data.context_columns) + ")"));
-  }
-}
-
-// Adds the networks of the mapping `node` (at `path`) and of every mapping
-// below it to `sizes`. Reads a copy of the model section, so that nothing is
-// marked read; a value of the wrong type is left to its component to name.
-void add_networks(ConfigNode node, const std::string& path, NetworkSizes& sizes) {
-  std::vector<Index> hidden;
-  Index layers = 1;
-  try {
-    if (node.has_list("hidden")) node.read("hidden", hidden);
-    node.read("layers", layers);
-  } catch (const ConfigError&) {
-  }
-  if (!hidden.empty()) {
-    const double copies = std::clamp<double>(static_cast<double>(layers), 1, 1000);
-    double parameters = 0, units = 0, below = 1;  // from one input
-    std::string widths;
-    for (Index h : hidden) {
-      const double width = static_cast<double>(h);
-      parameters += below * width + width;
-      units += width;
-      below = width;
-      widths += fmt::format("{}{}", widths.empty() ? "" : ", ", h);
-    }
-    parameters = copies * (parameters + below + 1);  // to one output
-    ++sizes.networks;
-    if (parameters > sizes.largest_parameters || sizes.largest.empty()) {
-      sizes.largest = fmt::format("{}.hidden = [{}]", path, widths);
-      sizes.largest_parameters = parameters;
-    }
-    sizes.parameters += parameters;
-    sizes.activations += copies * units;
-  }
-  for (const std::string& key : node.keys()) {
-    if (key == "hidden") continue;
-    try {
-      if (node.has_list(key)) {
-        const std::vector<ConfigNode> items = node.children(key);
-        for (std::size_t k = 0; k < items.size(); ++k)
-          if (items[k].is_map())
-            add_networks(items[k], fmt::format("{}.{}[{}]", path, key, k), sizes);
-      } else {
-        ConfigNode child = node.child(key);
-        if (child.is_map()) add_networks(child, path + "." + key, sizes);
-      }
-    } catch (const ConfigError&) {  // a scalar, or a list of scalars
-    }
   }
 }
 
@@ -185,114 +133,6 @@ class MemoryChecks {
 
 }  // namespace
 
-NetworkSizes network_sizes(const ConfigNode& model_node) {
-  NetworkSizes sizes;
-  try {  // a section whose dump does not parse again is left to its components
-    ConfigNode copy = ConfigNode::parse(model_node.dump(), model_node.origin());
-    if (copy.is_map())
-      add_networks(copy, model_node.path().empty() ? "model" : model_node.path(), sizes);
-  } catch (const ConfigError&) {
-    return NetworkSizes{};
-  }
-  return sizes;
-}
-
-ContextEmbeddingOptions ContextEmbeddingOptions::from(ConfigNode& node) {
-  ContextEmbeddingOptions o;
-  node.read("hidden", o.hidden);
-  node.read("features", o.features);
-  node.read("activation", o.activation);
-  node.expect(o.features >= 1, "features", "must be >= 1");
-  for (Index width : o.hidden) node.expect(width >= 1, "hidden", "every width must be >= 1");
-  node.expect_one_of("activation", o.activation, nn::Activation::names());
-  node.finish();
-  return o;
-}
-
-void name_default_precision(ConfigNode& model_node) {
-  if (!model_node.has("precision")) model_node.set("precision", "float32");
-}
-
-Model build_model(ConfigNode& model_node, Registry& registry, const ModelInputs& inputs,
-                  Index seed) {
-  const Index dim = inputs.dim;
-  // Absent, float64: what every model saved before the key existed computed in.
-  std::string precision_key = "float64";
-  model_node.read("precision", precision_key);
-  model_node.expect_one_of("precision", precision_key, precision_names());
-  const Precision precision = precision_from_name(precision_key);
-  const Index context_columns = inputs.context_columns.size();
-  std::shared_ptr<ContextEncoder> encoder;
-  model_node.mark_read("context_embedding");  // a known key of the section, used or not
-  if (model_node.has("context_embedding") && context_columns == 0)
-    throw model_node.error("context_embedding",
-                           "the data has no context columns to embed (give data.context_columns, "
-                           "or a data set with a context)");
-  if (context_columns > 0) {
-    ContextEncoder::EmbeddingOptions embedding;  // none: standardization only
-    if (model_node.has("context_embedding")) {
-      ConfigNode node = model_node.child("context_embedding");
-      const ContextEmbeddingOptions o = ContextEmbeddingOptions::from(node);
-      embedding.hidden = o.hidden;
-      embedding.features = o.features;
-      embedding.activation = nn::Activation::from_name(o.activation);
-      embedding.precision = precision;
-    }
-    // A stream of its own, so the other components' initialisation is as
-    // for an unconditional model.
-    Rng rng(mix_seed(seed, 200));
-    encoder = std::make_shared<ContextEncoder>(context_columns, embedding, rng);
-  }
-  const Index width = encoder ? encoder->output_dim() : 0;
-
-  // Defaults are written into the section, so that a checkpoint's copy names them.
-  if (!model_node.has("base")) model_node.set("base", "{type: standard_normal}");
-  ConfigNode base_node = model_node.child("base");
-  if (!base_node.has("type")) base_node.set("type", "standard_normal");
-  auto base = registry.make<BaseDistribution>(
-      base_node, BuildContext{dim, width, mix_seed(seed, 100), &registry, precision});
-  std::vector<std::shared_ptr<Bijector>> chain;
-  std::vector<ConfigNode> items = model_node.children("bijectors");
-  if (model_node.has("bijectors") && items.empty())
-    throw model_node.error("bijectors",
-                           "an empty list: give at least one bijector (or leave bijectors out "
-                           "for a model that is the base distribution alone)");
-  for (std::size_t k = 0; k < items.size(); ++k)
-    chain.push_back(registry.make<Bijector>(
-        items[k], BuildContext{dim, width, mix_seed(seed, 1000 + k), &registry, precision}));
-
-  std::vector<std::string> readers;  // components that read the context
-  if (base->context_dim() > 0) readers.push_back("base " + base_node.require_string("type"));
-  for (std::size_t k = 0; k < chain.size(); ++k)
-    if (chain[k]->context_dim() > 0)
-      readers.push_back(fmt::format("bijectors[{}] {}", k, chain[k]->name()));
-  if (context_columns > 0 && readers.empty())
-    throw model_node.error(
-        "",
-        fmt::format("the data has context column{} {}, but no component of the model reads a "
-                    "context: use a conditional bijector (maf, nsf_autoregressive, "
-                    "nsf_coupling, affine_coupling, flow_matching, ...) or base "
-                    "(conditional_diagonal_normal), "
-                    "or give the data no context_columns",
-                    context_columns == 1 ? "" : "s", join_column_names(inputs.context_columns)));
-  if (context_columns == 0 && !readers.empty())
-    throw model_node.error(
-        "", fmt::format("{} reads a context, but the data has no context columns (give "
-                        "data.context_columns, or a data set with a context)",
-                        join_column_names(readers)));
-  Model model;
-  model.flow = std::make_shared<Flow>(base, chain, encoder);
-  std::vector<ColumnBounds> bounds = read_bounds(model_node, "bounds", dim, inputs.columns);
-  if (std::any_of(bounds.begin(), bounds.end(), [](const ColumnBounds& b) { return b.bounded(); }))
-    model.bounds = std::make_shared<Bounds>(std::move(bounds), inputs.columns);
-  return model;
-}
-
-void prepend_data_layers(Model& model) {
-  if (model.standardize) model.flow->prepend(model.standardize);
-  if (model.bounds) model.flow->prepend(model.bounds);
-}
-
 void fit_data_layers(Pipeline& p, const std::string& data_where) {
   const DataSplits& data = p.data;
   const std::pair<const char*, const Matrix*> splits[] = {
@@ -319,7 +159,7 @@ void fit_data_layers(Pipeline& p, const std::string& data_where) {
 }
 
 Rng Pipeline::eval_rng(int split) const {
-  return Rng(options.seed).derive(9).derive(static_cast<std::uint64_t>(split));
+  return run_stream(options.seed, RunStream::evaluation).derive(static_cast<std::uint64_t>(split));
 }
 
 std::shared_ptr<Flow> Pipeline::replicate_flow() const {
@@ -349,14 +189,14 @@ TrainReport Pipeline::train(const TrainerCallbacks& given) {
     throw Error("Pipeline::train sets TrainerCallbacks::prepare_batch itself; leave it empty");
   TrainerCallbacks callbacks = given;
   if (!callbacks.make_replica) callbacks.make_replica = [this] { return replicate_flow(); };
-  Rng train_rng = Rng(options.seed).derive(3);
+  Rng train_rng = run_stream(options.seed, RunStream::minibatches);
   if (!dequantize.enabled()) return trainer->train(*model.flow, data, train_rng, callbacks);
   // Validation (early stopping, the best step) on one fixed draw per row.
   DataSplits noisy = data;
   Rng val_rng = eval_rng(1);
   dequantize.add_noise(noisy.val, val_rng);
   TrainerCallbacks with_noise = callbacks;
-  auto noise_rng = std::make_shared<Rng>(Rng(options.seed).derive(8));
+  auto noise_rng = std::make_shared<Rng>(run_stream(options.seed, RunStream::dequantize_noise));
   const Dequantizer dequantizer = dequantize;
   with_noise.prepare_batch = [dequantizer, noise_rng](Matrix& batch) {
     dequantizer.add_noise(batch, *noise_rng);
@@ -396,7 +236,8 @@ namespace {
 
 // Pipeline::load and Pipeline::parse after parsing the YAML.
 Pipeline load_pipeline(ConfigNode root_node, const std::string& file,
-                       const std::vector<std::string>& overrides) {
+                       const std::vector<std::string>& overrides,
+                       const std::vector<std::string>& stage_names) {
   Pipeline p{file, std::move(root_node), ConfigNode::empty(file, "model"), {}, {}, {}, {}, {}, {}};
   ConfigNode& root = p.root;
   if (!root.is_map()) throw root.error("", "a pipeline must be a mapping of keys");
@@ -406,26 +247,23 @@ Pipeline load_pipeline(ConfigNode root_node, const std::string& file,
       throw ConfigError(fmt::format("override '{}': expected KEY=VALUE", item));
     root.set(item.substr(0, eq), item.substr(eq + 1));
   }
-  p.options = read_options(root);
+  p.options = read_options(root, stage_names);
   set_thread_count(p.options.threads);
 
-  p.registry = std::make_shared<Registry>();
-  Registry& registry = *p.registry;
-  register_builtins(registry);
-  std::vector<std::string> search = default_plugin_search_path();
-  const std::size_t defaults = search.size();
+  std::vector<std::string> named_plugins;
   for (const std::string& entry : p.options.plugins) {
     const std::string path = resolve_relative(file, entry);
     if (!fs::exists(path)) throw root.error("plugins", fmt::format("'{}' does not exist", path));
-    search.push_back(path);
+    named_plugins.push_back(path);
   }
-  load_plugins(search, registry);
+  p.registry = make_registry(named_plugins);
+  Registry& registry = *p.registry;
   // A plugin the pipeline names (itself, or in a folder it names) must load;
   // those found in the default folders only warn when they do not.
   for (const Registry::Failure& failure : registry.failures())
-    for (std::size_t k = defaults; k < search.size(); ++k) {
+    for (const std::string& path : named_plugins) {
       std::error_code ec;
-      const fs::path named = search[k], failed = failure.file;
+      const fs::path named = path, failed = failure.file;
       if (fs::equivalent(failed, named, ec) || fs::equivalent(failed.parent_path(), named, ec))
         throw root.error("plugins", failure.message);
     }
@@ -433,8 +271,8 @@ Pipeline load_pipeline(ConfigNode root_node, const std::string& file,
   const Index seed = p.options.seed;
   ConfigNode data_node = root.child("data");
   const DequantizeOptions dequantize = DequantizeOptions::from(data_node);
-  auto dataset =
-      registry.make<Dataset>(data_node, BuildContext{0, 0, mix_seed(seed, 1), &registry});
+  auto dataset = registry.make<Dataset>(
+      data_node, BuildContext{0, 0, component_seed(seed, ComponentSeed::dataset), &registry});
   p.model_node = root.child("model");
   p.model_node.read("standardize", p.options.standardize);
   ConfigNode trainer_node = root.child("trainer", true);
@@ -447,7 +285,7 @@ Pipeline load_pipeline(ConfigNode root_node, const std::string& file,
                                fmt::format("'{}' is not a file", p.options.resume_from));
   }
 
-  Rng data_rng = Rng(seed).derive(1);
+  Rng data_rng = run_stream(seed, RunStream::data_rows);
   p.data = dataset->load(data_rng);
   check_splits(p.data, data_node.where() + ": data");
   const Index dim = p.data.train.shape(1);
@@ -468,7 +306,8 @@ Pipeline load_pipeline(ConfigNode root_node, const std::string& file,
                "integer columns are quantized");
   fit_data_layers(p, data_node.where() + ": data");
   p.trainer = registry.make<Trainer>(
-      trainer_node, BuildContext{dim, p.data.context_dim(), mix_seed(seed, 2), &registry});
+      trainer_node, BuildContext{dim, p.data.context_dim(),
+                                 component_seed(seed, ComponentSeed::trainer), &registry});
   root.finish();
   if (!p.options.resume_from.empty()) resume_from_checkpoint(p, p.options.resume_from);
   return p;
@@ -476,13 +315,53 @@ Pipeline load_pipeline(ConfigNode root_node, const std::string& file,
 
 }  // namespace
 
-Pipeline Pipeline::load(const std::string& file, const std::vector<std::string>& overrides) {
-  return load_pipeline(ConfigNode::load_file(file), file, overrides);
+Pipeline Pipeline::load(const std::string& file, const std::vector<std::string>& overrides,
+                        const std::vector<std::string>& stage_names) {
+  return load_pipeline(ConfigNode::load_file(file), file, overrides, stage_names);
 }
 
 Pipeline Pipeline::parse(const std::string& text, const std::string& origin,
-                         const std::vector<std::string>& overrides) {
-  return load_pipeline(ConfigNode::parse(text, origin), origin, overrides);
+                         const std::vector<std::string>& overrides,
+                         const std::vector<std::string>& stage_names) {
+  return load_pipeline(ConfigNode::parse(text, origin), origin, overrides, stage_names);
+}
+
+Checkpoint make_checkpoint(Pipeline& pipeline) {
+  CheckpointParts parts;
+  parts.name = pipeline.options.name;
+  parts.seed = pipeline.options.seed;
+  parts.model = &pipeline.model;
+  parts.trainer = pipeline.trainer.get();
+  parts.registry = pipeline.registry.get();
+  parts.columns = pipeline.data.columns;
+  parts.context_columns = pipeline.data.context_columns;
+  parts.dequantize = pipeline.dequantize;
+  parts.model_yaml = pipeline.model_node.dump();
+  parts.pipeline_yaml = pipeline.root.dump();
+  return make_checkpoint(parts);
+}
+
+void resume_from_checkpoint(Pipeline& pipeline, const std::string& path) {
+  const Checkpoint checkpoint = read_checkpoint(path);
+  // Random structure (orderings, splits) comes from the seed.
+  if (checkpoint.info.seed != pipeline.options.seed)
+    throw DataError(fmt::format(
+        "{}: the checkpoint's model was built with seed {}, this pipeline has seed {}; resuming "
+        "needs the same seed",
+        path, checkpoint.info.seed, pipeline.options.seed));
+  if (checkpoint.info.context_columns != pipeline.data.context_columns &&
+      checkpoint.info.context_dim() == pipeline.data.context_dim())
+    throw DataError(fmt::format(
+        "{}: the checkpoint's model reads the context columns ({}), this pipeline's data has ({})",
+        path, join_column_names(checkpoint.info.context_columns),
+        join_column_names(pipeline.data.context_columns)));
+  if (checkpoint.info.dequantized != pipeline.dequantize.columns())
+    throw DataError(fmt::format(
+        "{}: the checkpoint's model was trained with {} dequantized column(s), this pipeline "
+        "dequantizes {} (data.dequantize must match to resume)",
+        path, checkpoint.info.dequantized.size(), pipeline.dequantize.columns().size()));
+  restore_model(checkpoint, pipeline.model, path);
+  restore_trainer(checkpoint, *pipeline.trainer, *pipeline.model.flow, path);
 }
 
 }  // namespace flows

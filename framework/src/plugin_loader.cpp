@@ -159,4 +159,13 @@ std::vector<LoadedPlugin> load_plugins(const std::vector<std::string>& search_pa
   return loaded;
 }
 
+std::shared_ptr<Registry> make_registry(const std::vector<std::string>& extra_paths) {
+  auto registry = std::make_shared<Registry>();
+  register_builtins(*registry);
+  std::vector<std::string> search = default_plugin_search_path();
+  search.insert(search.end(), extra_paths.begin(), extra_paths.end());
+  load_plugins(search, *registry);
+  return registry;
+}
+
 }  // namespace flows

@@ -12,6 +12,7 @@
 #include "flows/data/dequantize.hpp"
 #include "flows/error.hpp"
 #include "flows/plugin_loader.hpp"
+#include "flows/streams.hpp"
 
 namespace flows {
 
@@ -94,12 +95,8 @@ Pipeline make_in_memory_pipeline(InMemoryPipeline spec) {
   p.root.mark_read("name");
   p.root.mark_read("seed");
 
-  p.registry = std::make_shared<Registry>();
+  p.registry = make_registry(spec.plugin_paths);
   Registry& registry = *p.registry;
-  register_builtins(registry);
-  std::vector<std::string> search = default_plugin_search_path();
-  search.insert(search.end(), spec.plugin_paths.begin(), spec.plugin_paths.end());
-  load_plugins(search, registry);
 
   // From here on the steps of Pipeline::load after its data set is loaded.
   const Index seed = spec.seed;
@@ -133,7 +130,8 @@ Pipeline make_in_memory_pipeline(InMemoryPipeline spec) {
   // standardization and the context standardization, as for a data set.
   fit_data_layers(p, origin + ": data");
   p.trainer = registry.make<Trainer>(
-      trainer_node, BuildContext{dim, p.data.context_dim(), mix_seed(seed, 2), &registry});
+      trainer_node, BuildContext{dim, p.data.context_dim(),
+                                 component_seed(seed, ComponentSeed::trainer), &registry});
   p.root.finish();
   if (!p.options.resume_from.empty()) resume_from_checkpoint(p, p.options.resume_from);
   return p;

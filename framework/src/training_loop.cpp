@@ -3,9 +3,11 @@
 #include <chrono>
 #include <cmath>
 #include <numeric>
+#include <optional>
 
 #include <fmt/format.h>
 
+#include "flows/data_parallel.hpp"
 #include "flows/error.hpp"
 
 namespace flows {
@@ -82,6 +84,50 @@ void restore(const ParameterList& params, const std::vector<Matrix>& values) {
   for (std::size_t k = 0; k < params.size() && k < values.size(); ++k) params[k]->value = values[k];
 }
 
+// A rank's part of a step on several processes (issue 14): rank r computes
+// rows rank_share(B, r, N) of the global batch of B rows, weights its loss
+// and gradient by its share of the rows, and the sums over the ranks are
+// the whole batch's: the same step as one process, up to summation order.
+class RankShare {
+ public:
+  RankShare(Ranks& ranks, const ParameterList& params) : ranks_(ranks), params_(params) {
+    Index values = 0;
+    for (const Parameter* p : params_) values += p->size();
+    flat_.resize(values + 1);  // the gradients, then the loss
+  }
+
+  Real loss_and_gradient(const TrainingObjective& objective, const Matrix& batch,
+                         const Matrix& context) {
+    const Index rows = batch.shape(0);
+    const auto [begin, end] = rank_share(rows, ranks_.rank(), ranks_.size());
+    Real loss = 0;
+    if (end > begin)
+      loss = objective.loss_and_gradient(copy_rows(batch, begin, end, rows_),
+                                         copy_rows(context, begin, end, context_rows_));
+    const Real weight = static_cast<Real>(end - begin) / static_cast<Real>(rows);
+    Real* out = flat_.data();
+    for (const Parameter* p : params_)
+      for (Real g : p->grad) *out++ = g * weight;
+    *out = loss * weight;
+    const auto started = std::chrono::steady_clock::now();
+    ranks_.sum(flat_.data(), flat_.size());
+    seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    const Real* in = flat_.data();
+    for (Parameter* p : params_)
+      for (Real& g : p->grad) g = *in++;
+    return *in;
+  }
+
+  double seconds() const { return seconds_; }  // in the all-reduce so far
+
+ private:
+  Ranks& ranks_;
+  const ParameterList& params_;
+  double seconds_ = 0;
+  Matrix rows_, context_rows_;
+  std::vector<Real> flat_;
+};
+
 }  // namespace
 
 TrainReport run_training_loop(const TrainingOptions& options, Optimizer& optimizer,
@@ -105,6 +151,8 @@ TrainReport run_training_loop(const TrainingOptions& options, Optimizer& optimiz
   MinibatchSampler sampler(train, train_context, options.batch_size,
                            first_step > 0 ? resumed_rng : rng);
   Matrix prepared;  // the batch after callbacks.prepare_batch
+  std::optional<RankShare> share;
+  if (callbacks.ranks && callbacks.ranks->size() > 1) share.emplace(*callbacks.ranks, params);
   std::vector<Matrix> best = snapshot(params);
   bool have_best = false;
   // Without a validated best, what a non-finite step falls back to: the
@@ -157,7 +205,8 @@ TrainReport run_training_loop(const TrainingOptions& options, Optimizer& optimiz
       callbacks.prepare_batch(prepared);
       batch = &prepared;
     }
-    const Real loss = objective.loss_and_gradient(*batch, sampler.context());
+    const Real loss = share ? share->loss_and_gradient(objective, *batch, sampler.context())
+                            : objective.loss_and_gradient(*batch, sampler.context());
     // The norm is computed in every step anyway (clipping needs it): a
     // non-finite one is a non-finite gradient, and clipping leaves it alone.
     const Real norm = clip_gradient_norm(params, options.clip_grad_norm);
@@ -233,6 +282,7 @@ TrainReport run_training_loop(const TrainingOptions& options, Optimizer& optimiz
   }
   if (have_best) restore(params, best);
   report.seconds = seconds();
+  if (share) report.allreduce_seconds = share->seconds();
   return report;
 }
 

@@ -5,6 +5,7 @@
 
 #include <flows/error.hpp>
 #include <flows/rng.hpp>
+#include <flows/streams.hpp>
 
 namespace flows::basic {
 
@@ -93,7 +94,7 @@ std::vector<Index> random_permutation(Index dim, std::uint64_t seed) {
   for (Index j = 0; j < dim; ++j) order[j] = j;
   // A stream of its own, so that a permutation does not repeat the draws of
   // another component built from the same seed.
-  Rng rng = Rng(seed).derive(0x7065726d);  // "perm"
+  Rng rng = Rng(seed).derive(stream_tags::permutation);
   for (Index j = dim; j > 1; --j) std::swap(order[j - 1], order[rng.index(j)]);
   return order;
 }

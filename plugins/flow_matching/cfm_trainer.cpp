@@ -9,6 +9,7 @@
 #include <flows/context_encoder.hpp>
 #include <flows/data_parallel.hpp>
 #include <flows/error.hpp>
+#include <flows/streams.hpp>
 
 #include "cfm_objective.hpp"
 #include "flow_matching_bijector.hpp"
@@ -129,8 +130,15 @@ TrainReport CfmTrainer::train(Flow& flow, const DataSplits& data, Rng& rng,
                              x0 = chain[k]->inverse(x0, Matrix()).value;
                          });
   // A resumed run continues with other draws than the first run's opening steps.
-  Rng draw_rng = rng.derive(mix_seed(seed_, 11));
+  Rng draw_rng = rng.derive(substream(seed_, Substream::cfm_draws));
   if (steps_done_ > 0) draw_rng = draw_rng.derive(steps_done_);
+  // On several ranks each draws the noise and times of its own share of the
+  // rows (one stream would give every share the same draws). Coupling and
+  // minibatch OT then act within each rank's share, as torchcfm's act
+  // within each device's.
+  if (callbacks.ranks && callbacks.ranks->size() > 1)
+    draw_rng =
+        draw_rng.derive(stream_tags::rank + static_cast<std::uint64_t>(callbacks.ranks->rank()));
   // The field is fit to ∅ exactly when rows are dropped; guidance checks this.
   bijector->set_context_dropout(encoder ? options_.context_dropout : 0);
 
@@ -172,7 +180,7 @@ TrainReport CfmTrainer::train(Flow& flow, const DataSplits& data, Rng& rng,
   loop.validation_loss = [&] {
     // The same draws at every evaluation, so losses compare across steps;
     // the context is encoded afresh, as the embedding trains.
-    Rng val_rng(mix_seed(seed_, 12));
+    Rng val_rng(substream(seed_, Substream::cfm_validation));
     const Matrix val_context = encoder ? encoder->encode(data.val_context) : Matrix();
     const Index n = val_in.shape(0), batch = options_.training.batch_size;
     Real sum = 0;

@@ -7,6 +7,7 @@
 
 #include <flows/error.hpp>
 #include <flows/rng.hpp>
+#include <flows/streams.hpp>
 
 namespace flows::flow_matching {
 
@@ -32,7 +33,7 @@ FlowMatchingBijector::FlowMatchingBijector(Index dim, Index context_dim,
       options_(options),
       field_(dim, context_dim, options.field, *std::make_unique<Rng>(seed)),
       solver_(std::move(solver)),
-      probe_seed_(mix_seed(seed, 7)) {
+      probe_seed_(substream(seed, Substream::hutchinson_probes)) {
   if (!solver_) throw Error("flow_matching: no ODE solver");
 }
 

@@ -2,6 +2,7 @@
 // on reduced step and row counts.
 #include <gtest/gtest.h>
 
+#include "json_support.hpp"
 #include "runner_support.hpp"
 
 #include <cmath>
@@ -53,8 +54,8 @@ TEST(FlowMatchingPipelines, EightGaussiansReachesTheStatedNllAndHitsEveryMode) {
                 dir, output),
             0)
       << output;
-  const std::string metrics = read_file(dir / "out/metrics.json");
-  const double test_nll = json_number(metrics, "test");
+  const nlohmann::json metrics = read_json(dir / "out/metrics.json");
+  const double test_nll = json_number(metrics, "/nll/test");
   EXPECT_LT(test_nll, 3.3) << metrics;
   EXPECT_GT(test_nll, 2.7) << metrics;  // not below the data's own entropy (minus noise)
 
@@ -102,10 +103,10 @@ TEST(FlowMatchingPipelines, MoonsTrainsWithDopri5AndWithRk4FromYaml) {
     const fs::path out = dir / (file.find("rk4") == std::string::npos ? "dopri5" : "rk4");
     ASSERT_EQ(run("run " + file + " -q" + kReduced + " -o " + out.string(), dir, output), 0)
         << output;
-    const std::string metrics = read_file(out / "metrics.json");
+    const nlohmann::json metrics = read_json(out / "metrics.json");
     // Moons (noise 0.05) in data units: a Gaussian fit gives ≈ 2.0 nats,
     // good flows ≈ 0.35; 1,000 steps of flow matching reach well below 1.6.
-    EXPECT_LT(json_number(metrics, "test"), 1.6) << metrics;
+    EXPECT_LT(json_number(metrics, "/nll/test"), 1.6) << metrics;
     EXPECT_EQ(read_samples(out / "samples.csv").size(), 2000u);
   }
 }

@@ -4,6 +4,7 @@
 // with no rebuild.
 #include <gtest/gtest.h>
 
+#include "json_support.hpp"
 #include "runner_support.hpp"
 
 #include <cmath>
@@ -24,7 +25,7 @@ using namespace flows::test_support;
 struct RunResult {
   int code;
   std::string output;
-  std::string metrics;
+  nlohmann::json metrics;  // metrics.json (null when the run failed)
 };
 
 RunResult run(const fs::path& yaml, const std::string& args, const fs::path& out) {
@@ -32,13 +33,11 @@ RunResult run(const fs::path& yaml, const std::string& args, const fs::path& out
   const int code = run_logged(
       std::string(FLOWS_RUNNER) + " run " + yaml.string() + " -q " + args + " -o " + out.string(),
       log);
-  return {code, read_file(log), read_file(out / "metrics.json")};
+  return {code, read_file(log), code == 0 ? read_json(out / "metrics.json") : nlohmann::json()};
 }
 
-double test_nll(const std::string& metrics) {
-  const std::string key = "\"test\": ";
-  const auto at = metrics.find(key);
-  return at == std::string::npos ? NAN : std::stod(metrics.substr(at + key.size()));
+double test_nll(const nlohmann::json& metrics) {
+  return json_number(metrics, "/nll/test");
 }
 
 // configs/nsf_checkerboard.yaml with its bijector entry replaced by `entry`.

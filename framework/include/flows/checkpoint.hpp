@@ -27,9 +27,11 @@
 #include <string_view>
 #include <vector>
 
+#include "flows/data/dequantize.hpp"
 #include "flows/export.hpp"
-#include "flows/pipeline.hpp"
+#include "flows/model.hpp"
 #include "flows/state.hpp"
+#include "flows/trainer.hpp"
 
 namespace flows {
 
@@ -75,8 +77,21 @@ struct Checkpoint {
   TensorStore tensors;  // "model/..." (the flow) and "trainer/..." (for resuming)
 };
 
-// The state of a pipeline's model and trainer, as a checkpoint.
-FLOWS_API Checkpoint make_checkpoint(Pipeline& pipeline);
+// What a checkpoint is made of (a pipeline's make_checkpoint gathers it).
+struct CheckpointParts {
+  std::string name;  // the pipeline's
+  Index seed = 0;    // the model was built with it
+  Model* model = nullptr;
+  Trainer* trainer = nullptr;          // null: no trainer state (the model alone)
+  const Registry* registry = nullptr;  // names where each component came from
+  std::vector<std::string> columns, context_columns;
+  Dequantizer dequantize;
+  std::string model_yaml;     // the model section the model was built from
+  std::string pipeline_yaml;  // the whole pipeline
+};
+
+// The state of a model and its trainer, as a checkpoint.
+FLOWS_API Checkpoint make_checkpoint(const CheckpointParts& parts);
 
 // Writes to a temporary file in the same folder, flushes it to disk and
 // renames it into place, so a failure leaves any previous file untouched.
@@ -128,12 +143,9 @@ FLOWS_API LoadedModel load_model(const std::string& path,
 FLOWS_API LoadedModel rebuild_model(const Checkpoint& checkpoint,
                                     std::shared_ptr<Registry> registry, const std::string& source);
 
-// Continues a pipeline from a checkpoint (trainer.resume_from): restores the
-// model's state and the trainer's (steps done, optimizer moments). The seed
-// must be the checkpoint's. After early stopping a checkpoint holds the best
-// step's parameters with the last step's optimizer state and step count. A
-// resumed run draws other mini-batches than an uninterrupted run would, so
-// the two agree in distribution, not bit for bit.
-FLOWS_API void resume_from_checkpoint(Pipeline& pipeline, const std::string& path);
+// Restores every "trainer/" tensor (steps done, optimizer moments) into
+// `trainer`, which trains `flow`. Errors name `source`.
+FLOWS_API void restore_trainer(const Checkpoint& checkpoint, Trainer& trainer, Flow& flow,
+                               const std::string& source);
 
 }  // namespace flows

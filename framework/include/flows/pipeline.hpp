@@ -4,17 +4,16 @@
 #include <vector>
 
 #include "flows/bounds.hpp"
+#include "flows/checkpoint.hpp"
 #include "flows/config.hpp"
 #include "flows/data/dequantize.hpp"
 #include "flows/export.hpp"
 #include "flows/flow.hpp"
+#include "flows/model.hpp"
 #include "flows/registry.hpp"
 #include "flows/standardize.hpp"
 
 namespace flows {
-
-// The stages a pipeline may list, run in the order given.
-FLOWS_API const std::vector<std::string>& pipeline_stages();
 
 // A pipeline's own keys; each section (data, model, trainer) is checked by
 // the component it builds.
@@ -33,83 +32,6 @@ struct PipelineOptions {
   bool standardize = true;        // model.standardize: standardize with the training split
   Index threads = 0;              // threads: (0 when absent: every core; see threads.hpp)
 };
-
-// A flow built from a `model:` section, and its data standardization (null
-// when model.standardize is false), which is the first bijector of the chain.
-// A conditional model's context encoder is flow->context_encoder().
-// With model.bounds, `bounds` maps the box to R^d; the chain is then
-// [bounds, standardization, bijectors...] (see prepend_data_layers).
-struct Model {
-  std::shared_ptr<Flow> flow;
-  std::shared_ptr<Standardize> standardize;
-  std::shared_ptr<Bounds> bounds;  // null without model.bounds
-};
-
-// Puts the data layers at the front of model.flow's chain: the
-// standardization (when model.standardize is set), then the bounds in front
-// of it (when model.bounds is set), so that the standardization sees the
-// unbounded values. Call once, after build_model and after setting
-// model.standardize.
-FLOWS_API void prepend_data_layers(Model& model);
-
-// What a model is built for: the x columns and the context columns.
-struct ModelInputs {
-  Index dim = 0;  // x columns
-  // Names of the raw context columns (empty: an unconditional model); only
-  // their number shapes the model, the names go into messages.
-  std::vector<std::string> context_columns;
-  // Names of the x columns (may be empty); model.bounds names columns by them.
-  std::vector<std::string> columns;
-};
-
-// The optional `model.context_embedding` section: an MLP e = MLP(c) shared by
-// every conditional layer (after the context standardization).
-struct FLOWS_API ContextEmbeddingOptions {
-  std::vector<Index> hidden;  // hidden widths (default: none, one dense layer)
-  Index features = 16;        // width of e (>= 1) when the section is present
-  std::string activation = "relu";
-
-  static ContextEmbeddingOptions from(ConfigNode& node);
-};
-
-// Builds the model: base (standard_normal when absent) and the bijectors in
-// order (data side first), each seeded from `seed`, so the same section and
-// seed always build the same model. For a conditional model (context
-// columns), first a ContextEncoder: the context standardization (identity
-// until fitted or restored) and the embedding of `model.context_embedding`
-// when given; every component is then built with BuildContext::context_dim =
-// the encoder's output width. ConfigError when the data has context columns
-// but no component reads a context (naming the columns), when a component
-// reads a context but the data has none, and for a context_embedding without
-// context columns. The data standardization is added by the caller (fitted,
-// or restored), and so is the context standardization's fit. model.bounds
-// ([lo, hi] for every column, a list of pairs, or {column: [lo, hi]}; an
-// end may be null) builds model.bounds, which is not yet in the chain:
-// prepend_data_layers puts it there.
-// A pipeline's networks compute in float32 unless model.precision says
-// otherwise: writes `precision: float32` into a section that names none (so
-// the checkpoint records it). build_model itself reads an absent key as
-// float64, the precision of models saved before the key existed.
-FLOWS_API void name_default_precision(ConfigNode& model_node);
-
-FLOWS_API Model build_model(ConfigNode& model_node, Registry& registry, const ModelInputs& inputs,
-                            Index seed);
-
-// The networks a model section describes, read from its `hidden` widths
-// before anything is built (issue 15, resource limits): every mapping under
-// the section with a list `hidden` is a network from one input through
-// those widths to one output, `layers` times when the mapping has that key
-// (1 when absent). The parameters are a lower bound (the real inputs and
-// outputs are wider, and `layers` defaults to more); networks whose widths
-// use other keys are counted only once built, by their parameters.
-struct NetworkSizes {
-  double parameters = 0;          // at least, every network together
-  double activations = 0;         // hidden units per row, every network together
-  std::string largest;            // "model.bijectors[0].hidden = [512, 512]": the most parameters
-  double largest_parameters = 0;  // its parameters
-  Index networks = 0;
-};
-FLOWS_API NetworkSizes network_sizes(const ConfigNode& model_node);
 
 struct Pipeline;
 // After build_model, for a pipeline whose data, options and dequantize are
@@ -144,9 +66,9 @@ struct FLOWS_API Pipeline {
   // training on several threads (TrainerCallbacks::make_replica).
   std::shared_ptr<Flow> replicate_flow() const;
 
-  // Trains the model (the train stage): mini-batches from Rng(seed).derive(3);
+  // Trains the model (the train stage): mini-batches from RunStream::minibatches (streams.hpp);
   // with dequantization, fresh noise on every mini-batch from
-  // Rng(seed).derive(8), and validation on one fixed draw per validation row
+  // RunStream::dequantize_noise, and validation on one fixed draw per validation row
   // (eval_rng(1)). `callbacks.prepare_batch` must be empty (it is set here);
   // `callbacks.make_replica` is set to replicate_flow when empty.
   TrainReport train(const TrainerCallbacks& callbacks);
@@ -155,7 +77,7 @@ struct FLOWS_API Pipeline {
   // eval_rng(split)), the continuous −log p(x) otherwise. split: 0 train,
   // 1 val, 2 test.
   Real split_nll(int split) const;
-  // The fixed evaluation draws of a split: Rng(seed).derive(9).derive(split).
+  // The fixed evaluation draws of a split: run_stream(seed, RunStream::evaluation).derive(split).
   Rng eval_rng(int split) const;
   // n samples (sample.quantize applied when set: integers again).
   Matrix sample(Index n, Rng& rng, const Matrix& context = {}) const;
@@ -171,11 +93,26 @@ struct FLOWS_API Pipeline {
   // widths before it is built, then from its parameters), and sample.n and
   // evaluate.quality_rows when those stages are listed. Raises
   // ConfigError (file:line:column: key path: what) and the errors of loading.
-  static Pipeline load(const std::string& file, const std::vector<std::string>& overrides = {});
+  // `stages` must name stages from `stage_names` when that is not empty (the
+  // runner passes its table's names; the SDK runs no stage itself).
+  static Pipeline load(const std::string& file, const std::vector<std::string>& overrides = {},
+                       const std::vector<std::string>& stage_names = {});
   // The same for YAML text: `origin` names it in messages, and relative paths
   // (data files, plugins, resume_from) are resolved against its folder.
   static Pipeline parse(const std::string& text, const std::string& origin,
-                        const std::vector<std::string>& overrides = {});
+                        const std::vector<std::string>& overrides = {},
+                        const std::vector<std::string>& stage_names = {});
 };
+
+// The state of a pipeline's model and trainer, as a checkpoint.
+FLOWS_API Checkpoint make_checkpoint(Pipeline& pipeline);
+
+// Continues a pipeline from a checkpoint (trainer.resume_from): restores the
+// model's state and the trainer's (steps done, optimizer moments). The seed
+// must be the checkpoint's. After early stopping a checkpoint holds the best
+// step's parameters with the last step's optimizer state and step count. A
+// resumed run draws other mini-batches than an uninterrupted run would, so
+// the two agree in distribution, not bit for bit.
+FLOWS_API void resume_from_checkpoint(Pipeline& pipeline, const std::string& path);
 
 }  // namespace flows

@@ -1,4 +1,5 @@
 #pragma once
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -29,5 +30,10 @@ FLOWS_API LoadedPlugin load_plugin(const std::string& file, Registry& registry);
 // load is skipped and recorded in registry.failures(); the rest still load.
 FLOWS_API std::vector<LoadedPlugin> load_plugins(const std::vector<std::string>& search_path,
                                                  Registry& registry);
+
+// The registry every entry point starts from: the built-in components, then
+// the plugins on the default search path, then those on `extra_paths` (files
+// or folders). Plugins that fail to load are in registry->failures().
+FLOWS_API std::shared_ptr<Registry> make_registry(const std::vector<std::string>& extra_paths = {});
 
 }  // namespace flows

@@ -8,6 +8,7 @@
 #include "flows/dataset.hpp"
 #include "flows/export.hpp"
 #include "flows/flow.hpp"
+#include "flows/ranks.hpp"
 #include "flows/rng.hpp"
 #include "flows/state.hpp"
 
@@ -45,6 +46,9 @@ struct TrainReport {
   std::string first_skipped;  // what the first skipped batch was (step, where, rows); "" if none
   Index threads = 1;          // threads a training step ran on (row blocks; see DataParallel)
   double seconds = 0;
+  // On several ranks: the time spent summing the ranks' gradients (the
+  // all-reduce, waiting for the slowest rank included); 0 on one process.
+  double allreduce_seconds = 0;
   std::string loss_name = "nll";  // what the loss measures
   std::vector<CurvePoint> curve;
 };
@@ -66,6 +70,11 @@ struct TrainerCallbacks {
   // replica per extra thread to train on row blocks of each mini-batch (see
   // DataParallel); when empty, training runs on one thread.
   std::function<std::shared_ptr<Flow>()> make_replica;
+  // The processes of a data-parallel run (null: this one alone). Each rank
+  // computes rows rank_share(batch, rank, size) of every global mini-batch;
+  // run_training_loop sums the ranks' gradients and losses, so that every
+  // rank takes the same step (ranks.hpp).
+  Ranks* ranks = nullptr;
 };
 
 // Fits a flow to data. Built by name (kind "trainer"): `mle` in the SDK,

@@ -12,19 +12,12 @@
 #include "flows/error.hpp"
 #include "flows/gaussian_mixture.hpp"
 #include "flows/resources.hpp"
+#include "flows/streams.hpp"
 
 namespace flows {
 namespace {
 
 constexpr Real kLog2Pi = 1.83787706640934548356;  // log(2π)
-
-// The streams of the data seed, as the other built-in data sets take them
-// (datasets.cpp): 0 train, 1 val, 2 test; 5 is this data set's structure.
-Rng data_stream(const std::optional<std::uint64_t>& seed, const Rng& rng, std::uint64_t use) {
-  constexpr std::uint64_t kDataTag = 0x64617461;  // "data"
-  return Rng(seed ? *seed : rng.seed()).derive(kDataTag).derive(use);
-}
-constexpr std::uint64_t kStructureStream = 5;
 
 }  // namespace
 
@@ -126,7 +119,7 @@ CorrelatedGaussiansDataset::CorrelatedGaussiansDataset(CorrelatedGaussiansOption
     : options_(std::move(options)) {}
 
 CorrelatedGaussians CorrelatedGaussiansDataset::distribution(const Rng& rng) const {
-  Rng structure = data_stream(options_.seed, rng, kStructureStream);
+  Rng structure = data_stream(options_.seed, rng, DataUse::structure);
   return CorrelatedGaussians(options_.dim, options_.components, options_.separation, structure);
 }
 
@@ -136,7 +129,7 @@ DataSplits CorrelatedGaussiansDataset::load(Rng& rng) const {
   const Index sizes[3] = {options_.n_train, options_.n_val, options_.n_test};
   Matrix* x[3] = {&splits.train, &splits.val, &splits.test};
   for (int split = 0; split < 3; ++split) {
-    Rng split_rng = data_stream(options_.seed, rng, static_cast<std::uint64_t>(split));
+    Rng split_rng = data_stream(options_.seed, rng, static_cast<DataUse>(split));
     *x[split] = p.draw(sizes[split], split_rng);
   }
   for (Index j = 1; j <= options_.dim; ++j) splits.columns.push_back(fmt::format("x{}", j));

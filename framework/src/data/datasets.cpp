@@ -17,6 +17,7 @@
 #include "flows/data/toys.hpp"
 #include "flows/error.hpp"
 #include "flows/resources.hpp"
+#include "flows/streams.hpp"
 
 namespace flows {
 namespace {
@@ -37,15 +38,6 @@ std::string resolve(const std::string& path, const std::string& origin) {
   if (path.empty() || fs::path(path).is_absolute()) return path;
   const fs::path folder = fs::path(origin).parent_path();
   return folder.empty() ? path : (folder / path).lexically_normal().string();
-}
-
-// The stream of one use of randomness (0 train, 1 val, 2 test, 3 the file
-// shuffle) from `seed`, or from the Rng given to load(). The data streams sit
-// under their own tag, so they never coincide with streams another component
-// derives from the same seed.
-Rng data_stream(const std::optional<std::uint64_t>& seed, const Rng& rng, std::uint64_t use) {
-  constexpr std::uint64_t kDataTag = 0x64617461;  // "data"
-  return Rng(seed ? *seed : rng.seed()).derive(kDataTag).derive(use);
 }
 
 // Rows of `m` listed in `rows`, in that order.
@@ -131,9 +123,9 @@ ToyDataset::ToyDataset(std::string name, ToyDatasetOptions options)
 
 DataSplits ToyDataset::load(Rng& rng) const {
   const Real noise = options_.noise.value_or(toy_default_noise(name_));
-  Rng train_rng = data_stream(options_.seed, rng, 0);
-  Rng val_rng = data_stream(options_.seed, rng, 1);
-  Rng test_rng = data_stream(options_.seed, rng, 2);
+  Rng train_rng = data_stream(options_.seed, rng, DataUse::train);
+  Rng val_rng = data_stream(options_.seed, rng, DataUse::val);
+  Rng test_rng = data_stream(options_.seed, rng, DataUse::test);
   DataSplits splits;
   splits.train = make_toy(name_, options_.n_train, noise, train_rng);
   splits.val = make_toy(name_, options_.n_val, noise, val_rng);
@@ -181,7 +173,7 @@ DataSplits ConditionalToyDataset::load(Rng& rng) const {
   Matrix* x[3] = {&splits.train, &splits.val, &splits.test};
   Matrix* c[3] = {&splits.train_context, &splits.val_context, &splits.test_context};
   for (int split = 0; split < 3; ++split) {
-    Rng split_rng = data_stream(options_.seed, rng, split);
+    Rng split_rng = data_stream(options_.seed, rng, static_cast<DataUse>(split));
     if (name_ == "conditional_gaussian") {
       *c[split] = split_rng.normal(sizes[split], options_.context_dim);
       *x[split] = conditional_gaussian_sample(*c[split], split_rng);
@@ -328,7 +320,7 @@ DataSplits FileDataset::load(Rng& rng) const {
     std::vector<Index> order(n);
     for (Index i = 0; i < n; ++i) order[i] = i;
     if (options_.shuffle) {
-      Rng shuffle_rng = data_stream(options_.seed, rng, 3);
+      Rng shuffle_rng = data_stream(options_.seed, rng, DataUse::file_shuffle);
       for (Index i = n; i > 1; --i) std::swap(order[i - 1], order[shuffle_rng.index(i)]);
     }
     const Index n_train = n - n_val - n_test;

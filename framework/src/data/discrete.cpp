@@ -8,6 +8,7 @@
 #include "flows/data/datasets.hpp"
 #include "flows/error.hpp"
 #include "flows/resources.hpp"
+#include "flows/streams.hpp"
 
 namespace flows {
 
@@ -106,7 +107,8 @@ Matrix DiscreteDataset::draw(Index n, Rng& rng) const {
 DataSplits DiscreteDataset::load(Rng& rng) const {
   const Rng base = options_.seed ? Rng(*options_.seed) : rng;
   DataSplits s;
-  Rng train = base.derive(11), val = base.derive(12), test = base.derive(13);
+  Rng train = base.derive(stream_tags::discrete_train),
+      val = base.derive(stream_tags::discrete_val), test = base.derive(stream_tags::discrete_test);
   s.train = draw(options_.n_train, train);
   s.val = draw(options_.n_val, val);
   s.test = draw(options_.n_test, test);
