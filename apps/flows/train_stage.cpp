@@ -32,6 +32,11 @@ void train_stage(RunSession& s) {
       write_checkpoint(s.out + "/model.flows", make_checkpoint(s.pipeline));
       std::cerr << fmt::format("saved the kept parameters to {}/model.flows\n", s.out);
     }
+    // Every rank stops at the same step (the loss and gradient are summed
+    // over the ranks before they are checked), and each then ends the job:
+    // wait here until rank 0 has written the checkpoint, so that no rank's
+    // MPI_Abort cuts the write short.
+    if (s.ranks() > 1) s.run.ranks->same_on_every_rank(0);
     throw;
   }
   reporter.finish();

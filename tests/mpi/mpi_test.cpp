@@ -152,6 +152,26 @@ TEST(Mpi, FlowMatchingOnTwoRanksReachesTheNllOfOneProcess) {
   EXPECT_NEAR(nll_two, nll_one, 0.15);
 }
 
+// A learning rate that overflows the network: every rank stops at the same
+// step, the message names it and the bijector, and rank 0's checkpoint of
+// the kept parameters is whole (the other rank waits for it before the job
+// ends).
+TEST(Mpi, DivergingTrainingStopsEveryRankAndSavesTheKeptParameters) {
+  const fs::path dir = temp_dir("mpi_diverge");
+  std::string yaml = pipeline_yaml();
+  yaml.replace(yaml.find("lr: 3.0e-3"), 10, "lr: 1.0e150");
+  yaml.replace(yaml.find("[train, evaluate, save]"), 23, "[train, save]");
+  const fs::path file = write_pipeline(dir, yaml);
+  EXPECT_NE(run_logged(run_command(2, file, dir / "out"), dir / "log"), 0);
+  const std::string log = read_file(dir / "log");
+  EXPECT_NE(log.find("training stopped at step"), std::string::npos) << log;
+  EXPECT_NE(log.find("bijectors[0] (maf)"), std::string::npos) << log;
+  ASSERT_TRUE(fs::exists(dir / "out" / "model.flows")) << log;
+  const LoadedModel m = load_model((dir / "out" / "model.flows").string());
+  Rng rng(1);
+  for (Real v : m.model.flow->log_prob(rng.normal(50, 2))) ASSERT_TRUE(std::isfinite(v));
+}
+
 TEST(Mpi, RanksWithDifferentPipelinesAreRefusedNamingTheDifference) {
   const fs::path dir = temp_dir("mpi_mismatch");
   const fs::path file = write_pipeline(dir, pipeline_yaml());
