@@ -43,7 +43,10 @@ if ctest -N -R '^Mpi\.' | grep -q 'Total Tests: [1-9]'; then
 fi
 if ctest -N -R '^Python\.' | grep -q 'Total Tests: [1-9]'; then
   cxx=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' CMakeCache.txt)
-  LD_PRELOAD=$("$cxx" -print-file-name=libasan.so) ASAN_OPTIONS=$ASAN_OPTIONS:detect_leaks=0 \
+  # libstdc++ right after the runtime: the interpreter does not link it, and
+  # ASan's __cxa_throw interceptor needs it loaded to find the real one.
+  LD_PRELOAD="$("$cxx" -print-file-name=libasan.so) $("$cxx" -print-file-name=libstdc++.so)" \
+    ASAN_OPTIONS=$ASAN_OPTIONS:detect_leaks=0 \
     ctest --output-on-failure -j 2 -R '^Python\.' || status=1
 fi
 exit $status

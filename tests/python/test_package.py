@@ -13,6 +13,11 @@ def clean_env(**extra):
     env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp"),
            # Any attempt to reach the network would go to a closed port.
            "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}
+    # Under scripts/test.sh --sanitize the interpreter needs the sanitizer
+    # runtime preloaded, in the child as in this process.
+    for name in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS"):
+        if name in os.environ:
+            env[name] = os.environ[name]
     env.update(extra)
     return env
 
