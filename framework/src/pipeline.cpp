@@ -309,7 +309,7 @@ Pipeline load_pipeline(ConfigNode root_node, const std::string& file,
       trainer_node, BuildContext{dim, p.data.context_dim(),
                                  component_seed(seed, ComponentSeed::trainer), &registry});
   root.finish();
-  if (!p.options.resume_from.empty()) resume_from_checkpoint(p, p.options.resume_from);
+  if (!p.options.resume_from.empty()) resume_from_checkpoint(p, trainer_node);
   return p;
 }
 
@@ -341,7 +341,9 @@ Checkpoint make_checkpoint(Pipeline& pipeline) {
   return make_checkpoint(parts);
 }
 
-void resume_from_checkpoint(Pipeline& pipeline, const std::string& path) {
+namespace {
+
+void restore_from_checkpoint(Pipeline& pipeline, const std::string& path) {
   const Checkpoint checkpoint = read_checkpoint(path);
   // Random structure (orderings, splits) comes from the seed.
   if (checkpoint.info.seed != pipeline.options.seed)
@@ -362,6 +364,17 @@ void resume_from_checkpoint(Pipeline& pipeline, const std::string& path) {
         path, checkpoint.info.dequantized.size(), pipeline.dequantize.columns().size()));
   restore_model(checkpoint, pipeline.model, path);
   restore_trainer(checkpoint, *pipeline.trainer, *pipeline.model.flow, path);
+}
+
+}  // namespace
+
+void resume_from_checkpoint(Pipeline& pipeline, const ConfigNode& trainer_node) {
+  try {
+    restore_from_checkpoint(pipeline, pipeline.options.resume_from);
+  } catch (const Error& e) {
+    // The checkpoint's own message names the file; this names the pipeline's key.
+    throw trainer_node.error("resume_from", e.what());
+  }
 }
 
 }  // namespace flows

@@ -133,7 +133,7 @@ Pipeline make_in_memory_pipeline(InMemoryPipeline spec) {
       trainer_node, BuildContext{dim, p.data.context_dim(),
                                  component_seed(seed, ComponentSeed::trainer), &registry});
   p.root.finish();
-  if (!p.options.resume_from.empty()) resume_from_checkpoint(p, p.options.resume_from);
+  if (!p.options.resume_from.empty()) resume_from_checkpoint(p, trainer_node);
   return p;
 }
 

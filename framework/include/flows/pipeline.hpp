@@ -112,7 +112,9 @@ FLOWS_API Checkpoint make_checkpoint(Pipeline& pipeline);
 // must be the checkpoint's. After early stopping a checkpoint holds the best
 // step's parameters with the last step's optimizer state and step count. A
 // resumed run draws other mini-batches than an uninterrupted run would, so
-// the two agree in distribution, not bit for bit.
-FLOWS_API void resume_from_checkpoint(Pipeline& pipeline, const std::string& path);
+// the two agree in distribution, not bit for bit. The checkpoint is
+// pipeline.options.resume_from; an error names trainer_node's resume_from
+// key (the pipeline's file and line) as well as the checkpoint.
+FLOWS_API void resume_from_checkpoint(Pipeline& pipeline, const ConfigNode& trainer_node);
 
 }  // namespace flows
