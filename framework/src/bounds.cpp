@@ -259,7 +259,10 @@ std::vector<ColumnBounds> read_bounds(ConfigNode& node, const std::string& key, 
                          columns.empty() ? fmt::format("column {}", j) : "column " + columns[j]);
   } else if (value.IsMap()) {
     for (const auto& item : value) {
-      const std::string name = item.first.as<std::string>();
+      // A key that is not plain text (a tagged or null key, a list) names no column.
+      if (!item.first.IsScalar())
+        throw node.error(key, "every key of the mapping must be a column name");
+      const std::string name = item.first.Scalar();
       const auto at = std::find(columns.begin(), columns.end(), name);
       if (at == columns.end()) {
         std::string known;
