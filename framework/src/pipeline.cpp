@@ -369,11 +369,21 @@ void restore_from_checkpoint(Pipeline& pipeline, const std::string& path) {
 }  // namespace
 
 void resume_from_checkpoint(Pipeline& pipeline, const ConfigNode& trainer_node) {
+  // The checkpoint's own message names the file; this names the pipeline's
+  // key too, keeping the kind of error.
+  auto at_key = [&](const Error& e) {
+    return std::string(trainer_node.error("resume_from", e.what()).what());
+  };
   try {
     restore_from_checkpoint(pipeline, pipeline.options.resume_from);
+  } catch (const DataError& e) {
+    throw DataError(at_key(e));
+  } catch (const IoError& e) {
+    throw IoError(at_key(e));
+  } catch (const ConfigError& e) {
+    throw ConfigError(at_key(e));
   } catch (const Error& e) {
-    // The checkpoint's own message names the file; this names the pipeline's key.
-    throw trainer_node.error("resume_from", e.what());
+    throw Error(at_key(e));
   }
 }
 
