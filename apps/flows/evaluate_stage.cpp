@@ -15,14 +15,6 @@ namespace flows::app {
 
 namespace {
 
-// The upper ends of the bounds, one per column (empty without bounds).
-std::vector<Real> upper_bounds(const Model& model) {
-  std::vector<Real> upper;
-  if (model.bounds)
-    for (const ColumnBounds& b : model.bounds->bounds()) upper.push_back(b.high);
-  return upper;
-}
-
 void score_splits(RunSession& s) {
   const DataSplits& data = s.data();
   const Dequantizer& dequantize = s.pipeline.dequantize;
@@ -36,7 +28,8 @@ void score_splits(RunSession& s) {
     const auto [split, rows] = splits[index];
     if (rows->shape(0) == 0) continue;
     // With data.dequantize, the dequantized bound -log P(x) of the integer rows.
-    const Real value = s.pipeline.split_nll(index);
+    const Real value = s.pipeline.split_nll(index, s.run.ranks.get());
+    if (!s.writes_outputs()) continue;
     nll[split] = value;
     last_bits = bits_per_dim(value, dequantize, s.dim());
     bits[split] = last_bits.value;
@@ -45,6 +38,7 @@ void score_splits(RunSession& s) {
                              dequantize.enabled() ? " (dequantized bound)" : "", value,
                              last_bits.value, last_bits.kind);
   }
+  if (!s.writes_outputs()) return;
   s.metrics["nll"] = nll;
   bits["kind"] = last_bits.kind;
   bits["meaning"] = last_bits.meaning;
@@ -74,6 +68,8 @@ void count_inside_bounds(RunSession& s, const Matrix& drawn) {
 
 }  // namespace
 
+// On every rank: each scores and samples its share of the rows, and rank 0
+// has the sums and samples of one process.
 void evaluate_stage(RunSession& s) {
   score_splits(s);
   const PipelineOptions& options = s.options();
@@ -90,14 +86,16 @@ void evaluate_stage(RunSession& s) {
   if (s.conditional()) {
     compared = first_rows(side_by_side(*reference.x, *reference.context), options.quality_rows);
     const Matrix context = xt::view(compared, xt::all(), xt::range(dim, dim + data.context_dim()));
-    drawn = side_by_side(model.flow->sample(context.shape(0), quality_rng, context), context);
+    drawn = s.model_samples(context.shape(0), quality_rng, context);
+    if (s.writes_outputs()) drawn = side_by_side(drawn, context);
   } else {
-    drawn = model.flow->sample(options.quality_rows, quality_rng);
+    drawn = s.model_samples(options.quality_rows, quality_rng);
   }
+  // Rank 0 has every sample and computes the rest.
+  if (!s.writes_outputs()) return;
   if (model.bounds) count_inside_bounds(s, drawn);
   // Integer data are compared with integer samples.
-  if (s.pipeline.dequantize.enabled())
-    drawn = s.pipeline.dequantize.quantize(drawn, upper_bounds(model));
+  if (s.pipeline.dequantize.enabled()) drawn = s.pipeline.quantized(drawn);
   SampleQuality q;
   try {
     Rng metric_rng = run_stream(options.seed, RunStream::quality_metric);

@@ -17,8 +17,9 @@ struct RunOptions {
   // best parameters so far, and the later stages run on them (Python's
   // Ctrl-C). Empty: train to the end.
   std::function<bool()> should_stop;
-  // The ranks of an MPI job (null: one process). Every rank trains its
-  // share of each mini-batch; rank 0 alone runs the other stages and writes.
+  // The ranks of an MPI job (null: one process). Every rank trains on its
+  // share of each mini-batch and scores and samples its share of the rows;
+  // rank 0 alone saves, reports and writes.
   std::shared_ptr<Ranks> ranks;
 };
 

@@ -1,5 +1,6 @@
 #include "rank_checks.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -46,6 +47,16 @@ int ranks_on_this_node(int ranks) {
   return ranks;
 }
 
+// The rows of a training batch: trainer.batch_size (default 256), at most
+// the training rows.
+Index batch_rows(const RunSession& s) {
+  Index batch = 256;
+  ConfigNode::parse(s.pipeline.root.dump(), s.pipeline.file)
+      .child("trainer", true)
+      .read("batch_size", batch);
+  return std::min(batch, s.data().train.shape(0));
+}
+
 }  // namespace
 
 void prepare_ranks(RunSession& s) {
@@ -68,13 +79,16 @@ void prepare_ranks(RunSession& s) {
       message += (k ? "; " : "") + differences[k];
     throw ConfigError(message + " (start every rank with the same command, files and build)");
   }
-  if (s.will_run("train") && !s.model().flow->rows_independent_in_training())
+  // A layer that normalizes by its batch's statistics (batch_norm, actnorm
+  // before its initialisation) sums them over the ranks in every step, so
+  // every rank must hold a row of each batch.
+  if (s.will_run("train") && !s.model().flow->rows_independent_in_training() &&
+      batch_rows(s) < static_cast<Index>(ranks.size()))
     throw ConfigError(fmt::format(
-        "{}: the model has a layer that normalizes with its training batch's statistics "
-        "(batch_norm), and on {} ranks each would see only its share of the batch, so the ranks "
-        "would not train the model one process trains; train it on one process, or leave "
-        "batch_norm out",
-        s.pipeline.file, ranks.size()));
+        "{}: trainer.batch_size: a batch of {} on {} ranks leaves a rank without rows, and "
+        "the model has a layer that normalizes by the batch's statistics (batch_norm or actnorm), "
+        "which every rank computes; use a batch of at least {} rows",
+        s.pipeline.file, batch_rows(s), ranks.size(), ranks.size()));
   if (s.options().threads == 0 && !std::getenv("FLOWS_NUM_THREADS")) {
     const int cores = static_cast<int>(std::thread::hardware_concurrency());
     set_thread_count(static_cast<Index>(std::max(1, cores / ranks_on_this_node(ranks.size()))));

@@ -37,6 +37,9 @@ struct RunSession {
   // Processes of the job, and whether this one writes the outputs (rank 0).
   int ranks() const { return run.ranks ? run.ranks->size() : 1; }
   bool writes_outputs() const { return !run.ranks || run.ranks->rank() == 0; }
+  // n of the model's own samples (no quantization): each rank inverts its
+  // share of the rows, and rank 0 gets them all (the others: none).
+  Matrix model_samples(Index n, Rng& rng, const Matrix& context = {}) const;
 };
 
 // The held-out rows the model is judged on: test, else validation, else

@@ -11,6 +11,7 @@
 
 namespace flows::app {
 
+// On every rank: each inverts its share of the rows, rank 0 writes them all.
 void sample_stage(RunSession& s) {
   const PipelineOptions& options = s.options();
   const DataSplits& data = s.data();
@@ -20,7 +21,8 @@ void sample_stage(RunSession& s) {
     // One sample per held-out context row (cycled), written next to it.
     const HeldOut reference = held_out(data);
     const Matrix context = cycled_rows(*reference.context, options.sample_count);
-    s.samples = s.pipeline.sample(options.sample_count, rng, context);
+    s.samples = s.pipeline.sample(options.sample_count, rng, context, s.run.ranks.get());
+    if (!s.writes_outputs()) return;
     std::vector<std::string> header = data.columns;
     header.insert(header.end(), data.context_columns.begin(), data.context_columns.end());
     write_csv(path, side_by_side(s.samples, context),
@@ -28,7 +30,8 @@ void sample_stage(RunSession& s) {
     std::cerr << fmt::format("wrote {} samples at the {} rows' contexts to {}\n",
                              options.sample_count, reference.split, path);
   } else {
-    s.samples = s.pipeline.sample(options.sample_count, rng);
+    s.samples = s.pipeline.sample(options.sample_count, rng, {}, s.run.ranks.get());
+    if (!s.writes_outputs()) return;
     write_csv(path, s.samples, data.columns);
     std::cerr << fmt::format("wrote {} samples to {}\n", options.sample_count, path);
   }

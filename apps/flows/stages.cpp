@@ -8,8 +8,9 @@ namespace flows::app {
 
 const std::vector<Stage>& stage_table() {
   static const std::vector<Stage> table = {
-      {"train", train_stage, true}, {"evaluate", evaluate_stage}, {"sample", sample_stage},
-      {"save", save_stage},         {"report", report_stage},
+      {"train", train_stage, true},   {"evaluate", evaluate_stage, true},
+      {"sample", sample_stage, true}, {"save", save_stage},
+      {"report", report_stage},
   };
   return table;
 }
@@ -32,6 +33,12 @@ const Stage& find_stage(const std::string& name) {
 bool RunSession::will_run(const std::string& stage) const {
   const auto& stages = pipeline.options.stages;
   return std::find(stages.begin(), stages.end(), stage) != stages.end();
+}
+
+Matrix RunSession::model_samples(Index n, Rng& rng, const Matrix& context) const {
+  const auto [begin, end] = share_of(n, run.ranks.get(), kInferenceRowGroup);
+  return gather_rows(run.ranks.get(), model().flow->sample_rows(n, rng, context, begin, end),
+                     dim());
 }
 
 HeldOut held_out(const DataSplits& data) {

@@ -12,8 +12,8 @@ namespace flows::app {
 struct Stage {
   const char* name;
   void (*run)(RunSession& session);
-  // Whether every rank of an MPI job runs it (training: each computes its
-  // share); the others run on rank 0 alone, which writes every output.
+  // Whether every rank of an MPI job runs it (train, evaluate, sample: each
+  // computes its share, and rank 0 writes); the others run on rank 0 alone.
   bool every_rank = false;
 };
 

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "flows/batch_moments.hpp"
 #include "flows/checks.hpp"
 #include "flows/error.hpp"
 #include "flows/log_scale.hpp"
@@ -57,14 +58,11 @@ void BatchNorm::forward_train_impl(const Matrix& x, const Matrix&, Matrix& z, Ve
   ensure(logdet, n);
   ensure(normalized_, n, d);
   ensure(inv_std_, 1, d);
+  const BatchMoments moments = batch_moments(x, d, ranks_);
+  share_weight_ = static_cast<Real>(n) / static_cast<Real>(moments.rows);
   Real total = 0;
   for (Index j = 0; j < d; ++j) {
-    Real mean = 0;
-    for (Index i = 0; i < n; ++i) mean += x(i, j);
-    mean /= static_cast<Real>(n);
-    Real var = 0;
-    for (Index i = 0; i < n; ++i) var += (x(i, j) - mean) * (x(i, j) - mean);
-    var /= static_cast<Real>(n);
+    const Real mean = moments.mean[j], var = moments.var[j];
     const Real inv_std = 1 / std::sqrt(var + epsilon_);
     const Real log_gamma = clamp_log_scale(log_gamma_.value(0, j));
     const Real gamma = std::exp(log_gamma);
@@ -86,26 +84,40 @@ void BatchNorm::forward_train_impl(const Matrix& x, const Matrix&, Matrix& z, Ve
 //   dL/dβ = Σ g,   dL/dγ = c (Σ g x̂ e^γ̂ + S),   dL/dx̂ = g e^γ̂,
 //   dL/dx = r (dL/dx̂ − mean(dL/dx̂) − x̂ mean(dL/dx̂ ⊙ x̂)) − S r x̂ / n,
 // the last term from −½ log(v + ε) in every row's logdet (∂v/∂x_i = 2(x_i − m)/n).
+//
+// On several ranks, rank k's loss is the mean over its own n_k rows, and
+// the trainer weights its gradients by w_k = n_k / n before summing them
+// (training_loop.cpp). The parameter gradients stay each rank's own (the
+// trainer sums them). dL/dx needs the whole batch's Σ g, Σ g x̂ and S: they
+// are Σ_k w_k (rank k's sums), and rank k's dL/dx is the formula above with
+// those sums and 1/n_k for 1/n (its own loss's scale).
 void BatchNorm::backward_impl(const Matrix& grad_z, const Vector& grad_logdet, Matrix& grad_x,
                               Matrix*) {
   const Index n = normalized_.shape(0), d = dim();
   ensure(grad_x, n, d);
-  Real s_total = 0;
-  for (Index i = 0; i < n; ++i) s_total += grad_logdet(i);
+  // Per column Σ g and Σ g x̂, then S: this rank's, then (weighted) the batch's.
+  std::vector<Real> own(2 * d + 1, 0.0);
+  for (Index i = 0; i < n; ++i) own[2 * d] += grad_logdet(i);
+  for (Index j = 0; j < d; ++j)
+    for (Index i = 0; i < n; ++i) {
+      own[j] += grad_z(i, j);
+      own[d + j] += grad_z(i, j) * normalized_(i, j);
+    }
+  std::vector<Real> batch = own;
+  if (ranks_ != nullptr && ranks_->size() > 1) {
+    for (Real& v : batch) v *= share_weight_;
+    sum_over_ranks(batch, ranks_);
+  }
+  const Real s_own = own[2 * d], s_total = batch[2 * d];
   const Real inv_n = 1 / static_cast<Real>(n);
   for (Index j = 0; j < d; ++j) {
     const Real gamma = std::exp(clamp_log_scale(log_gamma_.value(0, j)));
-    Real sum_g = 0, sum_gx = 0;
-    for (Index i = 0; i < n; ++i) {
-      sum_g += grad_z(i, j);
-      sum_gx += grad_z(i, j) * normalized_(i, j);
-    }
-    beta_.grad(0, j) += sum_g;
+    beta_.grad(0, j) += own[j];
     log_gamma_.grad(0, j) +=
-        clamp_log_scale_slope(log_gamma_.value(0, j)) * (sum_gx * gamma + s_total);
+        clamp_log_scale_slope(log_gamma_.value(0, j)) * (own[d + j] * gamma + s_own);
     const Real r = inv_std_(0, j);
-    const Real mean_dxhat = sum_g * gamma * inv_n;
-    const Real mean_dxhat_xhat = sum_gx * gamma * inv_n;
+    const Real mean_dxhat = batch[j] * gamma * inv_n;
+    const Real mean_dxhat_xhat = batch[d + j] * gamma * inv_n;
     for (Index i = 0; i < n; ++i) {
       const Real xhat = normalized_(i, j);
       grad_x(i, j) = r * (grad_z(i, j) * gamma - mean_dxhat - xhat * mean_dxhat_xhat) -

@@ -76,6 +76,10 @@ bool Chain::rows_independent_in_training() const {
                      [](const auto& layer) { return layer->rows_independent_in_training(); });
 }
 
+void Chain::share_batch_statistics(Ranks* ranks) {
+  for (const auto& layer : layers_) layer->share_batch_statistics(ranks);
+}
+
 Transformed Chain::run(const Matrix& input, const Matrix& context, bool inverse) const {
   const Index n = input.shape(0), d = dim();
   auto through = [&](Matrix value, const Matrix& c) {

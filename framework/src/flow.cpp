@@ -141,17 +141,23 @@ Real Flow::mean_nll(const Matrix& x, const Matrix& context, Index batch) const {
 }
 
 // The base draws come first, in one stream, so samples do not depend on the
-// number of threads that invert them.
+// number of threads (or processes) that invert them.
 Matrix Flow::sample(Index n, Rng& rng, const Matrix& context) const {
-  return sample_and_log_prob(n, rng, context, /*with_log_prob=*/false).value;
+  return sample_and_log_prob(n, rng, context, /*with_log_prob=*/false, 0, n).value;
+}
+
+Matrix Flow::sample_rows(Index n, Rng& rng, const Matrix& context, Index begin, Index end) const {
+  if (begin > end || end > n)
+    throw Error(fmt::format("sample_rows: rows [{}, {}) are not rows of {}", begin, end, n));
+  return sample_and_log_prob(n, rng, context, /*with_log_prob=*/false, begin, end).value;
 }
 
 Transformed Flow::sample_and_log_prob(Index n, Rng& rng, const Matrix& context) const {
-  return sample_and_log_prob(n, rng, context, /*with_log_prob=*/true);
+  return sample_and_log_prob(n, rng, context, /*with_log_prob=*/true, 0, n);
 }
 
-Transformed Flow::sample_and_log_prob(Index n, Rng& rng, const Matrix& context,
-                                      bool with_log_prob) const {
+Transformed Flow::sample_and_log_prob(Index n, Rng& rng, const Matrix& context, bool with_log_prob,
+                                      Index first, Index last) const {
   // One context row is shared by every sample.
   Matrix rows = context;
   if (context_dim() > 0 && context.shape(0) == 1 && n != 1) {
@@ -161,10 +167,15 @@ Transformed Flow::sample_and_log_prob(Index n, Rng& rng, const Matrix& context,
   }
   const Matrix encoded = encode_context(rows, n);
   Matrix z = base_->sample(n, encoded, rng);
-  Transformed out{Matrix({n, dim()}), xt::zeros<Real>({with_log_prob ? n : 0})};
-  for_row_blocks(n, [&](Index begin, Index end) {
-    const Matrix c = row_block(encoded, n, begin, end);
-    const Matrix block = row_block(z, n, begin, end);
+  // The rows inverted here: [first, last) of the n drawn.
+  const Index m = last - first;
+  if (m != n) z = row_block(z, n, first, last);
+  const Matrix own_context = m != n ? row_block(encoded, n, first, last) : encoded;
+  Transformed out{Matrix({m, dim()}), xt::zeros<Real>({with_log_prob ? m : 0})};
+  if (m == 0) return out;  // another process's rows only
+  for_row_blocks(m, [&](Index begin, Index end) {
+    const Matrix c = row_block(own_context, m, begin, end);
+    const Matrix block = row_block(z, m, begin, end);
     Transformed t = chain_->inverse(block, c);
     std::copy(t.value.begin(), t.value.end(),
               out.value.begin() + static_cast<std::ptrdiff_t>(begin * dim()));

@@ -204,20 +204,30 @@ TrainReport Pipeline::train(const TrainerCallbacks& given) {
   return trainer->train(*model.flow, noisy, train_rng, with_noise);
 }
 
-Real Pipeline::split_nll(int split) const {
+Real Pipeline::split_nll(int split, Ranks* ranks) const {
   const Matrix* x[] = {&data.train, &data.val, &data.test};
   const Matrix* c[] = {&data.train_context, &data.val_context, &data.test_context};
   Rng rng = eval_rng(split);
-  return dequantize.mean_nll(*model.flow, *x[split], *c[split], rng);
+  return mean_over_ranks(
+      ranks, x[split]->shape(0),
+      [&](Index begin, Index end) {
+        return dequantize.nll_sum(*model.flow, *x[split], *c[split], rng, begin, end);
+      },
+      kInferenceRowGroup);
 }
 
-Matrix Pipeline::sample(Index n, Rng& rng, const Matrix& context) const {
-  Matrix s = model.flow->sample(n, rng, context);
-  if (!options.quantize_samples || !dequantize.enabled()) return s;
-  std::vector<Real> upper;
+Matrix Pipeline::sample(Index n, Rng& rng, const Matrix& context, Ranks* ranks) const {
+  const auto [begin, end] = share_of(n, ranks, kInferenceRowGroup);
+  Matrix s = model.flow->sample_rows(n, rng, context, begin, end);
+  if (options.quantize_samples && dequantize.enabled()) s = quantized(s);
+  return gather_rows(ranks, s, data.train.shape(1));
+}
+
+Matrix Pipeline::quantized(const Matrix& samples) const {
+  std::vector<Real> upper;  // the upper ends of the bounds, one per column
   if (model.bounds)
     for (const ColumnBounds& b : model.bounds->bounds()) upper.push_back(b.high);
-  return dequantize.quantize(s, upper);
+  return dequantize.quantize(samples, upper);
 }
 
 void check_trainer_fits(ConfigNode& trainer_node, const Flow& flow) {

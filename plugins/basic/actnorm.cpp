@@ -4,6 +4,7 @@
 #include <cmath>
 #include <string>
 
+#include <flows/batch_moments.hpp>
 #include <flows/error.hpp>
 
 namespace flows::basic {
@@ -32,17 +33,12 @@ void ActNorm::forward_train_impl(const Matrix& x, const Matrix& context, Matrix&
 //   b_j = μ_j,   s_j = ½ log(σ²_j + ε),
 // so z = (x − b) e^{−s} has mean 0 and variance σ²/(σ² + ε) ≈ 1 on that batch.
 void ActNorm::initialize(const Matrix& x) {
-  const Index rows = x.shape(0);
-  if (rows < 2)
+  const BatchMoments moments = batch_moments(x, dim(), ranks_);
+  if (moments.rows < 2)
     throw DataError(name() + ": data-dependent initialisation needs a batch of at " +
-                    "least 2 rows, got " + std::to_string(rows));
+                    "least 2 rows, got " + std::to_string(moments.rows));
   for (Index j = 0; j < dim(); ++j) {
-    Real mean = 0;
-    for (Index i = 0; i < rows; ++i) mean += x(i, j);
-    mean /= static_cast<Real>(rows);
-    Real var = 0;
-    for (Index i = 0; i < rows; ++i) var += (x(i, j) - mean) * (x(i, j) - mean);
-    var /= static_cast<Real>(rows);
+    const Real mean = moments.mean[j], var = moments.var[j];
     if (!std::isfinite(mean) || !std::isfinite(var))
       throw DataError(name() + ": the initialisation batch has non-finite values in " + "column " +
                       std::to_string(j));

@@ -16,6 +16,8 @@ class ActNorm final : public Affine {
   ActNorm(Index dim, bool init_from_data, Real epsilon);
   // The initialisation reads the whole first batch; afterwards an affine map.
   bool rows_independent_in_training() const override { return initialized_; }
+  // On several ranks the first batch is every rank's share together.
+  void share_batch_statistics(Ranks* ranks) override { ranks_ = ranks; }
 
  private:
   // The first call (when init_from_data) initialises shift and log_scale from
@@ -27,6 +29,7 @@ class ActNorm final : public Affine {
 
   Real epsilon_;
   bool initialized_;
+  Ranks* ranks_ = nullptr;
 };
 
 struct ActNormOptions {

@@ -9,6 +9,7 @@
 #include <flows/context_encoder.hpp>
 #include <flows/data_parallel.hpp>
 #include <flows/error.hpp>
+#include <flows/ranks.hpp>
 #include <flows/streams.hpp>
 
 #include "cfm_objective.hpp"
@@ -179,19 +180,25 @@ TrainReport CfmTrainer::train(Flow& flow, const DataSplits& data, Rng& rng,
   };
   loop.validation_loss = [&] {
     // The same draws at every evaluation, so losses compare across steps;
-    // the context is encoded afresh, as the embedding trains.
-    Rng val_rng(substream(seed_, Substream::cfm_validation));
+    // the context is encoded afresh, as the embedding trains. Batch k draws
+    // from its own stream, so that the ranks of a job can share the batches
+    // out (the coupling pairs rows within a batch) and keep these numbers.
+    const Rng val_streams(substream(seed_, Substream::cfm_validation));
     const Matrix val_context = encoder ? encoder->encode(data.val_context) : Matrix();
-    const Index n = val_in.shape(0), batch = options_.training.batch_size;
-    Real sum = 0;
-    for (Index start = 0; start < n; start += batch) {
-      const Index stop = std::min(n, start + batch);
-      const Matrix rows = xt::view(val_in, xt::range(start, stop), xt::all());
-      const Matrix context =
-          encoder ? Matrix(xt::view(val_context, xt::range(start, stop), xt::all())) : Matrix();
-      sum += objective.loss(rows, context, val_rng) * static_cast<Real>(stop - start);
-    }
-    return sum / static_cast<Real>(n);
+    const Index batch = options_.training.batch_size;
+    auto sum_of_batches = [&](Index begin, Index end) {
+      Real sum = 0;
+      for (Index start = begin; start < end; start += batch) {
+        const Index stop = std::min(end, start + batch);
+        Rng val_rng = val_streams.derive(static_cast<std::uint64_t>(start / batch));
+        const Matrix rows = xt::view(val_in, xt::range(start, stop), xt::all());
+        const Matrix context =
+            encoder ? Matrix(xt::view(val_context, xt::range(start, stop), xt::all())) : Matrix();
+        sum += objective.loss(rows, context, val_rng) * static_cast<Real>(stop - start);
+      }
+      return sum;
+    };
+    return mean_over_ranks(callbacks.ranks, val_in.shape(0), sum_of_batches, batch);
   };
   loop.locate_nonfinite = [&](const Matrix& batch, const Matrix&) {
     const CfmObjective::NonFiniteRows found = objective.nonfinite_rows();

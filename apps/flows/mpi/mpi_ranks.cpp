@@ -6,6 +6,7 @@
 #include <climits>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "flows/error.hpp"
 
@@ -59,6 +60,30 @@ bool MpiRanks::same_on_every_rank(std::uint64_t value) {
   check(MPI_Allreduce(MPI_IN_PLACE, &high, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD),
         "MPI_Allreduce");
   return low == high;
+}
+
+std::vector<Real> MpiRanks::gather(const Real* values, Index count) {
+  // MPI counts and displacements are int: more than INT_MAX values in all is
+  // refused (16 GB of samples; the memory checks stop such a run earlier).
+  const long long mine = static_cast<long long>(count);
+  std::vector<long long> counts(rank_ == 0 ? static_cast<std::size_t>(size_) : 0);
+  check(MPI_Gather(&mine, 1, MPI_LONG_LONG, counts.data(), 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD),
+        "MPI_Gather of the row counts");
+  std::vector<int> ints, offsets;
+  long long total = 0;
+  for (long long c : counts) {
+    offsets.push_back(static_cast<int>(std::min<long long>(total, INT_MAX)));
+    ints.push_back(static_cast<int>(std::min<long long>(c, INT_MAX)));
+    total += c;
+  }
+  int fits = total <= INT_MAX && mine <= INT_MAX ? 1 : 0;
+  check(MPI_Bcast(&fits, 1, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Bcast");
+  if (!fits) throw Error("MPI: the rows to gather on rank 0 hold more than 2^31 - 1 values");
+  std::vector<Real> all(static_cast<std::size_t>(total));
+  check(MPI_Gatherv(values, static_cast<int>(mine), MPI_DOUBLE, all.data(), ints.data(),
+                    offsets.data(), MPI_DOUBLE, 0, MPI_COMM_WORLD),
+        "MPI_Gatherv of the rows");
+  return all;
 }
 
 void MpiRanks::abort(int status) {

@@ -1,5 +1,6 @@
 #pragma once
-// flows::Ranks on MPI: MPI_COMM_WORLD, sums by MPI_Allreduce.
+// flows::Ranks on MPI: MPI_COMM_WORLD, sums by MPI_Allreduce, rows gathered
+// on rank 0 by MPI_Gatherv.
 #include "flows/ranks.hpp"
 
 namespace flows::app {
@@ -15,6 +16,7 @@ class MpiRanks final : public Ranks {
   int size() const override { return size_; }
   void sum(Real* values, Index count) override;
   bool same_on_every_rank(std::uint64_t value) override;
+  std::vector<Real> gather(const Real* values, Index count) override;
 
   // MPI_Abort of the whole job.
   [[noreturn]] static void abort(int status);

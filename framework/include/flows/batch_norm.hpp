@@ -32,6 +32,9 @@ class FLOWS_API BatchNorm final : public Bijector {
   void visit_state(StateVisitor& visitor) override;
   // The batch's mean and variance couple every row of it.
   bool rows_independent_in_training() const override { return false; }
+  // On several ranks the batch's mean and variance, and the sums of its
+  // backward pass, are those of every rank's share together.
+  void share_batch_statistics(Ranks* ranks) override { ranks_ = ranks; }
 
   const Matrix& running_mean() const { return running_mean_.value; }
   const Matrix& running_var() const { return running_var_.value; }
@@ -53,6 +56,8 @@ class FLOWS_API BatchNorm final : public Bijector {
   // Record of the last forward_train.
   Matrix normalized_;  // x̂ = (x − m) / sqrt(v + ε)
   Matrix inv_std_;     // 1 / sqrt(v + ε), 1 x d
+  Ranks* ranks_ = nullptr;
+  Real share_weight_ = 1;  // this rank's rows / the batch's rows
 };
 
 struct FLOWS_API BatchNormOptions {

@@ -8,6 +8,8 @@
 
 namespace flows {
 
+class Ranks;  // ranks.hpp
+
 // Inference batches are cut (across threads by Flow, into cache blocks by
 // Chain) only at multiples of this many rows, counted from the first row of
 // the batch. A bijector's rows are independent, except in one that must
@@ -57,6 +59,13 @@ class FLOWS_API Bijector {
   // (batch_norm; actnorm until its data-dependent initialisation): the
   // trainer then runs the step on one thread.
   virtual bool rows_independent_in_training() const { return true; }
+  // On several processes (issue 14) the trainer passes the job's ranks here
+  // before training and nullptr after. A layer whose training pass uses
+  // statistics of the whole mini-batch then computes them over the ranks'
+  // shares together (batch_moments, batch_moments.hpp), so that every rank
+  // sees the statistics of one process; the others ignore it. Composites
+  // pass it to their layers.
+  virtual void share_batch_statistics(Ranks* /*ranks*/) {}
 
   // Inference, no state kept, safe to call from several threads at once
   // (Flow runs row blocks in parallel). forward: z = f(x) and log|det ∂f/∂x|.

@@ -40,6 +40,8 @@ class FLOWS_API Flow {
   // Whether a training mini-batch may be cut into row blocks (see
   // Bijector::rows_independent_in_training): every bijector's answer.
   bool rows_independent_in_training() const { return chain_->rows_independent_in_training(); }
+  // Bijector::share_batch_statistics for every bijector of the chain.
+  void share_batch_statistics(Ranks* ranks) { chain_->share_batch_statistics(ranks); }
 
   // log p(x | c) per row; context has one row per row of x (or is empty for
   // an unconditional model). Inference (log_prob, sample) splits large
@@ -52,6 +54,10 @@ class FLOWS_API Flow {
   // z ~ p_z, x = f⁻¹(z). A conditional model takes n context rows, or one
   // row that every sample shares.
   Matrix sample(Index n, Rng& rng, const Matrix& context = {}) const;
+  // Rows [begin, end) of sample(n, rng, context), inverting only those: the
+  // base draws of all n rows are made, so that each process of a job can
+  // compute its own rows of one sample (0 <= begin <= end <= n).
+  Matrix sample_rows(Index n, Rng& rng, const Matrix& context, Index begin, Index end) const;
   // Samples and their log p(x | c), from one pass: log p(x) = log p_z(z) - Σ logdet of inverses.
   Transformed sample_and_log_prob(Index n, Rng& rng, const Matrix& context = {}) const;
 
@@ -91,8 +97,8 @@ class FLOWS_API Flow {
 
  private:
   Vector log_prob_rows(const Matrix& x, const Matrix& encoded) const;
-  Transformed sample_and_log_prob(Index n, Rng& rng, const Matrix& context,
-                                  bool with_log_prob) const;
+  Transformed sample_and_log_prob(Index n, Rng& rng, const Matrix& context, bool with_log_prob,
+                                  Index begin, Index end) const;
 
   std::shared_ptr<BaseDistribution> base_;
   std::shared_ptr<Chain> chain_;

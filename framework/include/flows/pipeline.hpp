@@ -10,6 +10,7 @@
 #include "flows/export.hpp"
 #include "flows/flow.hpp"
 #include "flows/model.hpp"
+#include "flows/ranks.hpp"
 #include "flows/registry.hpp"
 #include "flows/standardize.hpp"
 
@@ -75,12 +76,20 @@ struct FLOWS_API Pipeline {
   // The mean NLL of a split (nats per row, data units): the dequantized bound
   // −log P̂(x) with data.dequantize (dequantize_samples draws per row from
   // eval_rng(split)), the continuous −log p(x) otherwise. split: 0 train,
-  // 1 val, 2 test.
-  Real split_nll(int split) const;
+  // 1 val, 2 test. With ranks, each process scores its share of the rows
+  // (whole row groups, share_of) and the sums are added across the ranks:
+  // every rank gets the NLL of one process, up to summation order.
+  Real split_nll(int split, Ranks* ranks = nullptr) const;
   // The fixed evaluation draws of a split: run_stream(seed, RunStream::evaluation).derive(split).
   Rng eval_rng(int split) const;
-  // n samples (sample.quantize applied when set: integers again).
-  Matrix sample(Index n, Rng& rng, const Matrix& context = {}) const;
+  // n samples (sample.quantize applied when set: integers again). With
+  // ranks, each process inverts its share of the rows (whole row groups) of
+  // the one draw, and rank 0 gets all n rows, those of one process; the
+  // other ranks get an empty matrix.
+  Matrix sample(Index n, Rng& rng, const Matrix& context = {}, Ranks* ranks = nullptr) const;
+  // Samples with their dequantized columns floored (Dequantizer::quantize),
+  // a bounded column's top end kept in its last bin.
+  Matrix quantized(const Matrix& samples) const;
 
   // Reads `file`, applies overrides ("dotted.key=yaml value") and checks every
   // key; loads plugins, the data, builds model and trainer (fitting the data

@@ -4,6 +4,7 @@
 
 #include "flows/data_parallel.hpp"
 #include "flows/error.hpp"
+#include "flows/ranks.hpp"
 
 namespace flows {
 
@@ -48,7 +49,18 @@ TrainReport MleTrainer::train(Flow& flow, const DataSplits& data, Rng& rng,
                                 copy_rows(context, begin, end, block_context[b]), n);
     });
   };
-  objective.validation_loss = [&flow, &data] { return flow.mean_nll(data.val, data.val_context); };
+  // On several ranks each scores its share of the validation rows.
+  objective.validation_loss = [&flow, &data, &callbacks] {
+    auto nll_sum = [&](Index begin, Index end) {
+      const Matrix rows = xt::view(data.val, xt::range(begin, end), xt::all());
+      const Matrix context =
+          data.val_context.size() == 0
+              ? Matrix()
+              : Matrix(xt::view(data.val_context, xt::range(begin, end), xt::all()));
+      return flow.mean_nll(rows, context) * static_cast<Real>(end - begin);
+    };
+    return mean_over_ranks(callbacks.ranks, data.val.shape(0), nll_sum, kInferenceRowGroup);
+  };
   objective.locate_nonfinite = [&flow](const Matrix& batch, const Matrix& context) {
     const Flow::NonFinite found = flow.find_nonfinite(batch, context);
     if (found.what.empty()) return std::string();
@@ -56,6 +68,13 @@ TrainReport MleTrainer::train(Flow& flow, const DataSplits& data, Rng& rng,
                ? fmt::format("{}, in {} of {} rows", found.what, found.rows, batch.shape(0))
                : fmt::format("{} (its parameter gradients)", found.what);
   };
+  // Batch statistics (batch_norm, actnorm's initialisation) over every
+  // rank's share of the batch while training, and the layers' own after.
+  struct ShareBatchStatistics {
+    Flow& flow;
+    ~ShareBatchStatistics() { flow.share_batch_statistics(nullptr); }
+  } sharing{flow};
+  if (callbacks.ranks && callbacks.ranks->size() > 1) flow.share_batch_statistics(callbacks.ranks);
   TrainReport report;
   try {
     report =

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include <fmt/format.h>
 
+#include "flows/bijector.hpp"
 #include "flows/data/columns.hpp"
 #include "flows/error.hpp"
 
@@ -78,43 +80,81 @@ Matrix Dequantizer::quantize(const Matrix& samples, const std::vector<Real>& upp
   return out;
 }
 
-Vector Dequantizer::nll(const Flow& flow, const Matrix& x, const Matrix& context, Rng& rng) const {
-  if (!enabled()) return -flow.log_prob(x, context);
-  const Index n = x.shape(0);
-  // log (1/k) Σ_s p(x + u_s), accumulated as a running log-sum-exp.
+namespace {
+
+// log (1/k) Σ_s p(x + u_s) of rows [begin, end) of x, k = samples, as a
+// running log-sum-exp; every row of x gets its draws.
+Vector nll_of_rows(const Dequantizer& dequantize, const Flow& flow, const Matrix& x,
+                   const Matrix& context, Rng& rng, Index begin, Index end) {
+  const Index rows = x.shape(0);
+  const bool some = begin > 0 || end < rows;
+  const Matrix own_context = some && context.size() != 0
+                                 ? Matrix(xt::view(context, xt::range(begin, end), xt::all()))
+                                 : context;
+  if (!dequantize.enabled()) {
+    if (!some) return -flow.log_prob(x, context);
+    return -flow.log_prob(xt::view(x, xt::range(begin, end), xt::all()), own_context);
+  }
+  const Index n = end - begin;
   Vector acc = xt::empty<Real>({n});
   acc.fill(-std::numeric_limits<Real>::infinity());
-  for (Index s = 0; s < samples_; ++s) {
-    const Vector lp = flow.log_prob(dequantized(x, rng), context);
+  for (Index s = 0; s < dequantize.samples(); ++s) {
+    Matrix noisy = dequantize.dequantized(x, rng);
+    if (some) noisy = Matrix(xt::view(noisy, xt::range(begin, end), xt::all()));
+    const Vector lp = flow.log_prob(noisy, own_context);
     for (Index i = 0; i < n; ++i) {
       const Real m = std::max(acc(i), lp(i));
       acc(i) =
           std::isinf(m) && m < 0 ? m : m + std::log(std::exp(acc(i) - m) + std::exp(lp(i) - m));
     }
   }
-  const Real log_k = std::log(static_cast<Real>(samples_));
+  const Real log_k = std::log(static_cast<Real>(dequantize.samples()));
   Vector out = xt::empty<Real>({n});
   for (Index i = 0; i < n; ++i) out(i) = log_k - acc(i);
   return out;
+}
+
+}  // namespace
+
+Vector Dequantizer::nll(const Flow& flow, const Matrix& x, const Matrix& context, Rng& rng) const {
+  return nll_of_rows(*this, flow, x, context, rng, 0, x.shape(0));
 }
 
 Real Dequantizer::mean_nll(const Flow& flow, const Matrix& x, const Matrix& context,
                            Rng& rng) const {
   const Index n = x.shape(0);
   if (n == 0) return std::numeric_limits<Real>::quiet_NaN();
+  return nll_sum(flow, x, context, rng, 0, n) / static_cast<Real>(n);
+}
+
+Real Dequantizer::nll_sum(const Flow& flow, const Matrix& x, const Matrix& context, Rng& rng,
+                          Index begin, Index end) const {
+  const Index n = x.shape(0);
+  if (begin > end || end > n)
+    throw Error(fmt::format("nll_sum: rows [{}, {}) are not rows of {}", begin, end, n));
   Real sum = 0;
-  // Batches, so that memory stays bounded for large splits.
+  // Batches, so that memory stays bounded for large splits (a multiple of
+  // kInferenceRowGroup, so that shares cut batches on whole groups).
   const Index batch = 8192;
+  static_assert(batch % kInferenceRowGroup == 0, "batches of whole row groups");
   for (Index start = 0; start < n; start += batch) {
-    const Index end = std::min(n, start + batch);
-    const Matrix rows = xt::view(x, xt::range(start, end), xt::all());
+    const Index stop = std::min(n, start + batch);
+    const Index own_begin = std::clamp(begin, start, stop), own_end = std::clamp(end, start, stop);
+    // Without noise, a batch of none of this process's rows draws nothing.
+    if (own_end == own_begin && !enabled()) continue;
+    const Matrix rows = xt::view(x, xt::range(start, stop), xt::all());
     const Matrix c = context.size() == 0
                          ? Matrix()
-                         : Matrix(xt::view(context, xt::range(start, end), xt::all()));
-    const Vector v = nll(flow, rows, c, rng);
+                         : Matrix(xt::view(context, xt::range(start, stop), xt::all()));
+    if (own_end == own_begin) {
+      for (Index s = 0; s < samples_; ++s)
+        dequantized(rows, rng);  // the draws of other ranks' rows
+      continue;
+    }
+    const Vector v = nll_of_rows(*this, flow, rows, c, rng, own_begin - start, own_end - start);
     for (Real value : v) sum += value;
   }
-  return sum / static_cast<Real>(n);
+  return sum;
 }
 
 DequantizeOptions DequantizeOptions::from(ConfigNode& node) {

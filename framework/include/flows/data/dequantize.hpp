@@ -58,6 +58,12 @@ class FLOWS_API Dequantizer {
   // draws from rng (k = 1: −log p(x + u)). Without dequantization: −log p(x | c).
   Vector nll(const Flow& flow, const Matrix& x, const Matrix& context, Rng& rng) const;
   Real mean_nll(const Flow& flow, const Matrix& x, const Matrix& context, Rng& rng) const;
+  // The sum of nll over rows [begin, end) of x, with the draws mean_nll
+  // makes for those rows: the noise of every row is drawn, so that each
+  // process of a job can score its own rows and the sums add up to
+  // mean_nll's (begin and end on multiples of kInferenceRowGroup).
+  Real nll_sum(const Flow& flow, const Matrix& x, const Matrix& context, Rng& rng, Index begin,
+               Index end) const;
 
  private:
   Index dim_ = 0;

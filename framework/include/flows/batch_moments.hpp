@@ -1,0 +1,30 @@
+#pragma once
+// Per-column mean and population variance of a training mini-batch, for the
+// layers whose training pass normalizes by them (batch_norm, actnorm's
+// initialisation). On several processes each rank holds a share of the
+// batch's rows; the sums are added across the ranks, so that every rank
+// gets the moments of the whole batch, as one process would.
+#include <vector>
+
+#include "flows/export.hpp"
+#include "flows/ranks.hpp"
+#include "flows/tensor.hpp"
+
+namespace flows {
+
+struct BatchMoments {
+  std::vector<Real> mean;  // per column
+  std::vector<Real> var;   // per column: (1/n) Σ (x − mean)², centred (two passes)
+  Index rows = 0;          // n: the rows of every share together
+  Index own_rows = 0;      // this process's share of them
+};
+
+// The moments of x's columns (`columns` of them; x may have no rows on a
+// rank whose share is empty). ranks may be null (one process).
+FLOWS_API BatchMoments batch_moments(const Matrix& x, Index columns, Ranks* ranks);
+
+// Element-wise sums of `values` over the ranks when there are several (in
+// place); nothing on one process.
+FLOWS_API void sum_over_ranks(std::vector<Real>& values, Ranks* ranks);
+
+}  // namespace flows
