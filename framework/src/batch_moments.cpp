@@ -6,12 +6,12 @@ void sum_over_ranks(std::vector<Real>& values, Ranks* ranks) {
   if (ranks != nullptr && ranks->size() > 1) ranks->sum(values.data(), values.size());
 }
 
-BatchMoments batch_moments(const Matrix& x, Index columns, Ranks* ranks) {
+void batch_moments(const Matrix& x, Index columns, Ranks* ranks, BatchMoments& m) {
   const Index n = x.size() == 0 ? 0 : x.shape(0);
-  BatchMoments m;
   m.own_rows = n;
   // The column sums, then the row count, in one reduction.
-  std::vector<Real> sums(columns + 1, 0.0);
+  std::vector<Real>& sums = m.sums;
+  sums.assign(columns + 1, 0.0);
   for (Index j = 0; j < columns; ++j) {
     Real sum = 0;
     for (Index i = 0; i < n; ++i) sum += x(i, j);
@@ -33,7 +33,6 @@ BatchMoments batch_moments(const Matrix& x, Index columns, Ranks* ranks) {
   }
   sum_over_ranks(m.var, ranks);
   for (Real& v : m.var) v /= rows;
-  return m;
 }
 
 }  // namespace flows

@@ -58,7 +58,8 @@ void BatchNorm::forward_train_impl(const Matrix& x, const Matrix&, Matrix& z, Ve
   ensure(logdet, n);
   ensure(normalized_, n, d);
   ensure(inv_std_, 1, d);
-  const BatchMoments moments = batch_moments(x, d, ranks_);
+  batch_moments(x, d, ranks_, moments_);
+  const BatchMoments& moments = moments_;
   share_weight_ = static_cast<Real>(n) / static_cast<Real>(moments.rows);
   Real total = 0;
   for (Index j = 0; j < d; ++j) {
@@ -96,14 +97,16 @@ void BatchNorm::backward_impl(const Matrix& grad_z, const Vector& grad_logdet, M
   const Index n = normalized_.shape(0), d = dim();
   ensure(grad_x, n, d);
   // Per column Σ g and Σ g x̂, then S: this rank's, then (weighted) the batch's.
-  std::vector<Real> own(2 * d + 1, 0.0);
+  std::vector<Real>& own = own_sums_;
+  own.assign(2 * d + 1, 0.0);
   for (Index i = 0; i < n; ++i) own[2 * d] += grad_logdet(i);
   for (Index j = 0; j < d; ++j)
     for (Index i = 0; i < n; ++i) {
       own[j] += grad_z(i, j);
       own[d + j] += grad_z(i, j) * normalized_(i, j);
     }
-  std::vector<Real> batch = own;
+  std::vector<Real>& batch = batch_sums_;
+  batch = own;
   if (ranks_ != nullptr && ranks_->size() > 1) {
     for (Real& v : batch) v *= share_weight_;
     sum_over_ranks(batch, ranks_);

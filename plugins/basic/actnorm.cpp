@@ -33,7 +33,8 @@ void ActNorm::forward_train_impl(const Matrix& x, const Matrix& context, Matrix&
 //   b_j = μ_j,   s_j = ½ log(σ²_j + ε),
 // so z = (x − b) e^{−s} has mean 0 and variance σ²/(σ² + ε) ≈ 1 on that batch.
 void ActNorm::initialize(const Matrix& x) {
-  const BatchMoments moments = batch_moments(x, dim(), ranks_);
+  BatchMoments moments;  // once per model: the first batch
+  batch_moments(x, dim(), ranks_, moments);
   if (moments.rows < 2)
     throw DataError(name() + ": data-dependent initialisation needs a batch of at " +
                     "least 2 rows, got " + std::to_string(moments.rows));

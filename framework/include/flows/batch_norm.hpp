@@ -1,6 +1,8 @@
 #pragma once
 #include <memory>
+#include <vector>
 
+#include "flows/batch_moments.hpp"
 #include "flows/bijector.hpp"
 #include "flows/config.hpp"
 #include "flows/export.hpp"
@@ -58,6 +60,9 @@ class FLOWS_API BatchNorm final : public Bijector {
   Matrix inv_std_;     // 1 / sqrt(v + ε), 1 x d
   Ranks* ranks_ = nullptr;
   Real share_weight_ = 1;  // this rank's rows / the batch's rows
+  // Buffers of every step, kept so that training does not allocate.
+  BatchMoments moments_;
+  std::vector<Real> own_sums_, batch_sums_;  // backward: this rank's, the batch's
 };
 
 struct FLOWS_API BatchNormOptions {
