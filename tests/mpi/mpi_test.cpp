@@ -51,6 +51,18 @@ std::string run_command(int ranks, const fs::path& file, const fs::path& out,
   return ranks == 1 ? run : kMpirun + " -np " + std::to_string(ranks) + " " + run;
 }
 
+// Runs `file` on 1 rank into dir/one and on 2 into dir/two (logs beside).
+::testing::AssertionResult runs_on_one_and_two_ranks(const fs::path& file, const fs::path& dir) {
+  const std::pair<int, const char*> runs[] = {{1, "one"}, {2, "two"}};
+  for (const auto& [ranks, name] : runs) {
+    const fs::path log = dir / (std::string(name) + ".log");
+    if (run_logged(run_command(ranks, file, dir / name), log) != 0)
+      return ::testing::AssertionFailure() << "the run on " << name << " rank(s) failed:\n"
+                                           << read_file(log);
+  }
+  return ::testing::AssertionSuccess();
+}
+
 // The largest difference between two checkpoints' model tensors, relative
 // to each tensor's largest value.
 double largest_relative_difference(const fs::path& a, const fs::path& b) {
@@ -84,10 +96,7 @@ std::set<std::string> files_in(const fs::path& dir) {
 TEST(Mpi, TwoRanksTrainTheModelOfOneProcess) {
   const fs::path dir = temp_dir("mpi_same");
   const fs::path file = write_pipeline(dir, pipeline_yaml());
-  ASSERT_EQ(run_logged(run_command(1, file, dir / "one"), dir / "one.log"), 0)
-      << read_file(dir / "one.log");
-  ASSERT_EQ(run_logged(run_command(2, file, dir / "two"), dir / "two.log"), 0)
-      << read_file(dir / "two.log");
+  ASSERT_TRUE(runs_on_one_and_two_ranks(file, dir));
   EXPECT_LE(largest_relative_difference(dir / "one" / "model.flows", dir / "two" / "model.flows"),
             1e-9);
   // One set of outputs, and metrics that say how many ranks trained.
@@ -128,10 +137,7 @@ TEST(Mpi, BatchNormOnTwoRanksTrainsTheModelOfOneProcess) {
   yaml.replace(yaml.find(maf), maf.size(),
                "{type: maf, layers: 3, hidden: [16, 16], batch_norm: true}");
   const fs::path file = write_pipeline(dir, yaml);
-  ASSERT_EQ(run_logged(run_command(1, file, dir / "one"), dir / "one.log"), 0)
-      << read_file(dir / "one.log");
-  ASSERT_EQ(run_logged(run_command(2, file, dir / "two"), dir / "two.log"), 0)
-      << read_file(dir / "two.log");
+  ASSERT_TRUE(runs_on_one_and_two_ranks(file, dir));
   EXPECT_LE(largest_relative_difference(dir / "one" / "model.flows", dir / "two" / "model.flows"),
             1e-8);
   // A batch that leaves a rank without rows cannot share its statistics.
@@ -179,10 +185,7 @@ TEST(Mpi, FlowMatchingOnTwoRanksReachesTheNllOfOneProcess) {
       "          optimizer: {type: adam, lr: 1.0e-3}, batch_size: 256, steps: 1500,\n"
       "          eval_every: 500}\n"
       "stages: [train, evaluate]\n");
-  ASSERT_EQ(run_logged(run_command(1, file, dir / "one"), dir / "one.log"), 0)
-      << read_file(dir / "one.log");
-  ASSERT_EQ(run_logged(run_command(2, file, dir / "two"), dir / "two.log"), 0)
-      << read_file(dir / "two.log");
+  ASSERT_TRUE(runs_on_one_and_two_ranks(file, dir));
   const auto one = nlohmann::json::parse(read_file(dir / "one" / "metrics.json"));
   const auto two = nlohmann::json::parse(read_file(dir / "two" / "metrics.json"));
   EXPECT_EQ(two["ranks"], 2);
