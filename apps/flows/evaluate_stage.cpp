@@ -26,7 +26,7 @@ void score_splits(RunSession& s) {
       {"train", &data.train}, {"val", &data.val}, {"test", &data.test}};
   for (int index = 0; index < 3; ++index) {
     const auto [split, rows] = splits[index];
-    if (rows->shape(0) == 0) continue;
+    if ((index == 0 ? data.train_rows() : rows->shape(0)) == 0) continue;
     // With data.dequantize, the dequantized bound -log P(x) of the integer rows.
     const Real value = s.pipeline.split_nll(index, s.run.ranks.get());
     if (!s.writes_outputs()) continue;

@@ -23,8 +23,12 @@ namespace {
 void print_summary(const RunSession& s) {
   const DataSplits& data = s.data();
   std::cerr << fmt::format(
-      "{}: {} training rows, {} validation, {} test, {} dimensions{}, {} parameters\n",
-      s.options().name, data.train.shape(0), data.val.shape(0), data.test.shape(0), s.dim(),
+      "{}: {} training rows{}, {} validation, {} test, {} dimensions{}, {} parameters\n",
+      s.options().name, data.train_rows(),
+      data.train_is_shared()
+          ? fmt::format(" (shared out: rank 0 holds {} of them)", data.train.shape(0))
+          : "",
+      data.val.shape(0), data.test.shape(0), s.dim(),
       s.conditional()
           ? fmt::format(" given {} context column{} ({})", data.context_dim(),
                         data.context_dim() == 1 ? "" : "s", join_column_names(data.context_columns))
@@ -40,7 +44,8 @@ void run_pipeline(const RunOptions& run) {
   std::vector<std::string> overrides = run.overrides;
   if (!run.output.empty()) overrides.push_back("output=" + run.output);
   // Everything is checked and built before any work starts, so a typo fails fast.
-  RunSession s(run, Pipeline::load(run.file, overrides, stage_names()));
+  if (run.ranks && run.ranks->size() > 1) check_same_job(*run.ranks, run.file, overrides);
+  RunSession s(run, Pipeline::load(run.file, overrides, stage_names(), run.ranks.get()));
   s.out = s.options().output;
   if (s.ranks() > 1) prepare_ranks(s);
   if (s.writes_outputs()) {

@@ -24,20 +24,6 @@ std::uint64_t fnv1a(std::string_view bytes, std::uint64_t h = 0xcbf29ce484222325
   return h;
 }
 
-std::uint64_t hash_matrix(const Matrix& m, std::uint64_t h) {
-  h = fnv1a(std::to_string(m.shape(0)) + "x" + std::to_string(m.size() ? m.shape(1) : 0), h);
-  return fnv1a(std::string_view(reinterpret_cast<const char*>(m.data()), m.size() * sizeof(Real)),
-               h);
-}
-
-std::uint64_t hash_data(const DataSplits& d) {
-  std::uint64_t h = hash_matrix(d.train, fnv1a("train"));
-  h = hash_matrix(d.train_context, h);
-  for (const std::string& c : d.columns) h = fnv1a(c, h);
-  for (const std::string& c : d.context_columns) h = fnv1a(c, h);
-  return h;
-}
-
 // The ranks a launcher put on this node (every rank when it does not say).
 int ranks_on_this_node(int ranks) {
   for (const char* name :
@@ -54,31 +40,42 @@ Index batch_rows(const RunSession& s) {
   ConfigNode::parse(s.pipeline.root.dump(), s.pipeline.file)
       .child("trainer", true)
       .read("batch_size", batch);
-  return std::min(batch, s.data().train.shape(0));
+  return std::min(batch, s.data().train_rows());
 }
 
 }  // namespace
 
-void prepare_ranks(RunSession& s) {
-  Ranks& ranks = *s.run.ranks;
+void check_same_job(Ranks& ranks, const std::string& file,
+                    const std::vector<std::string>& overrides) {
+  // The YAML as Pipeline::load will see it, overrides applied; one that
+  // does not parse is the same text on every rank, and load reports it.
+  std::string text;
+  try {
+    ConfigNode root = ConfigNode::load_file(file);
+    for (const std::string& item : overrides)
+      if (const auto eq = item.find('='); eq != std::string::npos && eq > 0)
+        root.set(item.substr(0, eq), item.substr(eq + 1));
+    text = root.dump();
+  } catch (const Error&) {
+    text = "(unreadable)";
+    for (const std::string& item : overrides) text += "\n" + item;
+  }
   // Every rank takes part in every comparison, in the same order.
-  const bool same_pipeline = ranks.same_on_every_rank(fnv1a(s.pipeline.root.dump()));
+  const bool same_pipeline = ranks.same_on_every_rank(fnv1a(text));
   const bool same_version = ranks.same_on_every_rank(fnv1a(sdk_version()));
-  const bool same_data = ranks.same_on_every_rank(hash_data(s.data()));
   std::vector<std::string> differences;
   if (!same_pipeline)
     differences.push_back(
         "the pipeline (its YAML with the --set overrides applied) differs between ranks");
   if (!same_version) differences.push_back("the flows version differs between ranks");
-  if (!same_data)
-    differences.push_back(
-        "the training data differs between ranks (each rank read its own file or rows)");
-  if (!differences.empty()) {
-    std::string message = "the " + std::to_string(ranks.size()) + " ranks of this job disagree: ";
-    for (std::size_t k = 0; k < differences.size(); ++k)
-      message += (k ? "; " : "") + differences[k];
-    throw ConfigError(message + " (start every rank with the same command, files and build)");
-  }
+  if (differences.empty()) return;
+  std::string message = "the " + std::to_string(ranks.size()) + " ranks of this job disagree: ";
+  for (std::size_t k = 0; k < differences.size(); ++k) message += (k ? "; " : "") + differences[k];
+  throw ConfigError(message + " (start every rank with the same command, files and build)");
+}
+
+void prepare_ranks(RunSession& s) {
+  Ranks& ranks = *s.run.ranks;
   // A layer that normalizes by its batch's statistics (batch_norm, actnorm
   // before its initialisation) sums them over the ranks in every step, so
   // every rank must hold a row of each batch.

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -42,7 +44,42 @@ Real auto_tail_bound(const Matrix& x) {
   return std::isfinite(suggested) ? std::max(kAutoTailBoundFloor, suggested) : kAutoTailBoundFloor;
 }
 
-std::optional<Real> resolve_auto_tail_bounds(Pipeline& p) {
+Real auto_tail_bound(const Matrix& x, Ranks* ranks) {
+  if (ranks == nullptr || ranks->size() <= 1) return auto_tail_bound(x);
+  std::vector<Real> magnitudes;
+  magnitudes.reserve(x.size());
+  for (Real v : x)
+    if (std::isfinite(v)) magnitudes.push_back(std::abs(v));
+  Real total = static_cast<Real>(magnitudes.size());
+  ranks->sum(&total, 1);
+  // The order statistic ⌈coverage · n⌉ of all n values is the t-th largest,
+  // t = n − ⌈coverage · n⌉ + 1; a rank's values below its own t largest
+  // cannot be it.
+  const auto n = static_cast<Index>(total);
+  const Index k = static_cast<Index>(std::max(1.0, std::ceil(kTailCoverage * total)));
+  const Index t = std::min(n, n - std::min(k, n) + 1);
+  const Index own = std::min<Index>(t, magnitudes.size());
+  std::nth_element(magnitudes.begin(), magnitudes.begin() + static_cast<std::ptrdiff_t>(own),
+                   magnitudes.end(), std::greater<Real>());
+  std::vector<Real> top = ranks->gather(magnitudes.data(), own);
+  Real bound = 0;
+  if (ranks->rank() == 0) {
+    Real at = std::numeric_limits<Real>::quiet_NaN();
+    if (t > 0 && top.size() >= t) {
+      std::nth_element(top.begin(), top.begin() + static_cast<std::ptrdiff_t>(t - 1), top.end(),
+                       std::greater<Real>());
+      at = top[t - 1];
+    }
+    const Real suggested =
+        std::isnan(at) ? at : suggested_tail_bound(std::vector<Real>{at}, kTailCoverage);
+    bound =
+        std::isfinite(suggested) ? std::max(kAutoTailBoundFloor, suggested) : kAutoTailBoundFloor;
+  }
+  ranks->sum(&bound, 1);  // rank 0's, on every rank
+  return bound;
+}
+
+std::optional<Real> resolve_auto_tail_bounds(Pipeline& p, Ranks* ranks) {
   std::vector<std::string> paths;
   try {
     find_auto(YAML::Load(p.model_node.dump()), "", paths);
@@ -58,6 +95,7 @@ std::optional<Real> resolve_auto_tail_bounds(Pipeline& p) {
   Matrix rows = p.data.train;
   if (p.dequantize.enabled()) {
     Rng rng = p.eval_rng(0);
+    p.dequantize.skip_noise(p.data.train_begin, rng);  // the draws of the rows before this share
     p.dequantize.add_noise(rows, rng);
   }
   // model.bounds read from a copy, so that the section's keys stay unread
@@ -75,8 +113,8 @@ std::optional<Real> resolve_auto_tail_bounds(Pipeline& p) {
     // Rows outside the box are refused later, by fit_data_layers, with their row and column.
     if (map.contains(rows)) rows = map.forward(rows).value;
   }
-  if (p.options.standardize) rows = Standardize::fit(rows).forward(rows).value;
-  const Real bound = auto_tail_bound(rows);
+  if (p.options.standardize) rows = Standardize::fit(rows, ranks).forward(rows).value;
+  const Real bound = auto_tail_bound(rows, ranks);
   for (const std::string& path : paths) p.model_node.set(path, fmt::format("{:.1f}", bound));
   return bound;
 }

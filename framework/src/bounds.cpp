@@ -65,8 +65,8 @@ std::string Bounds::column_name(Index j) const {
   return columns_.empty() ? fmt::format("x{}", j) : columns_[j];
 }
 
-void Bounds::check(const Matrix& x, const std::string& what,
-                   const std::vector<Real>& bin_width) const {
+void Bounds::check(const Matrix& x, const std::string& what, const std::vector<Real>& bin_width,
+                   Index first_row) const {
   if (x.shape(1) != dim())
     throw DataError(
         fmt::format("bounds: {} has {} columns, the bounds {}", what, x.shape(1), dim()));
@@ -81,13 +81,13 @@ void Bounds::check(const Matrix& x, const std::string& what,
           throw DataError(fmt::format(
               "{}: row {}, column '{}': {} is outside the bounds {}; a dequantized value x fills "
               "[x, x + {}), which must lie inside them",
-              what, i + 1, column_name(j), number(v), interval(b), number(w)));
+              what, first_row + i + 1, column_name(j), number(v), interval(b), number(w)));
       } else if (!(v > b.low && v < b.high)) {
         throw DataError(fmt::format(
             "{}: row {}, column '{}': {} is {} the bounds {} (model.bounds needs every value "
             "strictly inside)",
-            what, i + 1, column_name(j), number(v), v == b.low || v == b.high ? "on" : "outside",
-            interval(b)));
+            what, first_row + i + 1, column_name(j), number(v),
+            v == b.low || v == b.high ? "on" : "outside", interval(b)));
       }
     }
 }

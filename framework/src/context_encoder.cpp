@@ -25,8 +25,8 @@ Index ContextEncoder::output_dim() const {
   return embedding_ ? embedding_->out_features() : columns_;
 }
 
-void ContextEncoder::fit_standardization(const Matrix& train_context) {
-  const Standardize fitted = Standardize::fit(train_context);
+void ContextEncoder::fit_standardization(const Matrix& train_context, Ranks* ranks) {
+  const Standardize fitted = Standardize::fit(train_context, ranks);
   mean_ = fitted.mean();
   scale_ = fitted.scale();
 }

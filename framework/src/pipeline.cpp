@@ -88,8 +88,7 @@ class MemoryChecks {
       ConfigNode::parse(trainer_node.dump(), trainer_node.origin()).read("batch_size", batch);
     } catch (const ConfigError&) {
     }
-    batch_ =
-        std::min<double>(static_cast<double>(batch), static_cast<double>(p.data.train.shape(0)));
+    batch_ = std::min<double>(static_cast<double>(batch), static_cast<double>(p.data.train_rows()));
     threads_ = static_cast<double>(thread_count());
   }
 
@@ -133,14 +132,15 @@ class MemoryChecks {
 
 }  // namespace
 
-void fit_data_layers(Pipeline& p, const std::string& data_where) {
+void fit_data_layers(Pipeline& p, const std::string& data_where, Ranks* ranks) {
   const DataSplits& data = p.data;
   const std::pair<const char*, const Matrix*> splits[] = {
       {"train", &data.train}, {"val", &data.val}, {"test", &data.test}};
   for (const auto& [name, x] : splits) {
     const std::string what = fmt::format("{}: the {} split", data_where, name);
-    p.dequantize.check_integer(*x, what);
-    if (p.model.bounds) p.model.bounds->check(*x, what, p.dequantize.bin_widths());
+    const Index first_row = x == &data.train ? data.train_begin : 0;
+    p.dequantize.check_integer(*x, what, first_row);
+    if (p.model.bounds) p.model.bounds->check(*x, what, p.dequantize.bin_widths(), first_row);
   }
   if (p.options.standardize) {
     // Fitted on what the standardization sees: the dequantized training rows
@@ -148,12 +148,13 @@ void fit_data_layers(Pipeline& p, const std::string& data_where) {
     Matrix fitted = data.train;
     if (p.dequantize.enabled()) {
       Rng rng = p.eval_rng(0);
+      p.dequantize.skip_noise(data.train_begin, rng);  // the draws of the rows before this share
       p.dequantize.add_noise(fitted, rng);
     }
     if (p.model.bounds) fitted = p.model.bounds->forward(fitted).value;
-    p.model.standardize = std::make_shared<Standardize>(Standardize::fit(fitted));
+    p.model.standardize = std::make_shared<Standardize>(Standardize::fit(fitted, ranks));
     if (ContextEncoder* encoder = p.model.flow->context_encoder())
-      encoder->fit_standardization(data.train_context);
+      encoder->fit_standardization(data.train_context, ranks);
   }
   prepend_data_layers(p.model);
 }
@@ -208,6 +209,22 @@ Real Pipeline::split_nll(int split, Ranks* ranks) const {
   const Matrix* x[] = {&data.train, &data.val, &data.test};
   const Matrix* c[] = {&data.train_context, &data.val_context, &data.test_context};
   Rng rng = eval_rng(split);
+  if (split == 0 && data.train_is_shared()) {
+    // Each rank holds its share of the training rows: the one it scores.
+    const Index rows = data.train_rows(), held = data.train.shape(0);
+    const auto [begin, end] = share_of(rows, ranks, kInferenceRowGroup);
+    if (begin != data.train_begin || end != begin + held)
+      throw Error(
+          fmt::format("split_nll: this rank holds training rows [{}, {}) but its share is [{}, {})",
+                      data.train_begin, data.train_begin + held, begin, end));
+    return mean_over_ranks(
+        ranks, rows,
+        [&](Index, Index) {
+          return dequantize.nll_sum_of_held(*model.flow, data.train, data.train_context, rng,
+                                            data.train_begin, rows);
+        },
+        kInferenceRowGroup);
+  }
   return mean_over_ranks(
       ranks, x[split]->shape(0),
       [&](Index begin, Index end) {
@@ -247,7 +264,7 @@ namespace {
 // Pipeline::load and Pipeline::parse after parsing the YAML.
 Pipeline load_pipeline(ConfigNode root_node, const std::string& file,
                        const std::vector<std::string>& overrides,
-                       const std::vector<std::string>& stage_names) {
+                       const std::vector<std::string>& stage_names, Ranks* ranks) {
   Pipeline p{file, std::move(root_node), ConfigNode::empty(file, "model"), {}, {}, {}, {}, {}, {}};
   ConfigNode& root = p.root;
   if (!root.is_map()) throw root.error("", "a pipeline must be a mapping of keys");
@@ -296,11 +313,12 @@ Pipeline load_pipeline(ConfigNode root_node, const std::string& file,
   }
 
   Rng data_rng = run_stream(seed, RunStream::data_rows);
-  p.data = dataset->load(data_rng);
+  p.data = dataset->load_share(data_rng, ranks);
+  check_same_data_on_every_rank(p.data, ranks);  // before the fits below sum across the ranks
   check_splits(p.data, data_node.where() + ": data");
   const Index dim = p.data.train.shape(1);
   p.dequantize = dequantize.resolve(dim, p.data.columns);
-  resolve_auto_tail_bounds(p);  // tail_bound: auto, from the training rows
+  resolve_auto_tail_bounds(p, ranks);  // tail_bound: auto, from the training rows
   name_default_precision(p.model_node);
   const MemoryChecks memory(p, trainer_node);
   memory.before_building(p);
@@ -314,7 +332,7 @@ Pipeline load_pipeline(ConfigNode root_node, const std::string& file,
         .error("quantize",
                "needs dequantized data (data.dequantize): only the dequantized "
                "integer columns are quantized");
-  fit_data_layers(p, data_node.where() + ": data");
+  fit_data_layers(p, data_node.where() + ": data", ranks);
   p.trainer = registry.make<Trainer>(
       trainer_node, BuildContext{dim, p.data.context_dim(),
                                  component_seed(seed, ComponentSeed::trainer), &registry});
@@ -326,14 +344,14 @@ Pipeline load_pipeline(ConfigNode root_node, const std::string& file,
 }  // namespace
 
 Pipeline Pipeline::load(const std::string& file, const std::vector<std::string>& overrides,
-                        const std::vector<std::string>& stage_names) {
-  return load_pipeline(ConfigNode::load_file(file), file, overrides, stage_names);
+                        const std::vector<std::string>& stage_names, Ranks* ranks) {
+  return load_pipeline(ConfigNode::load_file(file), file, overrides, stage_names, ranks);
 }
 
 Pipeline Pipeline::parse(const std::string& text, const std::string& origin,
                          const std::vector<std::string>& overrides,
-                         const std::vector<std::string>& stage_names) {
-  return load_pipeline(ConfigNode::parse(text, origin), origin, overrides, stage_names);
+                         const std::vector<std::string>& stage_names, Ranks* ranks) {
+  return load_pipeline(ConfigNode::parse(text, origin), origin, overrides, stage_names, ranks);
 }
 
 Checkpoint make_checkpoint(Pipeline& pipeline) {

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "flows/batch_moments.hpp"
 #include "flows/error.hpp"
 
 namespace flows {
@@ -21,6 +22,13 @@ Index checked_dim(const Matrix& mean, const Matrix& scale) {
         "standardization: mean is {} x {} and scale is {} x {}; both must be 1 x d with d >= 1",
         mean.shape(0), mean.shape(1), scale.shape(0), scale.shape(1)));
   return mean.shape(1);
+}
+
+// A column's scale from its standard deviation: 1 for a constant column,
+// which then passes through unscaled.
+Real scale_of(Real std, Real mean) {
+  const bool constant = !(std > 1e-12 * std::max(Real(1), std::abs(mean)));
+  return constant ? Real(1) : std;
 }
 
 }  // namespace
@@ -79,9 +87,24 @@ Standardize Standardize::fit(const Matrix& train) {
       scale(0, j) += dev * dev;
     }
   for (Index j = 0; j < d; ++j) {
-    const Real std = std::sqrt(scale(0, j) / Real(n));
-    const bool constant = !(std > 1e-12 * std::max(Real(1), std::abs(mean(0, j))));
-    scale(0, j) = constant ? Real(1) : std;
+    scale(0, j) = scale_of(std::sqrt(scale(0, j) / Real(n)), mean(0, j));
+  }
+  return Standardize(std::move(mean), std::move(scale));
+}
+
+Standardize Standardize::fit(const Matrix& train, Ranks* ranks) {
+  if (ranks == nullptr || ranks->size() <= 1) return fit(train);
+  const Index d = train.dimension() == 2 ? train.shape(1) : 0;
+  BatchMoments moments;
+  batch_moments(train, d, ranks, moments);
+  if (moments.rows == 0 || d == 0)
+    throw DataError(fmt::format("standardization: cannot fit on an empty training split ({} x {})",
+                                moments.rows, d));
+  Matrix mean = xt::zeros<Real>({Index(1), d});
+  Matrix scale = xt::zeros<Real>({Index(1), d});
+  for (Index j = 0; j < d; ++j) {
+    mean(0, j) = moments.mean[j];
+    scale(0, j) = scale_of(std::sqrt(moments.var[j]), moments.mean[j]);
   }
   return Standardize(std::move(mean), std::move(scale));
 }

@@ -37,14 +37,23 @@ std::shared_ptr<Optimizer> make_optimizer(ConfigNode& trainer_node, const BuildC
 }
 
 MinibatchSampler::MinibatchSampler(const Matrix& data, const Matrix& context, Index batch_size,
-                                   Rng& rng)
-    : data_(data), context_(context), rng_(rng), order_(data.shape(0)) {
-  if (data.shape(0) == 0) throw DataError("training data has no rows");
+                                   Rng& rng, HeldRows held, Ranks* ranks)
+    : data_(data),
+      context_(context),
+      rng_(rng),
+      held_(ranks != nullptr && ranks->size() > 1 ? held : HeldRows{}),
+      ranks_(ranks),
+      order_(held_.total > 0 ? held_.total : data.shape(0)) {
+  const Index rows = order_.size();
+  if (rows == 0) throw DataError("training data has no rows");
   if (context.size() != 0 && context.shape(0) != data.shape(0))
     throw DataError(fmt::format("the training data has {} rows but its context {}", data.shape(0),
                                 context.shape(0)));
+  if (held_.begin + data.shape(0) > rows)
+    throw DataError(fmt::format("the training rows held, [{}, {}), are not rows of {}", held_.begin,
+                                held_.begin + data.shape(0), rows));
   std::iota(order_.begin(), order_.end(), Index{0});
-  batch_.resize({std::min(batch_size, data.shape(0)), data.shape(1)});
+  batch_.resize({std::min(batch_size, rows), data.shape(1)});
   if (context.size() != 0) batch_context_.resize({batch_.shape(0), context.shape(1)});
   shuffle();
 }
@@ -58,17 +67,38 @@ void MinibatchSampler::shuffle() {
 const Matrix& MinibatchSampler::next() {
   const Index rows = batch_.shape(0), cols = batch_.shape(1);
   const Index context_cols = batch_context_.size() ? batch_context_.shape(1) : 0;
+  const Index first = held_.begin, last = held_.begin + data_.shape(0);
   for (Index r = 0; r < rows; ++r) {
     if (cursor_ == order_.size()) shuffle();
     const Index row = order_[cursor_++];
-    const Real* src = data_.data() + row * cols;
-    std::copy(src, src + cols, batch_.data() + r * cols);
+    Real* to = batch_.data() + r * cols;
+    Real* context_to = context_cols ? batch_context_.data() + r * context_cols : nullptr;
+    if (row < first || row >= last) {  // another rank's row
+      std::fill(to, to + cols, Real(0));
+      if (context_cols) std::fill(context_to, context_to + context_cols, Real(0));
+      continue;
+    }
+    const Real* src = data_.data() + (row - first) * cols;
+    std::copy(src, src + cols, to);
     if (context_cols) {
-      const Real* c = context_.data() + row * context_cols;
-      std::copy(c, c + context_cols, batch_context_.data() + r * context_cols);
+      const Real* c = context_.data() + (row - first) * context_cols;
+      std::copy(c, c + context_cols, context_to);
     }
   }
+  if (held_.total > 0) share_batch();
   return batch_;
+}
+
+void MinibatchSampler::share_batch() {
+  // One reduction for the rows and their context. Each row is one rank's
+  // and zeros on the others, so its sum is that row.
+  const Index values = batch_.size(), context_values = batch_context_.size();
+  shared_.resize(values + context_values);
+  std::copy(batch_.begin(), batch_.end(), shared_.begin());
+  std::copy(batch_context_.begin(), batch_context_.end(), shared_.begin() + values);
+  ranks_->sum(shared_.data(), shared_.size());
+  std::copy(shared_.begin(), shared_.begin() + values, batch_.begin());
+  std::copy(shared_.begin() + values, shared_.end(), batch_context_.begin());
 }
 
 namespace {
@@ -134,7 +164,7 @@ TrainReport run_training_loop(const TrainingOptions& options, Optimizer& optimiz
                               const ParameterList& params, const Matrix& train,
                               const Matrix& train_context, const TrainingObjective& objective,
                               bool has_validation, Rng& rng, const TrainerCallbacks& callbacks,
-                              Index first_step) {
+                              Index first_step, HeldRows held) {
   if (first_step >= options.steps)
     throw Error(
         fmt::format("nothing to train: training resumes at step {} and trainer.steps is {}; raise "
@@ -149,7 +179,7 @@ TrainReport run_training_loop(const TrainingOptions& options, Optimizer& optimiz
   // A resumed run draws other batches than the first run's opening steps.
   Rng resumed_rng = rng.derive(first_step);
   MinibatchSampler sampler(train, train_context, options.batch_size,
-                           first_step > 0 ? resumed_rng : rng);
+                           first_step > 0 ? resumed_rng : rng, held, callbacks.ranks);
   Matrix prepared;  // the batch after callbacks.prepare_batch
   std::optional<RankShare> share;
   if (callbacks.ranks && callbacks.ranks->size() > 1) share.emplace(*callbacks.ranks, params);

@@ -148,7 +148,7 @@ TrainReport CfmTrainer::train(Flow& flow, const DataSplits& data, Rng& rng,
   // here, so only the field's parameters are reduced).
   const Index threads =
       callbacks.make_replica
-          ? training_threads(std::min<Index>(options_.training.batch_size, train_in.shape(0)))
+          ? training_threads(std::min<Index>(options_.training.batch_size, data.train_rows()))
           : 1;
   std::vector<std::shared_ptr<Flow>> replicas;
   std::unique_ptr<DataParallel> parallel;
@@ -210,16 +210,17 @@ TrainReport CfmTrainer::train(Flow& flow, const DataSplits& data, Rng& rng,
   };
   TrainReport report;
   try {
-    report = run_training_loop(options_.training, *optimizer_, trained_parameters(flow, *bijector),
-                               train_in, data.train_context, loop, val_in.shape(0) > 0, rng,
-                               callbacks, steps_done_);
+    report =
+        run_training_loop(options_.training, *optimizer_, trained_parameters(flow, *bijector),
+                          train_in, data.train_context, loop, val_in.shape(0) > 0, rng, callbacks,
+                          steps_done_, HeldRows{data.train_begin, data.train_total});
   } catch (const NonFiniteTrainingError& e) {
     steps_done_ = e.steps_done();  // a checkpoint of the kept parameters resumes from here
     throw;
   }
   steps_done_ = report.steps;
   report.threads =
-      parallel ? parallel->blocks(std::min<Index>(options_.training.batch_size, train_in.shape(0)))
+      parallel ? parallel->blocks(std::min<Index>(options_.training.batch_size, data.train_rows()))
                : 1;
   return report;
 }

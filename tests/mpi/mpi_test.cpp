@@ -125,6 +125,32 @@ TEST(Mpi, TwoRanksTrainTheModelOfOneProcess) {
       << log_two;
 }
 
+// A CSV file of 2,000 rows, shuffled and split: each rank reads the 400
+// held-out rows and its share of the 1,600 training rows ([0, 768) and
+// [768, 1600)), not every row, and the job trains one process's model.
+TEST(Mpi, EachRankReadsItsShareOfACsvFileAndTheJobTrainsTheModelOfOneProcess) {
+  const fs::path dir = temp_dir("mpi_csv");
+  Rng rng(8);
+  Matrix rows = rng.normal(2000, 2);
+  for (Index i = 0; i < rows.shape(0); ++i) rows(i, 1) = 0.5 * rows(i, 1) + rows(i, 0) * rows(i, 0);
+  write_csv((dir / "rows.csv").string(), rows, {"a", "b"});
+  std::string yaml = pipeline_yaml();
+  const std::string moons = "{type: moons, n_train: 2000, n_val: 500, n_test: 500}";
+  yaml.replace(yaml.find(moons), moons.size(), "{type: csv, path: rows.csv}");
+  const fs::path file = write_pipeline(dir, yaml);
+  ASSERT_TRUE(runs_on_one_and_two_ranks(file, dir));
+  const std::string log = read_file(dir / "two.log");
+  EXPECT_NE(log.find("1600 training rows (shared out: rank 0 holds 768 of them)"),
+            std::string::npos)
+      << log;
+  EXPECT_LE(largest_relative_difference(dir / "one" / "model.flows", dir / "two" / "model.flows"),
+            1e-9);
+  const auto one = nlohmann::json::parse(read_file(dir / "one" / "metrics.json"));
+  const auto two = nlohmann::json::parse(read_file(dir / "two" / "metrics.json"));
+  for (const char* split : {"train", "val", "test"})
+    EXPECT_NEAR(two["nll"][split].get<double>(), one["nll"][split].get<double>(), 1e-7) << split;
+}
+
 // batch_norm between the MAF layers: its batch mean and variance, and the
 // sums of its backward pass, are summed over the ranks' shares. Dividing by
 // the batch's standard deviation amplifies the summation-order differences

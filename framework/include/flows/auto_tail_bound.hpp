@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "flows/export.hpp"
+#include "flows/ranks.hpp"
 #include "flows/tensor.hpp"
 
 namespace flows {
@@ -20,6 +21,10 @@ inline constexpr Real kAutoTailBoundFloor = 4.0;
 // suggested_tail_bound(x)), the 99.9 % quantile of |x| times 1.2, rounded
 // up to a multiple of 0.5 (diagnostics.hpp).
 FLOWS_API Real auto_tail_bound(const Matrix& x);
+// The same bound when each rank holds a share of the rows: every rank gets
+// that of all rows together, exactly (each rank sends rank 0 only its
+// largest values that can reach the quantile).
+FLOWS_API Real auto_tail_bound(const Matrix& x, Ranks* ranks);
 
 // Replaces every `tail_bound: auto` in the pipeline's model section (at any
 // depth: nsf_* options, a rational_quadratic transformer, a plugin's) by
@@ -28,6 +33,8 @@ FLOWS_API Real auto_tail_bound(const Matrix& x);
 // model.bounds, standardized when model.standardize (the raw values
 // otherwise). Call after the data are loaded and before build_model. Returns
 // the value, or nothing when no key says auto.
-FLOWS_API std::optional<Real> resolve_auto_tail_bounds(Pipeline& pipeline);
+// With ranks, the training rows are each rank's share (DataSplits) and the
+// bound is that of all of them.
+FLOWS_API std::optional<Real> resolve_auto_tail_bounds(Pipeline& pipeline, Ranks* ranks = nullptr);
 
 }  // namespace flows

@@ -50,8 +50,9 @@ class FLOWS_API Bounds final : public Bijector {
   // and the column. bin_width (empty, or one per column; 0 = continuous
   // column): a dequantized column's value x must satisfy lo <= x and
   // x + bin_width <= hi, so that every dequantized x + u lies inside.
-  void check(const Matrix& x, const std::string& what,
-             const std::vector<Real>& bin_width = {}) const;
+  // x may be a share of the split's rows, beginning at its row first_row.
+  void check(const Matrix& x, const std::string& what, const std::vector<Real>& bin_width = {},
+             Index first_row = 0) const;
   // A copy of `x` with every value moved into the closed box (for plotting
   // and for quantizing samples).
   Matrix clamp(const Matrix& x) const;

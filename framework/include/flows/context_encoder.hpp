@@ -6,6 +6,7 @@
 #include "flows/nn/activation.hpp"
 #include "flows/nn/mlp.hpp"
 #include "flows/parameter.hpp"
+#include "flows/ranks.hpp"
 #include "flows/rng.hpp"
 #include "flows/state.hpp"
 #include "flows/tensor.hpp"
@@ -36,7 +37,8 @@ class FLOWS_API ContextEncoder {
 
   // Sets the standardization to the training split's column means and
   // standard deviations (as flows::Standardize::fit).
-  void fit_standardization(const Matrix& train_context);
+  // With several ranks, each holding a share of the rows: the fit of all.
+  void fit_standardization(const Matrix& train_context, Ranks* ranks = nullptr);
   const Matrix& mean() const { return mean_; }
   const Matrix& scale() const { return scale_; }
 

@@ -40,8 +40,11 @@ struct Pipeline;
 // value inside model.bounds: DataError naming `data_where`, split, row and
 // column), fits the standardization (when options.standardize) on one
 // dequantized draw of the training rows mapped through the bounds, fits the
-// context standardization, and calls prepend_data_layers.
-FLOWS_API void fit_data_layers(Pipeline& pipeline, const std::string& data_where);
+// context standardization, and calls prepend_data_layers. With ranks, each
+// rank holds a share of the training rows (DataSplits): it checks its own
+// rows (named by their row of the split), and the fits are of all the rows.
+FLOWS_API void fit_data_layers(Pipeline& pipeline, const std::string& data_where,
+                               Ranks* ranks = nullptr);
 
 // Refuses, before any training, a trainer that cannot fit the model: `mle`
 // with a bijector that has no likelihood gradient (flow_matching), naming the
@@ -77,8 +80,9 @@ struct FLOWS_API Pipeline {
   // −log P̂(x) with data.dequantize (dequantize_samples draws per row from
   // eval_rng(split)), the continuous −log p(x) otherwise. split: 0 train,
   // 1 val, 2 test. With ranks, each process scores its share of the rows
-  // (whole row groups, share_of) and the sums are added across the ranks:
-  // every rank gets the NLL of one process, up to summation order.
+  // (whole row groups, share_of; of the training rows, the share it holds)
+  // and the sums are added across the ranks: every rank gets the NLL of one
+  // process, up to summation order.
   Real split_nll(int split, Ranks* ranks = nullptr) const;
   // The fixed evaluation draws of a split: run_stream(seed, RunStream::evaluation).derive(split).
   Rng eval_rng(int split) const;
@@ -104,13 +108,15 @@ struct FLOWS_API Pipeline {
   // ConfigError (file:line:column: key path: what) and the errors of loading.
   // `stages` must name stages from `stage_names` when that is not empty (the
   // runner passes its table's names; the SDK runs no stage itself).
+  // With the ranks of a job, each reads only its share of the training rows
+  // (Dataset::load_share) and every fit on them is of all the ranks' rows.
   static Pipeline load(const std::string& file, const std::vector<std::string>& overrides = {},
-                       const std::vector<std::string>& stage_names = {});
+                       const std::vector<std::string>& stage_names = {}, Ranks* ranks = nullptr);
   // The same for YAML text: `origin` names it in messages, and relative paths
   // (data files, plugins, resume_from) are resolved against its folder.
   static Pipeline parse(const std::string& text, const std::string& origin,
                         const std::vector<std::string>& overrides = {},
-                        const std::vector<std::string>& stage_names = {});
+                        const std::vector<std::string>& stage_names = {}, Ranks* ranks = nullptr);
 };
 
 // The state of a pipeline's model and trainer, as a checkpoint.

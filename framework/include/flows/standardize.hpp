@@ -1,6 +1,7 @@
 #pragma once
 #include "flows/bijector.hpp"
 #include "flows/export.hpp"
+#include "flows/ranks.hpp"
 #include "flows/tensor.hpp"
 
 namespace flows {
@@ -19,6 +20,11 @@ class FLOWS_API Standardize : public Bijector {
   // A constant column (std <= 1e-12 · max(1, |mean|)) gets scale 1, so it is
   // only centred.
   static Standardize fit(const Matrix& train);
+  // The same fit when each rank holds a share of the training rows: the
+  // sums are added across the ranks (batch_moments), so every rank gets the
+  // fit of all rows, as one process would up to summation order. Without
+  // several ranks, fit(train).
+  static Standardize fit(const Matrix& train, Ranks* ranks);
 
   const Matrix& mean() const { return mean_; }
   const Matrix& scale() const { return scale_; }

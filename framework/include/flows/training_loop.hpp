@@ -7,6 +7,7 @@
 #include "flows/error.hpp"
 #include "flows/export.hpp"
 #include "flows/optimizer.hpp"
+#include "flows/ranks.hpp"
 #include "flows/registry.hpp"
 #include "flows/trainer.hpp"
 
@@ -52,12 +53,25 @@ class FLOWS_API NonFiniteTrainingError : public NumericalError {
 FLOWS_API std::shared_ptr<Optimizer> make_optimizer(ConfigNode& trainer_node,
                                                     const BuildContext& context);
 
+// The training rows a process holds (DataSplits): rows [begin, begin +
+// data.shape(0)) of `total`; total 0: every row.
+struct HeldRows {
+  Index begin = 0;
+  Index total = 0;
+};
+
 // Shuffled mini-batches: a new permutation every epoch; every batch has
 // min(batch_size, rows) rows. With a context (one row per data row, or
 // empty), each batch's context rows are the same rows of the context.
+//
+// On several ranks that each hold a share of the rows (`held`, `ranks`),
+// every rank draws the same permutation of all the rows; it fills in the
+// batch's rows it holds, zeros elsewhere, and a sum across the ranks gives
+// every rank the whole batch, the one a single process draws.
 class FLOWS_API MinibatchSampler {
  public:
-  MinibatchSampler(const Matrix& data, const Matrix& context, Index batch_size, Rng& rng);
+  MinibatchSampler(const Matrix& data, const Matrix& context, Index batch_size, Rng& rng,
+                   HeldRows held = {}, Ranks* ranks = nullptr);
   // The next batch; the reference stays valid until the next call.
   const Matrix& next();
   // The context rows of the last batch (empty without a context).
@@ -65,12 +79,16 @@ class FLOWS_API MinibatchSampler {
 
  private:
   void shuffle();
+  void share_batch();  // on several ranks: the sums of the ranks' parts
   const Matrix& data_;
   const Matrix& context_;
   Rng& rng_;
+  HeldRows held_;
+  Ranks* ranks_;
   std::vector<Index> order_;
   Index cursor_ = 0;
   Matrix batch_, batch_context_;
+  std::vector<Real> shared_;  // the batch and its context, summed across the ranks
 };
 
 // The parts of a trainer that differ between objectives.
@@ -98,13 +116,15 @@ struct TrainingObjective {
 // TrainReport::skipped_batches. `first_step`
 // > 0 resumes: steps first_step .. options.steps-1 run, the schedule continues
 // from there and mini-batches come from rng.derive(first_step); resuming with
-// nothing left to train is an Error.
+// nothing left to train is an Error. `held`: the share of the training rows
+// this process holds (DataSplits::train_begin, train_total), on the ranks of
+// callbacks.ranks.
 FLOWS_API TrainReport run_training_loop(const TrainingOptions& options, Optimizer& optimizer,
                                         const ParameterList& params, const Matrix& train,
                                         const Matrix& train_context,
                                         const TrainingObjective& objective, bool has_validation,
                                         Rng& rng, const TrainerCallbacks& callbacks,
-                                        Index first_step = 0);
+                                        Index first_step = 0, HeldRows held = {});
 
 // What a mini-batch trainer keeps in a checkpoint so that it can resume: the
 // steps done ("steps_done") and the optimizer's state ("optimizer/...").

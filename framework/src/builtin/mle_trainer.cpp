@@ -22,7 +22,7 @@ TrainReport MleTrainer::train(Flow& flow, const DataSplits& data, Rng& rng,
   // factory, one thread.
   const Index threads =
       callbacks.make_replica
-          ? training_threads(std::min<Index>(options_.batch_size, data.train.shape(0)))
+          ? training_threads(std::min<Index>(options_.batch_size, data.train_rows()))
           : 1;
   std::vector<std::shared_ptr<Flow>> replicas;
   std::unique_ptr<DataParallel> parallel;
@@ -77,9 +77,9 @@ TrainReport MleTrainer::train(Flow& flow, const DataSplits& data, Rng& rng,
   if (callbacks.ranks && callbacks.ranks->size() > 1) flow.share_batch_statistics(callbacks.ranks);
   TrainReport report;
   try {
-    report =
-        run_training_loop(options_, *optimizer_, flow.parameters(), data.train, data.train_context,
-                          objective, data.val.shape(0) > 0, rng, callbacks, steps_done_);
+    report = run_training_loop(options_, *optimizer_, flow.parameters(), data.train,
+                               data.train_context, objective, data.val.shape(0) > 0, rng, callbacks,
+                               steps_done_, HeldRows{data.train_begin, data.train_total});
   } catch (const NonFiniteTrainingError& e) {
     steps_done_ = e.steps_done();  // a checkpoint of the kept parameters resumes from here
     throw;

@@ -14,6 +14,7 @@
 
 #include "flows/detail/file_io.hpp"
 #include "flows/error.hpp"
+#include "flows/function_ref.hpp"
 #include "flows/resources.hpp"
 
 namespace flows {
@@ -25,20 +26,6 @@ std::string_view trim(std::string_view s) {
   if (first == std::string_view::npos) return {};
   const auto last = s.find_last_not_of(ws);
   return s.substr(first, last - first + 1);
-}
-
-std::vector<std::string_view> split_fields(std::string_view line) {
-  std::vector<std::string_view> fields;
-  std::size_t start = 0;
-  while (true) {
-    const auto comma = line.find(',', start);
-    if (comma == std::string_view::npos) {
-      fields.push_back(trim(line.substr(start)));
-      return fields;
-    }
-    fields.push_back(trim(line.substr(start, comma - start)));
-    start = comma + 1;
-  }
 }
 
 enum class Parsed { number, empty, text, out_of_range };
@@ -74,6 +61,167 @@ Index first_line_fields(std::string_view rest) {
   return 0;
 }
 
+// The data rows of a CSV text, fed one line at a time: the first row that
+// is not blank or a comment fixes the number of fields (and may be the
+// header); every data row must have that many. A row that `keep` takes is
+// parsed and stored; the others are only counted and their fields counted.
+class CsvRows {
+ public:
+  // `keep` must outlive the reader (FunctionRef does not own it).
+  CsvRows(const std::string& path, CsvHeader mode, FunctionRef<bool(Index row)> keep)
+      : path_(path), mode_(mode), keep_(keep) {}
+
+  void add(std::string_view line, Index line_no) {
+    const std::string_view content = trim(line);
+    if (content.empty() || content.front() == '#') return;
+    if (first_row_) {
+      first_row_ = false;
+      fields_ = split_fields(content);
+      cols_ = fields_.size();
+      width_line_ = line_no;
+      if (is_header(fields_)) {
+        for (const auto& f : fields_) names_.push_back(unquote(f));
+        return;
+      }
+    }
+    const bool kept = keep_(rows_);
+    if (!kept) {
+      const Index found = static_cast<Index>(std::count(content.begin(), content.end(), ',')) + 1;
+      if (found != cols_) wrong_width(found, line_no);
+      ++rows_;
+      return;
+    }
+    split_fields(content, fields_);
+    if (fields_.size() != cols_) wrong_width(fields_.size(), line_no);
+    for (Index c = 0; c < cols_; ++c) values_.push_back(number(fields_[c], line_no, c));
+    ++rows_;
+    ++kept_;
+  }
+
+  Index rows() const { return rows_; }
+  Index columns() const { return cols_; }
+
+  // The kept rows; DataError when the text had no data rows.
+  Matrix finish(bool text_empty, std::vector<std::string>* header) {
+    if (rows_ == 0)
+      throw DataError(fmt::format("{}: no data rows ({})", path_,
+                                  text_empty        ? "the file is empty"
+                                  : !names_.empty() ? "only a header"
+                                                    : "only blank lines and comments"));
+    Matrix m({kept_, cols_});
+    std::copy(values_.begin(), values_.end(), m.begin());
+    if (header != nullptr) *header = std::move(names_);
+    return m;
+  }
+
+ private:
+  static void split_fields(std::string_view line, std::vector<std::string_view>& fields) {
+    fields.clear();
+    std::size_t start = 0;
+    while (true) {
+      const auto comma = line.find(',', start);
+      if (comma == std::string_view::npos) {
+        fields.push_back(trim(line.substr(start)));
+        return;
+      }
+      fields.push_back(trim(line.substr(start, comma - start)));
+      start = comma + 1;
+    }
+  }
+  static std::vector<std::string_view> split_fields(std::string_view line) {
+    std::vector<std::string_view> fields;
+    split_fields(line, fields);
+    return fields;
+  }
+
+  bool is_header(const std::vector<std::string_view>& fields) const {
+    if (mode_ != CsvHeader::detect) return mode_ == CsvHeader::present;
+    for (const auto& f : fields) {
+      Real v;
+      if (parse_number(f, v) == Parsed::number) return false;
+    }
+    return true;
+  }
+
+  std::string column_name(Index c) const {
+    return c < names_.size() && !names_[c].empty() ? fmt::format(" ('{}')", names_[c])
+                                                   : std::string();
+  }
+
+  [[noreturn]] void wrong_width(Index found, Index line_no) const {
+    const Index column = std::min<Index>(found, cols_) + 1;
+    throw DataError(fmt::format(
+        "{}: row {}, column {}: found {} field{} where {} {} expected (as in {} at row {})", path_,
+        line_no, column, found, found == 1 ? "" : "s", cols_, cols_ == 1 ? "is" : "are",
+        names_.empty() ? "the first data row" : "the header", width_line_));
+  }
+
+  Real number(std::string_view field, Index line_no, Index c) const {
+    Real v = 0;
+    const Parsed parsed = parse_number(field, v);
+    const auto where = [&] {
+      return fmt::format("{}: row {}, column {}{}", path_, line_no, c + 1, column_name(c));
+    };
+    switch (parsed) {
+      case Parsed::empty:
+        throw DataError(fmt::format("{}: empty field where a number is expected", where()));
+      case Parsed::text:
+        throw DataError(fmt::format("{}: text '{}' where a number is expected{}", where(), field,
+                                    rows_ == 0 && names_.empty() && mode_ == CsvHeader::detect
+                                        ? " (a header row must have no numeric field)"
+                                        : ""));
+      case Parsed::out_of_range:
+        throw DataError(fmt::format("{}: '{}' is out of the range of a double", where(), field));
+      case Parsed::number:
+        break;
+    }
+    if (std::isnan(v)) throw DataError(fmt::format("{}: value is NaN ('{}')", where(), field));
+    if (std::isinf(v)) throw DataError(fmt::format("{}: value is infinite ('{}')", where(), field));
+    return v;
+  }
+
+  const std::string& path_;
+  CsvHeader mode_;
+  FunctionRef<bool(Index row)> keep_;
+  bool first_row_ = true;
+  std::vector<std::string_view> fields_;
+  std::vector<std::string> names_;
+  std::vector<Real> values_;
+  Index cols_ = 0;
+  Index rows_ = 0;        // data rows seen
+  Index kept_ = 0;        // of them, parsed and stored
+  Index width_line_ = 0;  // the line that fixed the number of fields
+};
+
+// Feeds every line of `text` to `rows`.
+void add_lines(std::string_view rest, CsvRows& rows) {
+  for (Index line_no = 1; !rest.empty(); ++line_no) {
+    const auto newline = rest.find('\n');
+    rows.add(rest.substr(0, newline), line_no);
+    rest = newline == std::string_view::npos ? std::string_view() : rest.substr(newline + 1);
+  }
+}
+
+// Feeds every line of the file at `path` to `rows`, reading it line by line
+// (never whole); returns its size in bytes.
+std::uint64_t add_file_lines(const std::string& path, CsvRows& rows) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw IoError(fmt::format("{}: cannot read: it is a folder, not a file", path));
+  std::ifstream in(path, std::ios::binary);
+  if (!in) detail::read_whole_file(path);  // raises the IoError that says why
+  std::uint64_t bytes = 0;
+  std::string line;
+  for (Index line_no = 1; std::getline(in, line); ++line_no) {
+    bytes += line.size() + 1;
+    std::string_view view(line);
+    if (line_no == 1 && view.substr(0, 3) == "\xEF\xBB\xBF") view.remove_prefix(3);  // UTF-8 BOM
+    rows.add(view, line_no);
+  }
+  if (in.bad()) throw IoError(fmt::format("{}: read failed", path));
+  return bytes;
+}
+
 }  // namespace
 
 // The file is read whole: its size must fit first (resources.hpp). The
@@ -105,92 +253,35 @@ Matrix parse_csv(std::string_view text, const std::string& path, std::vector<std
                                 fields == 1 ? "" : "s"),
                     path, double(text.size()),
                     fmt::format("the text's {}", format_bytes(double(text.size()))));
+  const auto every_row = [](Index) { return true; };
+  CsvRows rows(path, mode, every_row);
+  add_lines(rest, rows);
+  return rows.finish(text.empty(), header);
+}
 
-  std::vector<std::string> names;
-  std::vector<Real> values;
-  Index cols = 0;
-  Index rows = 0;
-  Index width_line = 0;  // the line that fixed the number of fields
-  bool first_row = true;
+CsvRowCount count_csv_rows(const std::string& path, CsvHeader mode) {
+  const auto no_row = [](Index) { return false; };
+  CsvRows rows(path, mode, no_row);
+  const std::uint64_t bytes = add_file_lines(path, rows);
+  CsvRowCount out;
+  rows.finish(bytes == 0, &out.header);
+  out.rows = rows.rows();
+  out.columns = rows.columns();
+  return out;
+}
 
-  auto column_name = [&](Index c) {
-    return c < names.size() && !names[c].empty() ? fmt::format(" ('{}')", names[c]) : std::string();
-  };
-
-  for (Index line_no = 1; !rest.empty(); ++line_no) {
-    const auto newline = rest.find('\n');
-    const std::string_view line = rest.substr(0, newline);
-    rest = newline == std::string_view::npos ? std::string_view() : rest.substr(newline + 1);
-
-    const std::string_view content = trim(line);
-    if (content.empty() || content.front() == '#') continue;
-    const std::vector<std::string_view> fields = split_fields(content);
-
-    if (first_row) {
-      first_row = false;
-      cols = fields.size();
-      width_line = line_no;
-      bool is_header = mode == CsvHeader::present;
-      if (mode == CsvHeader::detect) {
-        is_header = true;
-        for (const auto& f : fields) {
-          Real v;
-          if (parse_number(f, v) == Parsed::number) is_header = false;
-        }
-      }
-      if (is_header) {
-        for (const auto& f : fields) names.push_back(unquote(f));
-        continue;
-      }
-    }
-
-    if (fields.size() != cols) {
-      const Index column = std::min<Index>(fields.size(), cols) + 1;
-      throw DataError(fmt::format(
-          "{}: row {}, column {}: found {} field{} where {} {} expected (as in {} at row {})", path,
-          line_no, column, fields.size(), fields.size() == 1 ? "" : "s", cols,
-          cols == 1 ? "is" : "are", names.empty() ? "the first data row" : "the header",
-          width_line));
-    }
-    for (Index c = 0; c < cols; ++c) {
-      Real v = 0;
-      const Parsed parsed = parse_number(fields[c], v);
-      const auto where = [&] {
-        return fmt::format("{}: row {}, column {}{}", path, line_no, c + 1, column_name(c));
-      };
-      switch (parsed) {
-        case Parsed::empty:
-          throw DataError(fmt::format("{}: empty field where a number is expected", where()));
-        case Parsed::text:
-          throw DataError(fmt::format("{}: text '{}' where a number is expected{}", where(),
-                                      fields[c],
-                                      rows == 0 && names.empty() && mode == CsvHeader::detect
-                                          ? " (a header row must have no numeric field)"
-                                          : ""));
-        case Parsed::out_of_range:
-          throw DataError(
-              fmt::format("{}: '{}' is out of the range of a double", where(), fields[c]));
-        case Parsed::number:
-          break;
-      }
-      if (std::isnan(v))
-        throw DataError(fmt::format("{}: value is NaN ('{}')", where(), fields[c]));
-      if (std::isinf(v))
-        throw DataError(fmt::format("{}: value is infinite ('{}')", where(), fields[c]));
-      values.push_back(v);
-    }
-    ++rows;
-  }
-
-  if (rows == 0)
-    throw DataError(fmt::format("{}: no data rows ({})", path,
-                                text.empty()     ? "the file is empty"
-                                : !names.empty() ? "only a header"
-                                                 : "only blank lines and comments"));
-  Matrix m({rows, cols});
-  std::copy(values.begin(), values.end(), m.begin());
-  if (header != nullptr) *header = std::move(names);
-  return m;
+Matrix read_csv_rows(const std::string& path, const std::vector<bool>& keep,
+                     std::vector<std::string>* header, CsvHeader mode) {
+  const Index kept = static_cast<Index>(std::count(keep.begin(), keep.end(), true));
+  const Index fields = first_line_fields(detail::read_prefix(path, 1 << 16));
+  check_data_memory(double(kept), double(fields),
+                    fmt::format("{} row{} of {} field{}", kept, kept == 1 ? "" : "s", fields,
+                                fields == 1 ? "" : "s"),
+                    path);
+  const auto kept_row = [&keep](Index row) { return row < keep.size() && keep[row]; };
+  CsvRows rows(path, mode, kept_row);
+  const std::uint64_t bytes = add_file_lines(path, rows);
+  return rows.finish(bytes == 0, header);
 }
 
 void write_csv(const std::string& path, const Matrix& m, const std::vector<std::string>& header) {

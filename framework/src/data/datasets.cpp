@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <utility>
 #include <vector>
 
 #include <fmt/format.h>
+#include <boost/crc.hpp>
 
 #include "flows/data/columns.hpp"
 #include "flows/data/conditional_toys.hpp"
@@ -297,53 +299,102 @@ void FileDataset::split_context(const Matrix& table, const std::vector<std::stri
   }
 }
 
+namespace {
+
+// A digest of a file that every rank computes alike without reading it
+// whole: its size and 16 evenly spaced blocks of 64 KiB (all of a file of
+// up to 1 MiB), so that ranks reading different copies disagree.
+std::uint64_t file_digest(const std::string& path, std::uint64_t digest) {
+  std::error_code ec;
+  const std::uint64_t size = fs::file_size(path, ec);
+  boost::crc_optimal<64, 0x42F0E1EBA9EA3693ULL, 0, 0, false, false> crc;  // CRC-64/ECMA-182
+  crc.process_bytes(&digest, sizeof digest);
+  crc.process_bytes(&size, sizeof size);
+  constexpr std::uint64_t kBlock = 64 << 10, kBlocks = 16;
+  std::ifstream in(path, std::ios::binary);
+  std::vector<char> block(kBlock);
+  for (std::uint64_t k = 0; k < kBlocks && in; ++k) {
+    const std::uint64_t at =
+        size <= kBlock * kBlocks ? k * kBlock : k * ((size - kBlock) / (kBlocks - 1));
+    if (at >= size) break;
+    in.seekg(static_cast<std::streamoff>(at));
+    in.read(block.data(), static_cast<std::streamsize>(std::min(kBlock, size - at)));
+    crc.process_bytes(block.data(), static_cast<std::size_t>(in.gcount()));
+  }
+  return crc.checksum();
+}
+
+}  // namespace
+
+FileDataset::SplitPlan FileDataset::plan_split(Index n, Rng& rng) const {
+  SplitPlan plan;
+  plan.n_val = static_cast<Index>(std::llround(options_.val_fraction * Real(n)));
+  plan.n_test = static_cast<Index>(std::llround(options_.test_fraction * Real(n)));
+  if (plan.n_val + plan.n_test >= n)
+    throw DataError(
+        fmt::format("{}{}: {} rows leave none for training after val_fraction {} "
+                    "({} rows) and test_fraction {} ({} rows)",
+                    where_.empty() ? "" : where_ + ": ", options_.path, n, options_.val_fraction,
+                    plan.n_val, options_.test_fraction, plan.n_test));
+  plan.order.resize(n);
+  for (Index i = 0; i < n; ++i) plan.order[i] = i;
+  if (options_.shuffle) {
+    Rng shuffle_rng = data_stream(options_.seed, rng, DataUse::file_shuffle);
+    for (Index i = n; i > 1; --i) std::swap(plan.order[i - 1], plan.order[shuffle_rng.index(i)]);
+  }
+  plan.n_train = n - plan.n_val - plan.n_test;
+  return plan;
+}
+
+void FileDataset::split_contexts(const std::string& path, DataSplits& splits) const {
+  if (options_.context_columns.empty()) return;
+  const std::vector<std::string> names = splits.columns;
+  for (auto [x, c] : {std::pair{&splits.train, &splits.train_context},
+                      {&splits.val, &splits.val_context},
+                      {&splits.test, &splits.test_context}}) {
+    const Matrix table = *x;
+    split_context(table, names, path, *x, *c, splits);
+  }
+}
+
 DataSplits FileDataset::load(Rng& rng) const {
-  const CsvHeader header_mode = options_.header == "true"    ? CsvHeader::present
-                                : options_.header == "false" ? CsvHeader::absent
-                                                             : CsvHeader::detect;
-  auto read = [&](const std::string& path, std::vector<std::string>& names) {
-    return format_ == FileFormat::csv ? read_csv(path, &names, header_mode) : read_npy(path);
-  };
-  const std::string prefix = where_.empty() ? "" : where_ + ": ";
   DataSplits splits;
 
   if (!options_.path.empty()) {
-    const Matrix all = read(options_.path, splits.columns);
-    const Index n = all.shape(0);
-    const auto n_val = static_cast<Index>(std::llround(options_.val_fraction * Real(n)));
-    const auto n_test = static_cast<Index>(std::llround(options_.test_fraction * Real(n)));
-    if (n_val + n_test >= n)
-      throw DataError(fmt::format(
-          "{}{}: {} rows leave none for training after val_fraction {} "
-          "({} rows) and test_fraction {} ({} rows)",
-          prefix, options_.path, n, options_.val_fraction, n_val, options_.test_fraction, n_test));
-    std::vector<Index> order(n);
-    for (Index i = 0; i < n; ++i) order[i] = i;
-    if (options_.shuffle) {
-      Rng shuffle_rng = data_stream(options_.seed, rng, DataUse::file_shuffle);
-      for (Index i = n; i > 1; --i) std::swap(order[i - 1], order[shuffle_rng.index(i)]);
-    }
-    const Index n_train = n - n_val - n_test;
-    splits.train = take_rows(all, order, 0, n_train);
-    splits.val = take_rows(all, order, n_train, n_train + n_val);
-    splits.test = take_rows(all, order, n_train + n_val, n);
-    if (!options_.context_columns.empty()) {
-      const std::vector<std::string> names = splits.columns;
-      for (auto [x, c] : {std::pair{&splits.train, &splits.train_context},
-                          {&splits.val, &splits.val_context},
-                          {&splits.test, &splits.test_context}}) {
-        const Matrix table = *x;
-        split_context(table, names, options_.path, *x, *c, splits);
-      }
-    }
+    const Matrix all = read_whole(options_.path, splits.columns);
+    const SplitPlan plan = plan_split(all.shape(0), rng);
+    splits.train = take_rows(all, plan.order, 0, plan.n_train);
+    splits.val = take_rows(all, plan.order, plan.n_train, plan.n_train + plan.n_val);
+    splits.test = take_rows(all, plan.order, plan.n_train + plan.n_val, all.shape(0));
+    split_contexts(options_.path, splits);
     return splits;
   }
 
+  return load_split_files(nullptr);
+}
+
+DataSplits FileDataset::load_split_files(Ranks* ranks) const {
+  const std::string prefix = where_.empty() ? "" : where_ + ": ";
+  DataSplits splits;
   std::vector<std::string> val_names;
   std::vector<std::string> test_names;
-  splits.train = read(options_.train, splits.columns);
-  splits.val = read(options_.val, val_names);
-  splits.test = read(options_.test, test_names);
+  splits.val = read_whole(options_.val, val_names);
+  splits.test = read_whole(options_.test, test_names);
+  if (ranks == nullptr || ranks->size() <= 1) {
+    splits.train = read_whole(options_.train, splits.columns);
+  } else {
+    const Index n_train = count_rows(options_.train, splits.columns);
+    const auto [begin, end] =
+        training_share(n_train, splits.val.shape(0) + splits.test.shape(0), ranks);
+    std::vector<bool> keep(n_train, false);
+    std::fill(keep.begin() + static_cast<std::ptrdiff_t>(begin),
+              keep.begin() + static_cast<std::ptrdiff_t>(end), true);
+    splits.train = read_rows(options_.train, keep, splits.columns);
+    splits.train_begin = begin;
+    splits.train_total = end - begin == n_train ? 0 : n_train;
+    for (const std::string* path : {&options_.train, &options_.val, &options_.test})
+      splits.source_digest = file_digest(*path, splits.source_digest);
+  }
   auto check = [&](const char* key, const std::string& path, const Matrix& m,
                    const std::vector<std::string>& names) {
     if (m.shape(1) != splits.train.shape(1))
@@ -371,6 +422,58 @@ DataSplits FileDataset::load(Rng& rng) const {
       split_context(table, names, *paths[k], *parts[k].first, *parts[k].second, splits);
     }
   }
+  return splits;
+}
+
+CsvHeader FileDataset::header_mode() const {
+  return options_.header == "true"    ? CsvHeader::present
+         : options_.header == "false" ? CsvHeader::absent
+                                      : CsvHeader::detect;
+}
+
+Matrix FileDataset::read_whole(const std::string& path, std::vector<std::string>& names) const {
+  return format_ == FileFormat::csv ? read_csv(path, &names, header_mode()) : read_npy(path);
+}
+
+Index FileDataset::count_rows(const std::string& path, std::vector<std::string>& names) const {
+  if (format_ == FileFormat::npy) return npy_shape(path).rows;
+  CsvRowCount counted = count_csv_rows(path, header_mode());
+  names = std::move(counted.header);
+  return counted.rows;
+}
+
+Matrix FileDataset::read_rows(const std::string& path, const std::vector<bool>& keep,
+                              std::vector<std::string>& names) const {
+  return format_ == FileFormat::csv ? read_csv_rows(path, keep, &names, header_mode())
+                                    : read_npy_rows(path, keep);
+}
+
+// Reads the rows this rank holds: every held-out row and its share of the
+// training rows, split as load() splits them.
+DataSplits FileDataset::load_share(Rng& rng, Ranks* ranks) const {
+  if (ranks == nullptr || ranks->size() <= 1) return load(rng);
+  if (options_.path.empty()) return load_split_files(ranks);
+  DataSplits splits;
+  const Index n = count_rows(options_.path, splits.columns);
+  const SplitPlan plan = plan_split(n, rng);
+  const auto [begin, end] = training_share(plan.n_train, plan.n_val + plan.n_test, ranks);
+  std::vector<bool> keep(n, false);
+  for (Index i = begin; i < end; ++i) keep[plan.order[i]] = true;
+  for (Index i = plan.n_train; i < n; ++i) keep[plan.order[i]] = true;
+  const Matrix held = read_rows(options_.path, keep, splits.columns);
+  // Each split position's row of `held`, which has the kept rows in file order.
+  std::vector<Index> held_row(n, 0);
+  for (Index r = 0, k = 0; r < n; ++r)
+    if (keep[r]) held_row[r] = k++;
+  std::vector<Index> rows(n);
+  for (Index i = 0; i < n; ++i) rows[i] = held_row[plan.order[i]];
+  splits.train = take_rows(held, rows, begin, end);
+  splits.val = take_rows(held, rows, plan.n_train, plan.n_train + plan.n_val);
+  splits.test = take_rows(held, rows, plan.n_train + plan.n_val, n);
+  split_contexts(options_.path, splits);
+  splits.train_begin = begin;
+  splits.train_total = end - begin == plan.n_train ? 0 : plan.n_train;
+  splits.source_digest = file_digest(options_.path, 0);
   return splits;
 }
 

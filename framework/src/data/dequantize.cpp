@@ -38,7 +38,7 @@ std::vector<Real> Dequantizer::bin_widths() const {
   return w;
 }
 
-void Dequantizer::check_integer(const Matrix& x, const std::string& what) const {
+void Dequantizer::check_integer(const Matrix& x, const std::string& what, Index first_row) const {
   if (!enabled()) return;
   const std::vector<std::string> all = names_.empty() ? positional_column_names(dim_) : names_;
   for (Index i = 0; i < x.shape(0); ++i)
@@ -49,7 +49,7 @@ void Dequantizer::check_integer(const Matrix& x, const std::string& what) const 
             "{}: row {}, column '{}' is {}, not an integer: dequantization (data.dequantize) "
             "adds U(0, 1) noise to integer-valued columns only; leave '{}' out of "
             "data.dequantize",
-            what, i + 1, all[j], v, all[j]));
+            what, first_row + i + 1, all[j], v, all[j]));
     }
 }
 
@@ -59,6 +59,14 @@ void Dequantizer::add_noise(Matrix& x, Rng& rng) const {
       Real u = rng.uniform();
       while (u <= 0) u = rng.uniform();  // open at 0, so x + u is inside (x, x + 1)
       x(i, j) += u;
+    }
+}
+
+void Dequantizer::skip_noise(Index rows, Rng& rng) const {
+  for (Index i = 0; i < rows; ++i)
+    for (std::size_t j = 0; j < columns_.size(); ++j) {
+      Real u = rng.uniform();
+      while (u <= 0) u = rng.uniform();
     }
 }
 
@@ -132,24 +140,41 @@ Real Dequantizer::nll_sum(const Flow& flow, const Matrix& x, const Matrix& conte
   const Index n = x.shape(0);
   if (begin > end || end > n)
     throw Error(fmt::format("nll_sum: rows [{}, {}) are not rows of {}", begin, end, n));
+  const Matrix held = xt::view(x, xt::range(begin, end), xt::all());
+  const Matrix held_context =
+      context.size() == 0 ? Matrix() : Matrix(xt::view(context, xt::range(begin, end), xt::all()));
+  return nll_sum_of_held(flow, held, held_context, rng, begin, n);
+}
+
+Real Dequantizer::nll_sum_of_held(const Flow& flow, const Matrix& held, const Matrix& context,
+                                  Rng& rng, Index first, Index total) const {
+  const Index m = held.shape(0);
+  if (first + m > total)
+    throw Error(
+        fmt::format("nll_sum_of_held: rows [{}, {}) are not rows of {}", first, first + m, total));
+  const Index cols = held.shape(1);
+  const Index context_cols = context.size() == 0 ? 0 : context.shape(1);
   Real sum = 0;
   // Batches, so that memory stays bounded for large splits (a multiple of
   // kInferenceRowGroup, so that shares cut batches on whole groups).
   const Index batch = 8192;
   static_assert(batch % kInferenceRowGroup == 0, "batches of whole row groups");
-  for (Index start = 0; start < n; start += batch) {
-    const Index stop = std::min(n, start + batch);
-    const Index own_begin = std::clamp(begin, start, stop), own_end = std::clamp(end, start, stop);
-    // Without noise, a batch of none of this process's rows draws nothing.
-    if (own_end == own_begin && !enabled()) continue;
-    const Matrix rows = xt::view(x, xt::range(start, stop), xt::all());
-    const Matrix c = context.size() == 0
-                         ? Matrix()
-                         : Matrix(xt::view(context, xt::range(start, stop), xt::all()));
+  for (Index start = 0; start < total; start += batch) {
+    const Index stop = std::min(total, start + batch);
+    const Index own_begin = std::clamp(first, start, stop);
+    const Index own_end = std::clamp(first + m, start, stop);
     if (own_end == own_begin) {
-      for (Index s = 0; s < samples_; ++s)
-        dequantized(rows, rng);  // the draws of other ranks' rows
+      // The draws of other ranks' rows (none without noise).
+      for (Index s = 0; s < samples_ && enabled(); ++s) skip_noise(stop - start, rng);
       continue;
+    }
+    // The batch's rows, this process's in place: the draws depend only on
+    // the number of rows, and only this process's rows are scored.
+    Matrix rows = xt::zeros<Real>({stop - start, cols});
+    Matrix c = context_cols ? Matrix(xt::zeros<Real>({stop - start, context_cols})) : Matrix();
+    for (Index i = own_begin; i < own_end; ++i) {
+      for (Index j = 0; j < cols; ++j) rows(i - start, j) = held(i - first, j);
+      for (Index j = 0; j < context_cols; ++j) c(i - start, j) = context(i - first, j);
     }
     const Vector v = nll_of_rows(*this, flow, rows, c, rng, own_begin - start, own_end - start);
     for (Real value : v) sum += value;

@@ -321,17 +321,6 @@ void check_layout_memory(const Layout& layout, const std::string& path, double f
       file_bytes > 0 ? fmt::format("the file's {} read whole", format_bytes(file_bytes)) : "");
 }
 
-// The first `count` bytes of a file (fewer when it is shorter).
-std::string read_prefix(const std::string& path, std::size_t count) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return detail::read_whole_file(path);  // raises the IoError that says why
-  std::string out(count, '\0');
-  in.read(out.data(), static_cast<std::streamsize>(count));
-  out.resize(static_cast<std::size_t>(in.gcount()));
-  if (in.bad()) throw IoError(fmt::format("{}: read failed", path));
-  return out;
-}
-
 }  // namespace
 
 // The header first: its shape tells what the array needs, so a file too big
@@ -342,9 +331,9 @@ Matrix read_npy(const std::string& path) {
       std::filesystem::is_regular_file(path, ec) ? std::filesystem::file_size(path, ec) : 0;
   if (size > 0 && !ec) {
     constexpr std::size_t kPreamble = kMagicSize + 6;
-    std::string head = read_prefix(path, kPreamble);
+    std::string head = detail::read_prefix(path, kPreamble);
     const std::size_t end = header_end(head, size, path);
-    if (end > head.size()) head = read_prefix(path, end);
+    if (end > head.size()) head = detail::read_prefix(path, end);
     if (head.size() >= end) check_layout_memory(parse_layout(head, size, path), path, double(size));
   }
   return parse_npy(detail::read_whole_file(path), path);
@@ -371,6 +360,84 @@ Matrix parse_npy(std::string_view bytes, const std::string& path) {
                                   std::isnan(v) ? "NaN" : "infinite"));
     }
     m(static_cast<Index>(r), static_cast<Index>(c)) = v;
+  }
+  return m;
+}
+
+namespace {
+
+// The layout of the file at `path` from its first bytes (header only).
+Layout read_layout(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw IoError(fmt::format("{}: cannot read: it is a folder, not a file", path));
+  const std::uint64_t size = std::filesystem::file_size(path, ec);
+  if (ec) detail::read_whole_file(path);  // raises the IoError that says why
+  constexpr std::size_t kPreamble = kMagicSize + 6;
+  std::string head = detail::read_prefix(path, kPreamble);
+  const std::size_t end = header_end(head, size, path);
+  if (end > head.size()) head = detail::read_prefix(path, end);
+  return parse_layout(head, size, path);
+}
+
+}  // namespace
+
+NpyShape npy_shape(const std::string& path) {
+  const Layout layout = read_layout(path);
+  return {static_cast<Index>(layout.rows), static_cast<Index>(layout.cols)};
+}
+
+// The body is read in blocks of whole rows (C order), skipping the blocks
+// with no kept row; a Fortran-ordered body (columns one after another) is
+// read through.
+Matrix read_npy_rows(const std::string& path, const std::vector<bool>& keep) {
+  const Layout layout = read_layout(path);
+  const Index rows = static_cast<Index>(layout.rows), cols = static_cast<Index>(layout.cols);
+  std::vector<Index> out_row(rows, rows);  // a kept row's row of the result; rows: not kept
+  Index kept = 0;
+  for (Index r = 0; r < rows; ++r)
+    if (r < keep.size() && keep[r]) out_row[r] = kept++;
+  check_data_memory(
+      double(kept), double(cols),
+      fmt::format("{} of the {} rows of an array of shape {}", kept, rows, shape_text(layout.dims)),
+      path);
+  Matrix m({kept, cols});
+  std::ifstream in(path, std::ios::binary);
+  if (!in) detail::read_whole_file(path);  // raises the IoError that says why
+  const std::size_t item = item_size(layout.dtype);
+  const bool is_float = layout.dtype == DType::f8 || layout.dtype == DType::f4;
+  const std::uint64_t count = layout.rows * layout.cols;
+  // Elements per block: whole rows in C order, about 4 MiB.
+  const std::uint64_t row_items = layout.fortran ? 1 : layout.cols;
+  const std::uint64_t block =
+      std::max<std::uint64_t>(1, (std::uint64_t{4} << 20) / (item * row_items)) * row_items;
+  std::vector<unsigned char> bytes;
+  for (std::uint64_t first = 0; first < count; first += block) {
+    const std::uint64_t last = std::min(count, first + block);
+    if (!layout.fortran) {
+      bool any = false;
+      for (std::uint64_t r = first / layout.cols; r < last / layout.cols && !any; ++r)
+        any = out_row[r] < rows;
+      if (!any) continue;
+    }
+    bytes.resize((last - first) * item);
+    in.seekg(static_cast<std::streamoff>(layout.data_offset + first * item));
+    in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    if (!in) throw IoError(fmt::format("{}: read failed", path));
+    const unsigned char* p = bytes.data();
+    for (std::uint64_t k = first; k < last; ++k, p += item) {
+      const std::uint64_t r = layout.fortran ? k % layout.rows : k / layout.cols;
+      const std::uint64_t c = layout.fortran ? k / layout.rows : k % layout.cols;
+      if (out_row[r] == rows) continue;
+      const Real v = decode(p, layout.dtype);
+      if (is_float && !std::isfinite(v)) {
+        const std::string index =
+            layout.dims.size() == 1 ? fmt::format("[{}]", r) : fmt::format("[{}, {}]", r, c);
+        throw DataError(fmt::format("{}: element {} (0-based) is {}", path, index,
+                                    std::isnan(v) ? "NaN" : "infinite"));
+      }
+      m(out_row[r], static_cast<Index>(c)) = v;
+    }
   }
   return m;
 }

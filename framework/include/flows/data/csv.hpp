@@ -25,6 +25,25 @@ FLOWS_API Matrix parse_csv(std::string_view text, const std::string& origin,
                            std::vector<std::string>* header = nullptr,
                            CsvHeader mode = CsvHeader::detect);
 
+// A share of a CSV file's rows, for a process of a job that holds only its
+// own (issue 14). Both read the file line by line, never whole, and number
+// the data rows (the rows read_csv returns) from 0 in file order.
+struct CsvRowCount {
+  Index rows = 0;                   // data rows
+  Index columns = 0;                // fields per row
+  std::vector<std::string> header;  // the header's names (empty when there is none)
+};
+// The data rows of a file, without parsing a number; a row with the wrong
+// number of fields is a DataError as in read_csv.
+FLOWS_API CsvRowCount count_csv_rows(const std::string& path, CsvHeader mode = CsvHeader::detect);
+// The data rows r with keep[r] (rows past keep's end are not kept), in file
+// order: read_csv's rows with the others left out. Only the kept rows are
+// parsed, so a fault in a number of another row is that row's reader's to
+// report; every row's number of fields is checked.
+FLOWS_API Matrix read_csv_rows(const std::string& path, const std::vector<bool>& keep,
+                               std::vector<std::string>* header = nullptr,
+                               CsvHeader mode = CsvHeader::detect);
+
 // Writes `m` with every digit a double needs (%.17g) and an optional header
 // line (one name per column, without commas or quotes). The file is written to
 // a temporary in the same folder and renamed into place, so a failed write

@@ -5,6 +5,7 @@
 
 #include "flows/config.hpp"
 #include "flows/data/conditional_toys.hpp"
+#include "flows/data/csv.hpp"
 #include "flows/dataset.hpp"
 #include "flows/export.hpp"
 #include "flows/registry.hpp"
@@ -116,8 +117,25 @@ class FLOWS_API FileDataset : public Dataset {
   FileDataset(FileFormat format, FileDatasetOptions options, std::string where = "",
               std::string context_where = "");
   DataSplits load(Rng& rng) const override;
+  // Reads only this rank's rows: every held-out row and the rank's share of
+  // the training rows (of `path` after the shuffle, or of `train`).
+  DataSplits load_share(Rng& rng, Ranks* ranks) const override;
 
  private:
+  // The rows of `path` in split order: train, val, test.
+  struct SplitPlan {
+    std::vector<Index> order;
+    Index n_train = 0, n_val = 0, n_test = 0;
+  };
+  SplitPlan plan_split(Index rows, Rng& rng) const;
+  // train, val and test files; with several ranks, the training file's share.
+  DataSplits load_split_files(Ranks* ranks) const;
+  void split_contexts(const std::string& path, DataSplits& splits) const;
+  CsvHeader header_mode() const;
+  Matrix read_whole(const std::string& path, std::vector<std::string>& names) const;
+  Index count_rows(const std::string& path, std::vector<std::string>& names) const;
+  Matrix read_rows(const std::string& path, const std::vector<bool>& keep,
+                   std::vector<std::string>& names) const;
   // Splits `table` into x and context columns (names: the file's, or
   // positional), filling the columns of `splits` on the first call.
   void split_context(const Matrix& table, const std::vector<std::string>& names,

@@ -44,9 +44,13 @@ class FLOWS_API Dequantizer {
   // DataError for the first value of a dequantized column that is not an
   // integer (or not finite), naming `what` (e.g. "the train split"), the
   // 1-based row, the column and the value.
-  void check_integer(const Matrix& x, const std::string& what) const;
+  // x may be a share of the split's rows, beginning at its row first_row.
+  void check_integer(const Matrix& x, const std::string& what, Index first_row = 0) const;
   // Adds u ~ U(0, 1) (never exactly 0) to every dequantized column of x.
   void add_noise(Matrix& x, Rng& rng) const;
+  // Makes the draws add_noise would make for `rows` rows, without the rows:
+  // a process skips the draws of the rows other processes hold.
+  void skip_noise(Index rows, Rng& rng) const;
   // The rows of x with one draw of noise each.
   Matrix dequantized(const Matrix& x, Rng& rng) const;
   // floor() of the dequantized columns of samples (so samples are integers
@@ -64,6 +68,11 @@ class FLOWS_API Dequantizer {
   // mean_nll's (begin and end on multiples of kInferenceRowGroup).
   Real nll_sum(const Flow& flow, const Matrix& x, const Matrix& context, Rng& rng, Index begin,
                Index end) const;
+  // The same sum for a process that holds only rows [first, first +
+  // held.shape(0)) of a split of `total` rows (first on a multiple of
+  // kInferenceRowGroup): the draws of the other rows are made and skipped.
+  Real nll_sum_of_held(const Flow& flow, const Matrix& held, const Matrix& context, Rng& rng,
+                       Index first, Index total) const;
 
  private:
   Index dim_ = 0;

@@ -1,6 +1,7 @@
 #pragma once
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "flows/export.hpp"
 #include "flows/tensor.hpp"
@@ -17,6 +18,20 @@ namespace flows {
 FLOWS_API Matrix read_npy(const std::string& path);
 // The same for the bytes of a file; `origin` stands for the path in messages.
 FLOWS_API Matrix parse_npy(std::string_view bytes, const std::string& origin);
+
+// A share of an .npy file's rows, for a process of a job that holds only its
+// own (issue 14). Both read the header first, and read_npy_rows the body in
+// blocks, skipping those (of a C-ordered array) that hold no kept row.
+struct NpyShape {
+  Index rows = 0;
+  Index columns = 0;
+};
+// The array's shape (n x 1 for a 1-D array), checked as read_npy checks it.
+FLOWS_API NpyShape npy_shape(const std::string& path);
+// The rows r with keep[r] (rows past keep's end are not kept), in order:
+// read_npy's rows with the others left out. A NaN or Inf in a row that is
+// not kept is not looked at.
+FLOWS_API Matrix read_npy_rows(const std::string& path, const std::vector<bool>& keep);
 
 // Writes `m` as format 1.0, dtype '<f8', C order, shape (rows, cols): the file
 // np.load reads. Written to a temporary in the same folder and renamed into

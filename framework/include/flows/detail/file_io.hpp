@@ -37,6 +37,17 @@ inline std::string read_whole_file(const std::string& path) {
   return bytes.str();
 }
 
+// The first `count` bytes of a file (fewer when it is shorter).
+inline std::string read_prefix(const std::string& path, std::size_t count) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return detail::read_whole_file(path);  // raises the IoError that says why
+  std::string out(count, '\0');
+  in.read(out.data(), static_cast<std::streamsize>(count));
+  out.resize(static_cast<std::size_t>(in.gcount()));
+  if (in.bad()) throw IoError(fmt::format("{}: read failed", path));
+  return out;
+}
+
 // Calls write(file) on a temporary next to `path`, then renames it to `path`.
 // `write` returns false (or throws) on failure; any failure removes the
 // temporary and raises IoError naming `path`.

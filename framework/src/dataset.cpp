@@ -1,0 +1,74 @@
+#include "flows/dataset.hpp"
+
+#include <cstdint>
+#include <string>
+
+#include <fmt/format.h>
+#include <boost/crc.hpp>
+
+#include "flows/bijector.hpp"
+#include "flows/error.hpp"
+
+namespace flows {
+
+std::pair<Index, Index> training_share(Index train_rows, Index held_out_rows, Ranks* ranks) {
+  if (held_out_rows == 0) return {0, train_rows};
+  return share_of(train_rows, ranks, kInferenceRowGroup);
+}
+
+void keep_training_share(DataSplits& splits, Ranks* ranks) {
+  if (splits.train_is_shared()) return;
+  const Index rows = splits.train.shape(0);
+  const auto [begin, end] = training_share(rows, splits.val.shape(0) + splits.test.shape(0), ranks);
+  if (begin == 0 && end == rows) return;
+  splits.train = Matrix(xt::view(splits.train, xt::range(begin, end), xt::all()));
+  if (splits.train_context.size() != 0)
+    splits.train_context = Matrix(xt::view(splits.train_context, xt::range(begin, end), xt::all()));
+  splits.train_begin = begin;
+  splits.train_total = rows;
+}
+
+namespace {
+
+using Crc64 = boost::crc_optimal<64, 0x42F0E1EBA9EA3693ULL, 0, 0, false, false>;  // CRC-64/ECMA-182
+
+void add(Crc64& crc, const Matrix& m) {
+  const std::uint64_t shape[2] = {m.size() ? m.shape(0) : 0, m.size() ? m.shape(1) : 0};
+  crc.process_bytes(shape, sizeof shape);
+  crc.process_bytes(m.data(), m.size() * sizeof(Real));
+}
+
+void add(Crc64& crc, const std::vector<std::string>& names) {
+  for (const std::string& name : names) crc.process_bytes(name.c_str(), name.size() + 1);
+  crc.process_byte(0);
+}
+
+}  // namespace
+
+void check_same_data_on_every_rank(const DataSplits& d, Ranks* ranks) {
+  if (ranks == nullptr || ranks->size() <= 1) return;
+  Crc64 crc;
+  const std::uint64_t sizes[3] = {d.train_rows(), d.source_digest, d.train_is_shared()};
+  crc.process_bytes(sizes, sizeof sizes);
+  add(crc, d.columns);
+  add(crc, d.context_columns);
+  for (const Matrix* m : {&d.val, &d.val_context, &d.test, &d.test_context}) add(crc, *m);
+  if (!d.train_is_shared()) {
+    add(crc, d.train);
+    add(crc, d.train_context);
+  }
+  if (!ranks->same_on_every_rank(crc.checksum()))
+    throw DataError(fmt::format(
+        "the {} ranks of this job disagree: the training data differs between ranks (each rank "
+        "read its own file or rows: their sizes, columns, held-out rows or file contents differ); "
+        "start every rank with the same command, files and build",
+        ranks->size()));
+}
+
+DataSplits Dataset::load_share(Rng& rng, Ranks* ranks) const {
+  DataSplits splits = load(rng);
+  keep_training_share(splits, ranks);
+  return splits;
+}
+
+}  // namespace flows
