@@ -96,7 +96,10 @@ void MinibatchSampler::share_batch() {
   shared_.resize(values + context_values);
   std::copy(batch_.begin(), batch_.end(), shared_.begin());
   std::copy(batch_context_.begin(), batch_context_.end(), shared_.begin() + values);
+  const auto started = std::chrono::steady_clock::now();
   ranks_->sum(shared_.data(), shared_.size());
+  sharing_seconds_ +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::copy(shared_.begin(), shared_.begin() + values, batch_.begin());
   std::copy(shared_.begin() + values, shared_.end(), batch_context_.begin());
 }
@@ -312,7 +315,7 @@ TrainReport run_training_loop(const TrainingOptions& options, Optimizer& optimiz
   }
   if (have_best) restore(params, best);
   report.seconds = seconds();
-  if (share) report.allreduce_seconds = share->seconds();
+  if (share) report.allreduce_seconds = share->seconds() + sampler.sharing_seconds();
   return report;
 }
 

@@ -46,8 +46,9 @@ struct TrainReport {
   std::string first_skipped;  // what the first skipped batch was (step, where, rows); "" if none
   Index threads = 1;          // threads a training step ran on (row blocks; see DataParallel)
   double seconds = 0;
-  // On several ranks: the time spent summing the ranks' gradients (the
-  // all-reduce, waiting for the slowest rank included); 0 on one process.
+  // On several ranks: the time spent in the steps' sums across the ranks
+  // (each batch's rows from the ranks that hold them, then the gradients;
+  // waiting for the slowest rank included); 0 on one process.
   double allreduce_seconds = 0;
   std::string loss_name = "nll";  // what the loss measures
   std::vector<CurvePoint> curve;

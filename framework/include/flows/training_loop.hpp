@@ -76,6 +76,8 @@ class FLOWS_API MinibatchSampler {
   const Matrix& next();
   // The context rows of the last batch (empty without a context).
   const Matrix& context() const { return batch_context_; }
+  // Seconds spent so far in the sums that put the batches together.
+  double sharing_seconds() const { return sharing_seconds_; }
 
  private:
   void shuffle();
@@ -89,6 +91,7 @@ class FLOWS_API MinibatchSampler {
   Index cursor_ = 0;
   Matrix batch_, batch_context_;
   std::vector<Real> shared_;  // the batch and its context, summed across the ranks
+  double sharing_seconds_ = 0;
 };
 
 // The parts of a trainer that differ between objectives.
