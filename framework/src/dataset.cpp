@@ -11,16 +11,21 @@
 
 namespace flows {
 
+bool training_rows_are_shared(Index held_out_rows, Ranks* ranks) {
+  return held_out_rows > 0 && ranks != nullptr && ranks->size() > 1;
+}
+
 std::pair<Index, Index> training_share(Index train_rows, Index held_out_rows, Ranks* ranks) {
-  if (held_out_rows == 0) return {0, train_rows};
+  if (!training_rows_are_shared(held_out_rows, ranks)) return {0, train_rows};
   return share_of(train_rows, ranks, kInferenceRowGroup);
 }
 
 void keep_training_share(DataSplits& splits, Ranks* ranks) {
   if (splits.train_is_shared()) return;
   const Index rows = splits.train.shape(0);
-  const auto [begin, end] = training_share(rows, splits.val.shape(0) + splits.test.shape(0), ranks);
-  if (begin == 0 && end == rows) return;
+  const Index held_out = splits.val.shape(0) + splits.test.shape(0);
+  if (!training_rows_are_shared(held_out, ranks)) return;
+  const auto [begin, end] = training_share(rows, held_out, ranks);
   splits.train = Matrix(xt::view(splits.train, xt::range(begin, end), xt::all()));
   if (splits.train_context.size() != 0)
     splits.train_context = Matrix(xt::view(splits.train_context, xt::range(begin, end), xt::all()));

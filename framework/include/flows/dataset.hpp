@@ -54,6 +54,10 @@ class FLOWS_API Dataset {
   virtual DataSplits load_share(Rng& rng, Ranks* ranks) const;
 };
 
+// Whether the ranks share the training rows out: on several ranks, when
+// there are held-out rows. Then every rank's DataSplits is shared
+// (train_total set), even one whose share is every row or none.
+FLOWS_API bool training_rows_are_shared(Index held_out_rows, Ranks* ranks);
 // The rows of the training split (of train_rows) that this rank holds:
 // share_of(rows, ranks, kInferenceRowGroup), so that a training split is
 // scored (Pipeline::split_nll) on the ranks' own rows. The whole split when

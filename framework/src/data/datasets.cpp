@@ -391,7 +391,8 @@ DataSplits FileDataset::load_split_files(Ranks* ranks) const {
               keep.begin() + static_cast<std::ptrdiff_t>(end), true);
     splits.train = read_rows(options_.train, keep, splits.columns);
     splits.train_begin = begin;
-    splits.train_total = end - begin == n_train ? 0 : n_train;
+    const bool shared = training_rows_are_shared(splits.val.shape(0) + splits.test.shape(0), ranks);
+    splits.train_total = shared ? n_train : 0;
     for (const std::string* path : {&options_.train, &options_.val, &options_.test})
       splits.source_digest = file_digest(*path, splits.source_digest);
   }
@@ -472,7 +473,7 @@ DataSplits FileDataset::load_share(Rng& rng, Ranks* ranks) const {
   splits.test = take_rows(held, rows, plan.n_train + plan.n_val, n);
   split_contexts(options_.path, splits);
   splits.train_begin = begin;
-  splits.train_total = end - begin == plan.n_train ? 0 : plan.n_train;
+  splits.train_total = training_rows_are_shared(plan.n_val + plan.n_test, ranks) ? plan.n_train : 0;
   splits.source_digest = file_digest(options_.path, 0);
   return splits;
 }
