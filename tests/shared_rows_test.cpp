@@ -395,6 +395,17 @@ TEST(SharedRows, ARankWithNoTrainingRowsTrainsAsOneProcess) {
   expect_two_shared_ranks_train_as_one_process(yaml);
 }
 
+TEST(SharedRows, ARankWithNoConditionalTrainingRowsTrainsAsOneProcess) {
+  // Its context share is 0 x 2 and still has its 2 columns in the batch.
+  const std::string yaml =
+      "name: shared_conditional\nseed: 2\nthreads: 1\n"
+      "data: {type: conditional_gaussian, n_train: 200, n_val: 50, n_test: 50, context_dim: 2}\n"
+      "model:\n  precision: float64\n"
+      "  bijectors: [{type: maf, layers: 2, hidden: [8]}]\n"
+      "trainer: {type: mle, batch_size: 64, steps: 20, eval_every: 10}\n";
+  expect_two_shared_ranks_train_as_one_process(yaml);
+}
+
 TEST(SharedRows, FlowMatchingTrainsOnRanksWithAndWithoutTrainingRows) {
   // cfm draws each rank's noise from its own stream, so the job's model is
   // not one process's draw for draw; the ranks' models stay one model.

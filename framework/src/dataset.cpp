@@ -11,28 +11,6 @@
 
 namespace flows {
 
-bool training_rows_are_shared(Index held_out_rows, Ranks* ranks) {
-  return held_out_rows > 0 && ranks != nullptr && ranks->size() > 1;
-}
-
-std::pair<Index, Index> training_share(Index train_rows, Index held_out_rows, Ranks* ranks) {
-  if (!training_rows_are_shared(held_out_rows, ranks)) return {0, train_rows};
-  return share_of(train_rows, ranks, kInferenceRowGroup);
-}
-
-void keep_training_share(DataSplits& splits, Ranks* ranks) {
-  if (splits.train_is_shared()) return;
-  const Index rows = splits.train.shape(0);
-  const Index held_out = splits.val.shape(0) + splits.test.shape(0);
-  if (!training_rows_are_shared(held_out, ranks)) return;
-  const auto [begin, end] = training_share(rows, held_out, ranks);
-  splits.train = Matrix(xt::view(splits.train, xt::range(begin, end), xt::all()));
-  if (splits.train_context.size() != 0)
-    splits.train_context = Matrix(xt::view(splits.train_context, xt::range(begin, end), xt::all()));
-  splits.train_begin = begin;
-  splits.train_total = rows;
-}
-
 namespace {
 
 using Crc64 = boost::crc_optimal<64, 0x42F0E1EBA9EA3693ULL, 0, 0, false, false>;  // CRC-64/ECMA-182
@@ -49,6 +27,35 @@ void add(Crc64& crc, const std::vector<std::string>& names) {
 }
 
 }  // namespace
+
+bool training_rows_are_shared(Index held_out_rows, Ranks* ranks) {
+  return held_out_rows > 0 && ranks != nullptr && ranks->size() > 1;
+}
+
+std::pair<Index, Index> training_share(Index train_rows, Index held_out_rows, Ranks* ranks) {
+  if (!training_rows_are_shared(held_out_rows, ranks)) return {0, train_rows};
+  return share_of(train_rows, ranks, kInferenceRowGroup);
+}
+
+void keep_training_share(DataSplits& splits, Ranks* ranks) {
+  if (splits.train_is_shared()) return;
+  const Index rows = splits.train.shape(0);
+  const Index held_out = splits.val.shape(0) + splits.test.shape(0);
+  if (!training_rows_are_shared(held_out, ranks)) return;
+  const auto [begin, end] = training_share(rows, held_out, ranks);
+  // The other ranks' rows are about to go: a digest of every training row
+  // lets the ranks compare them (check_same_data_on_every_rank).
+  Crc64 crc;
+  crc.process_bytes(&splits.source_digest, sizeof splits.source_digest);
+  add(crc, splits.train);
+  add(crc, splits.train_context);
+  splits.source_digest = crc.checksum();
+  splits.train = Matrix(xt::view(splits.train, xt::range(begin, end), xt::all()));
+  if (splits.train_context.size() != 0)
+    splits.train_context = Matrix(xt::view(splits.train_context, xt::range(begin, end), xt::all()));
+  splits.train_begin = begin;
+  splits.train_total = rows;
+}
 
 void check_same_data_on_every_rank(const DataSplits& d, Ranks* ranks) {
   if (ranks == nullptr || ranks->size() <= 1) return;

@@ -41,12 +41,19 @@ MinibatchSampler::MinibatchSampler(const Matrix& data, const Matrix& context, In
     : data_(data),
       context_(context),
       rng_(rng),
-      held_(ranks != nullptr && ranks->size() > 1 ? held : HeldRows{}),
+      held_(held),
       ranks_(ranks),
       order_(held_.total > 0 ? held_.total : data.shape(0)) {
   const Index rows = order_.size();
   if (rows == 0) throw DataError("training data has no rows");
-  if (context.size() != 0 && context.shape(0) != data.shape(0))
+  if (held_.total > 0 && (ranks == nullptr || ranks->size() <= 1))
+    throw Error(fmt::format(
+        "the training data are this rank's share ({} of {} rows) but training has no ranks to "
+        "share the batches with (TrainerCallbacks::ranks)",
+        data.shape(0), held_.total));
+  // A share may hold no rows: its context is then 0 x k, and k still counts.
+  const Index context_cols = context.shape(1);
+  if (context_cols != 0 && context.shape(0) != data.shape(0))
     throw DataError(fmt::format("the training data has {} rows but its context {}", data.shape(0),
                                 context.shape(0)));
   if (held_.begin + data.shape(0) > rows)
@@ -54,7 +61,7 @@ MinibatchSampler::MinibatchSampler(const Matrix& data, const Matrix& context, In
                                 held_.begin + data.shape(0), rows));
   std::iota(order_.begin(), order_.end(), Index{0});
   batch_.resize({std::min(batch_size, rows), data.shape(1)});
-  if (context.size() != 0) batch_context_.resize({batch_.shape(0), context.shape(1)});
+  if (context_cols != 0) batch_context_.resize({batch_.shape(0), context_cols});
   shuffle();
 }
 

@@ -378,11 +378,13 @@ DataSplits FileDataset::load_split_files(Ranks* ranks) const {
   DataSplits splits;
   std::vector<std::string> val_names;
   std::vector<std::string> test_names;
+  const bool several = ranks != nullptr && ranks->size() > 1;
+  if (!several) splits.train = read_whole(options_.train, splits.columns);
+  // With ranks, the held-out rows first: whether there are any decides
+  // whether the training rows are shared out.
   splits.val = read_whole(options_.val, val_names);
   splits.test = read_whole(options_.test, test_names);
-  if (ranks == nullptr || ranks->size() <= 1) {
-    splits.train = read_whole(options_.train, splits.columns);
-  } else {
+  if (several) {
     const Index n_train = count_rows(options_.train, splits.columns);
     const auto [begin, end] =
         training_share(n_train, splits.val.shape(0) + splits.test.shape(0), ranks);
@@ -466,11 +468,15 @@ DataSplits FileDataset::load_share(Rng& rng, Ranks* ranks) const {
   std::vector<Index> held_row(n, 0);
   for (Index r = 0, k = 0; r < n; ++r)
     if (keep[r]) held_row[r] = k++;
-  std::vector<Index> rows(n);
-  for (Index i = 0; i < n; ++i) rows[i] = held_row[plan.order[i]];
-  splits.train = take_rows(held, rows, begin, end);
-  splits.val = take_rows(held, rows, plan.n_train, plan.n_train + plan.n_val);
-  splits.test = take_rows(held, rows, plan.n_train + plan.n_val, n);
+  // The rows of `held` of this share's positions, then of the held-out ones.
+  std::vector<Index> rows;
+  rows.reserve(end - begin + n - plan.n_train);
+  for (Index i = begin; i < end; ++i) rows.push_back(held_row[plan.order[i]]);
+  for (Index i = plan.n_train; i < n; ++i) rows.push_back(held_row[plan.order[i]]);
+  const Index trained = end - begin;
+  splits.train = take_rows(held, rows, 0, trained);
+  splits.val = take_rows(held, rows, trained, trained + plan.n_val);
+  splits.test = take_rows(held, rows, trained + plan.n_val, rows.size());
   split_contexts(options_.path, splits);
   splits.train_begin = begin;
   splits.train_total = training_rows_are_shared(plan.n_val + plan.n_test, ranks) ? plan.n_train : 0;

@@ -135,24 +135,15 @@ Real Dequantizer::mean_nll(const Flow& flow, const Matrix& x, const Matrix& cont
   return nll_sum(flow, x, context, rng, 0, n) / static_cast<Real>(n);
 }
 
-Real Dequantizer::nll_sum(const Flow& flow, const Matrix& x, const Matrix& context, Rng& rng,
-                          Index begin, Index end) const {
-  const Index n = x.shape(0);
-  if (begin > end || end > n)
-    throw Error(fmt::format("nll_sum: rows [{}, {}) are not rows of {}", begin, end, n));
-  const Matrix held = xt::view(x, xt::range(begin, end), xt::all());
-  const Matrix held_context =
-      context.size() == 0 ? Matrix() : Matrix(xt::view(context, xt::range(begin, end), xt::all()));
-  return nll_sum_of_held(flow, held, held_context, rng, begin, n);
-}
+namespace {
 
-Real Dequantizer::nll_sum_of_held(const Flow& flow, const Matrix& held, const Matrix& context,
-                                  Rng& rng, Index first, Index total) const {
-  const Index m = held.shape(0);
-  if (first + m > total)
-    throw Error(
-        fmt::format("nll_sum_of_held: rows [{}, {}) are not rows of {}", first, first + m, total));
-  const Index cols = held.shape(1);
+// The sum of the nll of rows [begin, end) of a split of `total` rows, of
+// which x holds rows [first, first + x.shape(0)) (⊇ [begin, end)), in
+// batches with the draws of one process over the whole split.
+Real nll_sum_of_rows(const Dequantizer& dequantize, const Flow& flow, const Matrix& x,
+                     const Matrix& context, Rng& rng, Index first, Index total, Index begin,
+                     Index end) {
+  const Index held = x.shape(0), cols = x.shape(1);
   const Index context_cols = context.size() == 0 ? 0 : context.shape(1);
   Real sum = 0;
   // Batches, so that memory stays bounded for large splits (a multiple of
@@ -161,25 +152,51 @@ Real Dequantizer::nll_sum_of_held(const Flow& flow, const Matrix& held, const Ma
   static_assert(batch % kInferenceRowGroup == 0, "batches of whole row groups");
   for (Index start = 0; start < total; start += batch) {
     const Index stop = std::min(total, start + batch);
-    const Index own_begin = std::clamp(first, start, stop);
-    const Index own_end = std::clamp(first + m, start, stop);
+    const Index own_begin = std::clamp(begin, start, stop), own_end = std::clamp(end, start, stop);
     if (own_end == own_begin) {
       // The draws of other ranks' rows (none without noise).
-      for (Index s = 0; s < samples_ && enabled(); ++s) skip_noise(stop - start, rng);
+      for (Index s = 0; s < dequantize.samples() && dequantize.enabled(); ++s)
+        dequantize.skip_noise(stop - start, rng);
       continue;
     }
-    // The batch's rows, this process's in place: the draws depend only on
-    // the number of rows, and only this process's rows are scored.
-    Matrix rows = xt::zeros<Real>({stop - start, cols});
-    Matrix c = context_cols ? Matrix(xt::zeros<Real>({stop - start, context_cols})) : Matrix();
-    for (Index i = own_begin; i < own_end; ++i) {
-      for (Index j = 0; j < cols; ++j) rows(i - start, j) = held(i - first, j);
-      for (Index j = 0; j < context_cols; ++j) c(i - start, j) = context(i - first, j);
+    Matrix rows, c;
+    if (start >= first && stop <= first + held) {
+      rows = xt::view(x, xt::range(start - first, stop - first), xt::all());
+      if (context_cols) c = xt::view(context, xt::range(start - first, stop - first), xt::all());
+    } else {
+      // Another rank's rows as zeros: the draws depend only on the number
+      // of rows, and only this process's rows are scored.
+      rows = xt::zeros<Real>({stop - start, cols});
+      if (context_cols) c = xt::zeros<Real>({stop - start, context_cols});
+      for (Index i = own_begin; i < own_end; ++i) {
+        for (Index j = 0; j < cols; ++j) rows(i - start, j) = x(i - first, j);
+        for (Index j = 0; j < context_cols; ++j) c(i - start, j) = context(i - first, j);
+      }
     }
-    const Vector v = nll_of_rows(*this, flow, rows, c, rng, own_begin - start, own_end - start);
+    const Vector v =
+        nll_of_rows(dequantize, flow, rows, c, rng, own_begin - start, own_end - start);
     for (Real value : v) sum += value;
   }
   return sum;
+}
+
+}  // namespace
+
+Real Dequantizer::nll_sum(const Flow& flow, const Matrix& x, const Matrix& context, Rng& rng,
+                          Index begin, Index end) const {
+  const Index n = x.shape(0);
+  if (begin > end || end > n)
+    throw Error(fmt::format("nll_sum: rows [{}, {}) are not rows of {}", begin, end, n));
+  return nll_sum_of_rows(*this, flow, x, context, rng, 0, n, begin, end);
+}
+
+Real Dequantizer::nll_sum_of_held(const Flow& flow, const Matrix& held, const Matrix& context,
+                                  Rng& rng, Index first, Index total) const {
+  const Index m = held.shape(0);
+  if (first + m > total)
+    throw Error(
+        fmt::format("nll_sum_of_held: rows [{}, {}) are not rows of {}", first, first + m, total));
+  return nll_sum_of_rows(*this, flow, held, context, rng, first, total, first, first + m);
 }
 
 DequantizeOptions DequantizeOptions::from(ConfigNode& node) {
