@@ -182,16 +182,15 @@ Matrix columns(const Matrix& m, const std::vector<Index>& units) {
 }
 
 // In a compute order the layer gives the same numbers as in its own order,
-// with the columns reordered, and the products run on several row blocks.
-TEST(MaskedLinear, ComputeOrderReordersColumnsAndSkipsEmptyBlocks) {
-  flows::Rng rng(6);
-  const Scrambled s = scrambled_staircase(96, 48, rng);
+// with the columns reordered.
+void expect_compute_order_matches_own_order(const Scrambled& s, flows::Rng& rng) {
+  const Index out = s.mask.shape(0), in = s.mask.shape(1);
   MaskedLinear own(s.mask, rng);
   MaskedLinear ordered = own;
   ordered.set_compute_order(s.in_units, s.out_units);
   EXPECT_EQ(own.row_blocks().size(), 1u);
   EXPECT_EQ(ordered.row_blocks().size(), 3u);
-  const Matrix x = rng.normal(7, 48), grad_y = rng.normal(7, 96);
+  const Matrix x = rng.normal(7, in), grad_y = rng.normal(7, out);
   Matrix y, y_ordered, grad_x, grad_x_ordered;
   own.forward(x, y);
   ordered.forward(columns(x, s.in_units), y_ordered);
@@ -206,6 +205,24 @@ TEST(MaskedLinear, ComputeOrderReordersColumnsAndSkipsEmptyBlocks) {
     EXPECT_NEAR(ordered.weight().grad.flat(k), own.weight().grad.flat(k), 1e-12);
   for (Index k = 0; k < own.bias().grad.size(); ++k)
     EXPECT_NEAR(ordered.bias().grad.flat(k), own.bias().grad.flat(k), 1e-12);
+}
+
+// A staircase in the compute order: each row's mask is a prefix of ones,
+// which the copies take without reading the mask. The products run on
+// several row blocks.
+TEST(MaskedLinear, ComputeOrderReordersColumnsAndSkipsEmptyBlocks) {
+  flows::Rng rng(6);
+  expect_compute_order_matches_own_order(scrambled_staircase(96, 48, rng), rng);
+}
+
+// A hole inside a row's ones: that row is not a prefix, so the copies go
+// through the mask, with the same numbers.
+TEST(MaskedLinear, AComputeOrderMaskWithAHoleGoesThroughTheMask) {
+  flows::Rng rng(6);
+  Scrambled s = scrambled_staircase(96, 48, rng);
+  ASSERT_EQ(s.mask(s.out_units[90], s.in_units[1]), 1.0);
+  s.mask(s.out_units[90], s.in_units[1]) = 0;
+  expect_compute_order_matches_own_order(s, rng);
 }
 
 TEST(MaskedLinear, BlockedGradientsMatchFiniteDifferences) {

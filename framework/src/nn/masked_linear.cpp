@@ -1,5 +1,6 @@
 #include "flows/nn/masked_linear.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -81,6 +82,20 @@ void MaskedLinear::set_compute_order(std::vector<Index> in_units, std::vector<In
     for (Index j = 0; j < in_features(); ++j)
       ordered_mask_(i, j) = mask_(unit(out_units_, i), unit(in_units_, j));
   blocks_ = plan_row_blocks(ordered_mask_, kRowsPerBlock);
+  leading_ones_.clear();
+  if (reordered_) {
+    // Sorted by degree, a MADE's mask rows are prefixes of ones: the copies
+    // then take each row's prefix and need not read the mask.
+    bool prefixes = true;
+    for (Index i = 0; i < out_features() && prefixes; ++i) {
+      Index ones = 0;
+      while (ones < in_features() && ordered_mask_(i, ones) == Real(1)) ++ones;
+      for (Index j = ones; j < in_features() && prefixes; ++j)
+        prefixes = ordered_mask_(i, j) == Real(0);
+      leading_ones_.push_back(ones);
+    }
+    if (!prefixes) leading_ones_.clear();
+  }
   if (!reordered_) ordered_mask_ = Matrix();
   bias_sums_.assign(reordered_ ? out_features() : 0, Real(0));
   copy_ = {};  // the copies follow the new order at the next pass
@@ -97,6 +112,18 @@ void MaskedLinear::refresh(DenseCopy<T>& copy) const {
   ensure(copy.bias, 1, out);
   // Only the row blocks: the products never read past a block's col_end.
   const Index* columns = in_units_.data();
+  if (!leading_ones_.empty()) {
+    for (const RowBlock& b : blocks_)
+      for (Index i = b.row_begin; i < b.row_end; ++i) {
+        const Real* source = weight_.value.data() + out_units_[i] * in;
+        T* row = copy.weight.data() + i * in;
+        const Index ones = std::min(leading_ones_[i], b.col_end);
+        for (Index j = 0; j < ones; ++j) row[j] = static_cast<T>(source[columns[j]]);
+        std::fill(row + ones, row + b.col_end, T(0));
+      }
+    for (Index i = 0; i < out; ++i) copy.bias(0, i) = static_cast<T>(bias_.value(0, out_units_[i]));
+    return;
+  }
   for (const RowBlock& b : blocks_)
     for (Index i = b.row_begin; i < b.row_end; ++i) {
       const Index r = out_units_[i];
@@ -165,8 +192,13 @@ void MaskedLinear::backward(const MatrixOf<T>& x, const MatrixOf<T>& grad_y, Mat
   for (const RowBlock& b : blocks_)
     for (Index i = b.row_begin; i < b.row_end; ++i) {
       const T* g = copy.grad_weight.data() + i * in;
-      const Real* mask = ordered_mask_.data() + i * in;
       Real* target = weight_.grad.data() + out_units_[i] * in;
+      if (!leading_ones_.empty()) {  // the row's mask is its prefix of ones
+        const Index ones = std::min(leading_ones_[i], b.col_end);
+        for (Index j = 0; j < ones; ++j) target[columns[j]] += static_cast<Real>(g[j]);
+        continue;
+      }
+      const Real* mask = ordered_mask_.data() + i * in;
       for (Index j = 0; j < b.col_end; ++j) target[columns[j]] += mask[j] * static_cast<Real>(g[j]);
     }
   // Σ_rows dL/dy in compute order, then into the bias in the units' order.

@@ -71,7 +71,11 @@ class FLOWS_API MaskedLinear {
   // The compute order: both lists in full when reordered_, else both empty.
   bool reordered_ = false;
   std::vector<Index> in_units_, out_units_;
-  Matrix ordered_mask_;           // the mask in the compute order (when reordered_)
+  Matrix ordered_mask_;  // the mask in the compute order (when reordered_)
+  // When every row of ordered_mask_ is ones then zeros (a MADE's units
+  // sorted by degree), the ones of each row; else empty, and the copies and
+  // gradients go through the mask.
+  std::vector<Index> leading_ones_;
   std::vector<Real> bias_sums_;   // backward's Σ_rows dL/dy (when reordered_)
   std::vector<RowBlock> blocks_;  // of the mask in the compute order
   PerPrecision<DenseCopy> copy_;  // W ⊙ M and b of the last forward
