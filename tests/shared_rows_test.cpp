@@ -158,15 +158,21 @@ TEST(SharedRows, NpyRowsAreReadNpysRowsWithTheOthersLeftOut) {
   EXPECT_TRUE(contains(nan, "element [2, 1] (0-based) is NaN")) << nan;
 }
 
+// What each of two ranks loads of `data`, with the Rng of seed 5.
+std::vector<DataSplits> shares_on_two_ranks(const Dataset& data) {
+  std::vector<DataSplits> shares(2);
+  run_on_ranks(2, [&](Ranks& ranks) {
+    Rng rng(5);
+    shares[ranks.rank()] = data.load_share(rng, &ranks);
+  });
+  return shares;
+}
+
 // The shares of rank 0 and rank 1, stacked, against one process's rows.
 void expect_shares_are_one_process(const Dataset& data) {
   Rng rng(5);
   const DataSplits whole = data.load(rng);
-  std::vector<DataSplits> shares(2);
-  run_on_ranks(2, [&](Ranks& ranks) {
-    Rng same(5);
-    shares[ranks.rank()] = data.load_share(same, &ranks);
-  });
+  const std::vector<DataSplits> shares = shares_on_two_ranks(data);
   const Index n = whole.train.shape(0);
   ASSERT_GT(n, kInferenceRowGroup);
   for (int r = 0; r < 2; ++r) {
@@ -236,11 +242,7 @@ TEST(SharedRows, AFileDataSetsSharesAreTheRowsOfOneProcess) {
     ToyDataset toy("moons", o);
     Rng toy_rng(5);
     const DataSplits whole = toy.load(toy_rng);
-    std::vector<DataSplits> shares(2);
-    run_on_ranks(2, [&](Ranks& ranks) {
-      Rng same(5);
-      shares[ranks.rank()] = toy.load_share(same, &ranks);
-    });
+    const std::vector<DataSplits> shares = shares_on_two_ranks(toy);
     EXPECT_EQ(shares[1].train_begin, 256u);  // 3 row groups: 1 for rank 0, 2 for rank 1
     EXPECT_TRUE(testing::all_near(shares[1].train,
                                   Matrix(xt::view(whole.train, xt::range(256, 600), xt::all())),
@@ -260,12 +262,7 @@ TEST(SharedRows, WithoutHeldOutRowsEveryRankHoldsEveryTrainingRow) {
   o.val_fraction = 0;
   o.test_fraction = 0;
   const FileDataset data(FileFormat::csv, o);
-  std::vector<DataSplits> shares(2);
-  run_on_ranks(2, [&](Ranks& ranks) {
-    Rng rng(5);
-    shares[ranks.rank()] = data.load_share(rng, &ranks);
-  });
-  for (const DataSplits& s : shares) {
+  for (const DataSplits& s : shares_on_two_ranks(data)) {
     EXPECT_FALSE(s.train_is_shared());
     EXPECT_EQ(s.train.shape(0), 600u);
   }

@@ -4,16 +4,16 @@
 #include <string>
 
 #include <fmt/format.h>
-#include <boost/crc.hpp>
 
 #include "flows/bijector.hpp"
+#include "flows/detail/crc64.hpp"
 #include "flows/error.hpp"
 
 namespace flows {
 
 namespace {
 
-using Crc64 = boost::crc_optimal<64, 0x42F0E1EBA9EA3693ULL, 0, 0, false, false>;  // CRC-64/ECMA-182
+using detail::Crc64;
 
 void add(Crc64& crc, const Matrix& m) {
   const std::uint64_t shape[2] = {m.size() ? m.shape(0) : 0, m.size() ? m.shape(1) : 0};

@@ -9,7 +9,6 @@
 #include <vector>
 
 #include <fmt/format.h>
-#include <boost/crc.hpp>
 
 #include "flows/data/columns.hpp"
 #include "flows/data/conditional_toys.hpp"
@@ -17,6 +16,7 @@
 #include "flows/data/discrete.hpp"
 #include "flows/data/npy.hpp"
 #include "flows/data/toys.hpp"
+#include "flows/detail/crc64.hpp"
 #include "flows/error.hpp"
 #include "flows/resources.hpp"
 #include "flows/streams.hpp"
@@ -307,7 +307,7 @@ namespace {
 std::uint64_t file_digest(const std::string& path, std::uint64_t digest) {
   std::error_code ec;
   const std::uint64_t size = fs::file_size(path, ec);
-  boost::crc_optimal<64, 0x42F0E1EBA9EA3693ULL, 0, 0, false, false> crc;  // CRC-64/ECMA-182
+  detail::Crc64 crc;
   crc.process_bytes(&digest, sizeof digest);
   crc.process_bytes(&size, sizeof size);
   constexpr std::uint64_t kBlock = 64 << 10, kBlocks = 16;

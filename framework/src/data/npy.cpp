@@ -312,6 +312,21 @@ Layout parse_layout(std::string_view head, std::uint64_t size, const std::string
   return layout;
 }
 
+// Element (r, c) of the array, decoded from p; a NaN or Inf float is a
+// DataError naming its index.
+Real element(const unsigned char* p, const Layout& layout, std::uint64_t r, std::uint64_t c,
+             const std::string& path) {
+  const Real v = decode(p, layout.dtype);
+  const bool is_float = layout.dtype == DType::f8 || layout.dtype == DType::f4;
+  if (is_float && !std::isfinite(v)) {
+    const std::string index =
+        layout.dims.size() == 1 ? fmt::format("[{}]", r) : fmt::format("[{}, {}]", r, c);
+    throw DataError(fmt::format("{}: element {} (0-based) is {}", path, index,
+                                std::isnan(v) ? "NaN" : "infinite"));
+  }
+  return v;
+}
+
 // Refuses an array whose rows would not fit in memory, with `file_bytes`
 // read besides (resources.hpp).
 void check_layout_memory(const Layout& layout, const std::string& path, double file_bytes) {
@@ -347,19 +362,11 @@ Matrix parse_npy(std::string_view bytes, const std::string& path) {
   const std::size_t item = item_size(layout.dtype);
   Matrix m({static_cast<Index>(rows), static_cast<Index>(cols)});
   const auto* p = reinterpret_cast<const unsigned char*>(bytes.data()) + layout.data_offset;
-  const bool is_float = layout.dtype == DType::f8 || layout.dtype == DType::f4;
   for (std::uint64_t k = 0; k < rows * cols; ++k, p += item) {
     // C order stores rows one after another; Fortran order stores columns.
     const std::uint64_t r = layout.fortran ? k % rows : k / cols;
     const std::uint64_t c = layout.fortran ? k / rows : k % cols;
-    const Real v = decode(p, layout.dtype);
-    if (is_float && !std::isfinite(v)) {
-      const std::string index =
-          layout.dims.size() == 1 ? fmt::format("[{}]", r) : fmt::format("[{}, {}]", r, c);
-      throw DataError(fmt::format("{}: element {} (0-based) is {}", path, index,
-                                  std::isnan(v) ? "NaN" : "infinite"));
-    }
-    m(static_cast<Index>(r), static_cast<Index>(c)) = v;
+    m(static_cast<Index>(r), static_cast<Index>(c)) = element(p, layout, r, c, path);
   }
   return m;
 }
@@ -405,7 +412,6 @@ Matrix read_npy_rows(const std::string& path, const std::vector<bool>& keep) {
   std::ifstream in(path, std::ios::binary);
   if (!in) detail::read_whole_file(path);  // raises the IoError that says why
   const std::size_t item = item_size(layout.dtype);
-  const bool is_float = layout.dtype == DType::f8 || layout.dtype == DType::f4;
   const std::uint64_t count = layout.rows * layout.cols;
   // Elements per block: whole rows in C order, about 4 MiB.
   const std::uint64_t row_items = layout.fortran ? 1 : layout.cols;
@@ -429,14 +435,7 @@ Matrix read_npy_rows(const std::string& path, const std::vector<bool>& keep) {
       const std::uint64_t r = layout.fortran ? k % layout.rows : k / layout.cols;
       const std::uint64_t c = layout.fortran ? k / layout.rows : k % layout.cols;
       if (out_row[r] == rows) continue;
-      const Real v = decode(p, layout.dtype);
-      if (is_float && !std::isfinite(v)) {
-        const std::string index =
-            layout.dims.size() == 1 ? fmt::format("[{}]", r) : fmt::format("[{}, {}]", r, c);
-        throw DataError(fmt::format("{}: element {} (0-based) is {}", path, index,
-                                    std::isnan(v) ? "NaN" : "infinite"));
-      }
-      m(out_row[r], static_cast<Index>(c)) = v;
+      m(out_row[r], static_cast<Index>(c)) = element(p, layout, r, c, path);
     }
   }
   return m;
