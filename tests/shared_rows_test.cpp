@@ -86,6 +86,36 @@ TEST(SharedRows, CsvRowsAreReadCsvsRowsWithTheOthersLeftOut) {
   EXPECT_EQ(read_csv_rows(path.string(), std::vector<bool>{true, true}).shape(0), 2u);
 }
 
+TEST(SharedRows, TheReadersHandEachKeptValueToTheCallerInFileOrder) {
+  const fs::path dir = temp_dir("shared_into");
+  Matrix m({Index{40}, Index{3}});
+  for (Index i = 0; i < m.size(); ++i) m.data()[i] = 0.5 * static_cast<Real>(i) - 7;
+  write_csv((dir / "rows.csv").string(), m, {"a", "b", "c"});
+  write_npy((dir / "rows.npy").string(), m);
+  const std::vector<bool> keep = every_third(40);
+  const Matrix expected = kept_rows(m, keep);
+  std::vector<Real> csv_values, npy_values;
+  std::vector<Index> csv_rows;
+  std::vector<std::string> names;
+  read_csv_rows_into((dir / "rows.csv").string(), keep,
+                     [&](Index row, const Real* values) {
+                       csv_rows.push_back(row);
+                       csv_values.insert(csv_values.end(), values, values + 3);
+                     },
+                     &names);
+  read_npy_rows_into((dir / "rows.npy").string(), keep,
+                     [&](Index, Index, Real value) { npy_values.push_back(value); });
+  EXPECT_EQ(names, (std::vector<std::string>{"a", "b", "c"}));
+  ASSERT_EQ(csv_rows.size(), expected.shape(0));
+  for (Index k = 0; k < csv_rows.size(); ++k) EXPECT_EQ(csv_rows[k], 3 * k + 1);
+  ASSERT_EQ(csv_values.size(), expected.size());
+  ASSERT_EQ(npy_values.size(), expected.size());
+  for (Index k = 0; k < expected.size(); ++k) {
+    EXPECT_EQ(csv_values[k], expected.data()[k]);
+    EXPECT_EQ(npy_values[k], expected.data()[k]);
+  }
+}
+
 TEST(SharedRows, ACsvRowThatIsNotKeptIsNotParsedButItsFieldsAreCounted) {
   const fs::path dir = temp_dir("shared_csv_faults");
   const fs::path text = dir / "text.csv";

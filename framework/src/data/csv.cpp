@@ -93,10 +93,16 @@ class CsvRows {
     }
     split_fields(content, fields_);
     if (fields_.size() != cols_) wrong_width(fields_.size(), line_no);
+    if (sink_) values_.clear();
     for (Index c = 0; c < cols_; ++c) values_.push_back(number(fields_[c], line_no, c));
+    if (sink_) (*sink_)(rows_, values_.data());
     ++rows_;
     ++kept_;
   }
+
+  // Hands each kept row to `sink` (row, its values) instead of storing it;
+  // finish() then returns no rows. The sink must outlive the reader.
+  void send_rows_to(const FunctionRef<void(Index, const Real*)>* sink) { sink_ = sink; }
 
   Index rows() const { return rows_; }
   Index columns() const { return cols_; }
@@ -108,8 +114,8 @@ class CsvRows {
                                   text_empty        ? "the file is empty"
                                   : !names_.empty() ? "only a header"
                                                     : "only blank lines and comments"));
-    Matrix m({kept_, cols_});
-    std::copy(values_.begin(), values_.end(), m.begin());
+    Matrix m({sink_ ? 0 : kept_, cols_});
+    if (!sink_) std::copy(values_.begin(), values_.end(), m.begin());
     if (header != nullptr) *header = std::move(names_);
     return m;
   }
@@ -187,6 +193,7 @@ class CsvRows {
   std::vector<std::string_view> fields_;
   std::vector<std::string> names_;
   std::vector<Real> values_;
+  const FunctionRef<void(Index, const Real*)>* sink_ = nullptr;
   Index cols_ = 0;
   Index rows_ = 0;        // data rows seen
   Index kept_ = 0;        // of them, parsed and stored
@@ -282,6 +289,16 @@ Matrix read_csv_rows(const std::string& path, const std::vector<bool>& keep,
   CsvRows rows(path, mode, kept_row);
   const std::uint64_t bytes = add_file_lines(path, rows);
   return rows.finish(bytes == 0, header);
+}
+
+void read_csv_rows_into(const std::string& path, const std::vector<bool>& keep,
+                        FunctionRef<void(Index row, const Real* values)> take,
+                        std::vector<std::string>* header, CsvHeader mode) {
+  const auto kept_row = [&keep](Index row) { return row < keep.size() && keep[row]; };
+  CsvRows rows(path, mode, kept_row);
+  rows.send_rows_to(&take);
+  const std::uint64_t bytes = add_file_lines(path, rows);
+  rows.finish(bytes == 0, header);
 }
 
 void write_csv(const std::string& path, const Matrix& m, const std::vector<std::string>& header) {

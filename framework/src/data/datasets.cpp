@@ -385,7 +385,7 @@ DataSplits FileDataset::load_split_files(Ranks* ranks) const {
   splits.val = read_whole(options_.val, val_names);
   splits.test = read_whole(options_.test, test_names);
   if (several) {
-    const Index n_train = count_rows(options_.train, splits.columns);
+    const Index n_train = count_rows(options_.train, splits.columns).first;
     const auto [begin, end] =
         training_share(n_train, splits.val.shape(0) + splits.test.shape(0), ranks);
     std::vector<bool> keep(n_train, false);
@@ -438,11 +438,15 @@ Matrix FileDataset::read_whole(const std::string& path, std::vector<std::string>
   return format_ == FileFormat::csv ? read_csv(path, &names, header_mode()) : read_npy(path);
 }
 
-Index FileDataset::count_rows(const std::string& path, std::vector<std::string>& names) const {
-  if (format_ == FileFormat::npy) return npy_shape(path).rows;
+std::pair<Index, Index> FileDataset::count_rows(const std::string& path,
+                                                std::vector<std::string>& names) const {
+  if (format_ == FileFormat::npy) {
+    const NpyShape shape = npy_shape(path);
+    return {shape.rows, shape.columns};
+  }
   CsvRowCount counted = count_csv_rows(path, header_mode());
   names = std::move(counted.header);
-  return counted.rows;
+  return {counted.rows, counted.columns};
 }
 
 Matrix FileDataset::read_rows(const std::string& path, const std::vector<bool>& keep,
@@ -457,26 +461,42 @@ DataSplits FileDataset::load_share(Rng& rng, Ranks* ranks) const {
   if (ranks == nullptr || ranks->size() <= 1) return load(rng);
   if (options_.path.empty()) return load_split_files(ranks);
   DataSplits splits;
-  const Index n = count_rows(options_.path, splits.columns);
+  const auto [n, cols] = count_rows(options_.path, splits.columns);
   const SplitPlan plan = plan_split(n, rng);
   const auto [begin, end] = training_share(plan.n_train, plan.n_val + plan.n_test, ranks);
-  std::vector<bool> keep(n, false);
-  for (Index i = begin; i < end; ++i) keep[plan.order[i]] = true;
-  for (Index i = plan.n_train; i < n; ++i) keep[plan.order[i]] = true;
-  const Matrix held = read_rows(options_.path, keep, splits.columns);
-  // Each split position's row of `held`, which has the kept rows in file order.
-  std::vector<Index> held_row(n, 0);
-  for (Index r = 0, k = 0; r < n; ++r)
-    if (keep[r]) held_row[r] = k++;
-  // The rows of `held` of this share's positions, then of the held-out ones.
-  std::vector<Index> rows;
-  rows.reserve(end - begin + n - plan.n_train);
-  for (Index i = begin; i < end; ++i) rows.push_back(held_row[plan.order[i]]);
-  for (Index i = plan.n_train; i < n; ++i) rows.push_back(held_row[plan.order[i]]);
   const Index trained = end - begin;
-  splits.train = take_rows(held, rows, 0, trained);
-  splits.val = take_rows(held, rows, trained, trained + plan.n_val);
-  splits.test = take_rows(held, rows, trained + plan.n_val, rows.size());
+  check_data_memory(double(trained + plan.n_val + plan.n_test), double(cols),
+                    fmt::format("{} training rows (this rank's share) and {} held-out rows of {} "
+                                "column{}",
+                                trained, plan.n_val + plan.n_test, cols, cols == 1 ? "" : "s"),
+                    options_.path);
+  // Each file row's place in the splits (n: not this rank's), and the rows
+  // to read; the readers put every value straight into its split.
+  std::vector<Index> position(n, n);
+  std::vector<bool> keep(n, false);
+  for (Index i = begin; i < end; ++i) position[plan.order[i]] = i;
+  for (Index i = plan.n_train; i < n; ++i) position[plan.order[i]] = i;
+  for (Index r = 0; r < n; ++r) keep[r] = position[r] < n;
+  splits.train = Matrix({trained, cols});
+  splits.val = Matrix({plan.n_val, cols});
+  splits.test = Matrix({plan.n_test, cols});
+  auto place = [&](Index row, Index column, Real value) {
+    const Index i = position[row];
+    if (i < plan.n_train)
+      splits.train(i - begin, column) = value;
+    else if (i < plan.n_train + plan.n_val)
+      splits.val(i - plan.n_train, column) = value;
+    else
+      splits.test(i - plan.n_train - plan.n_val, column) = value;
+  };
+  if (format_ == FileFormat::npy) {
+    read_npy_rows_into(options_.path, keep, place);
+  } else {
+    auto place_row = [&](Index row, const Real* values) {
+      for (Index c = 0; c < cols; ++c) place(row, c, values[c]);
+    };
+    read_csv_rows_into(options_.path, keep, place_row, &splits.columns, header_mode());
+  }
   split_contexts(options_.path, splits);
   splits.train_begin = begin;
   splits.train_total = training_rows_are_shared(plan.n_val + plan.n_test, ranks) ? plan.n_train : 0;

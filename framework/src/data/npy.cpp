@@ -398,17 +398,25 @@ NpyShape npy_shape(const std::string& path) {
 // with no kept row; a Fortran-ordered body (columns one after another) is
 // read through.
 Matrix read_npy_rows(const std::string& path, const std::vector<bool>& keep) {
-  const Layout layout = read_layout(path);
-  const Index rows = static_cast<Index>(layout.rows), cols = static_cast<Index>(layout.cols);
-  std::vector<Index> out_row(rows, rows);  // a kept row's row of the result; rows: not kept
+  const NpyShape shape = npy_shape(path);
+  std::vector<Index> out_row(shape.rows, shape.rows);  // a kept row's row of the result
   Index kept = 0;
-  for (Index r = 0; r < rows; ++r)
+  for (Index r = 0; r < shape.rows; ++r)
     if (r < keep.size() && keep[r]) out_row[r] = kept++;
   check_data_memory(
-      double(kept), double(cols),
-      fmt::format("{} of the {} rows of an array of shape {}", kept, rows, shape_text(layout.dims)),
+      double(kept), double(shape.columns),
+      fmt::format("{} of the {} rows of an array of {} columns", kept, shape.rows, shape.columns),
       path);
-  Matrix m({kept, cols});
+  Matrix m({kept, shape.columns});
+  read_npy_rows_into(path, keep,
+                     [&](Index row, Index column, Real value) { m(out_row[row], column) = value; });
+  return m;
+}
+
+void read_npy_rows_into(const std::string& path, const std::vector<bool>& keep,
+                        FunctionRef<void(Index row, Index column, Real value)> take) {
+  const Layout layout = read_layout(path);
+  auto kept = [&keep](std::uint64_t r) { return r < keep.size() && keep[r]; };
   std::ifstream in(path, std::ios::binary);
   if (!in) detail::read_whole_file(path);  // raises the IoError that says why
   const std::size_t item = item_size(layout.dtype);
@@ -423,7 +431,7 @@ Matrix read_npy_rows(const std::string& path, const std::vector<bool>& keep) {
     if (!layout.fortran) {
       bool any = false;
       for (std::uint64_t r = first / layout.cols; r < last / layout.cols && !any; ++r)
-        any = out_row[r] < rows;
+        any = kept(r);
       if (!any) continue;
     }
     bytes.resize((last - first) * item);
@@ -434,11 +442,10 @@ Matrix read_npy_rows(const std::string& path, const std::vector<bool>& keep) {
     for (std::uint64_t k = first; k < last; ++k, p += item) {
       const std::uint64_t r = layout.fortran ? k % layout.rows : k / layout.cols;
       const std::uint64_t c = layout.fortran ? k / layout.rows : k % layout.cols;
-      if (out_row[r] == rows) continue;
-      m(out_row[r], static_cast<Index>(c)) = element(p, layout, r, c, path);
+      if (!kept(r)) continue;
+      take(static_cast<Index>(r), static_cast<Index>(c), element(p, layout, r, c, path));
     }
   }
-  return m;
 }
 
 void write_npy(const std::string& path, const Matrix& m) {

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "flows/export.hpp"
+#include "flows/function_ref.hpp"
 #include "flows/tensor.hpp"
 
 namespace flows {
@@ -43,6 +44,14 @@ FLOWS_API CsvRowCount count_csv_rows(const std::string& path, CsvHeader mode = C
 FLOWS_API Matrix read_csv_rows(const std::string& path, const std::vector<bool>& keep,
                                std::vector<std::string>* header = nullptr,
                                CsvHeader mode = CsvHeader::detect);
+
+// The same rows handed one by one to take(row, values) (row: the data row
+// of the file, values: its fields), in file order, none of them stored: a
+// caller puts them where they belong. The checks are read_csv_rows'.
+FLOWS_API void read_csv_rows_into(const std::string& path, const std::vector<bool>& keep,
+                                  FunctionRef<void(Index row, const Real* values)> take,
+                                  std::vector<std::string>* header = nullptr,
+                                  CsvHeader mode = CsvHeader::detect);
 
 // Writes `m` with every digit a double needs (%.17g) and an optional header
 // line (one name per column, without commas or quotes). The file is written to

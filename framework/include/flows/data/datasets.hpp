@@ -133,7 +133,9 @@ class FLOWS_API FileDataset : public Dataset {
   void split_contexts(const std::string& path, DataSplits& splits) const;
   CsvHeader header_mode() const;
   Matrix read_whole(const std::string& path, std::vector<std::string>& names) const;
-  Index count_rows(const std::string& path, std::vector<std::string>& names) const;
+  // The data rows and columns of a file, without its values.
+  std::pair<Index, Index> count_rows(const std::string& path,
+                                     std::vector<std::string>& names) const;
   Matrix read_rows(const std::string& path, const std::vector<bool>& keep,
                    std::vector<std::string>& names) const;
   // Splits `table` into x and context columns (names: the file's, or

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "flows/export.hpp"
+#include "flows/function_ref.hpp"
 #include "flows/tensor.hpp"
 
 namespace flows {
@@ -32,6 +33,11 @@ FLOWS_API NpyShape npy_shape(const std::string& path);
 // read_npy's rows with the others left out. A NaN or Inf in a row that is
 // not kept is not looked at.
 FLOWS_API Matrix read_npy_rows(const std::string& path, const std::vector<bool>& keep);
+// The same values handed one by one to take(row, column, value), none of
+// them stored: a caller puts them where they belong. In file order: row by
+// row for a C-ordered array, column by column for a Fortran-ordered one.
+FLOWS_API void read_npy_rows_into(const std::string& path, const std::vector<bool>& keep,
+                                  FunctionRef<void(Index row, Index column, Real value)> take);
 
 // Writes `m` as format 1.0, dtype '<f8', C order, shape (rows, cols): the file
 // np.load reads. Written to a temporary in the same folder and renamed into
