@@ -587,12 +587,7 @@ std::shared_ptr<PyModel> fit(py::handle x, py::handle context, py::handle val,
 // `output`, else runs/<name> (as PipelineOptions reads them).
 std::string pipeline_output(const std::string& file, const std::vector<std::string>& overrides) {
   flows::ConfigNode root = flows::ConfigNode::load_file(file);
-  for (const std::string& item : overrides) {
-    const auto eq = item.find('=');
-    if (eq == std::string::npos || eq == 0)
-      throw flows::ConfigError(fmt::format("override '{}': expected KEY=VALUE", item));
-    root.set(item.substr(0, eq), item.substr(eq + 1));
-  }
+  flows::apply_overrides(root, overrides);
   std::string name = "flows", output;
   root.read("name", name);
   root.read("output", output);

@@ -48,13 +48,12 @@ Index batch_rows(const RunSession& s) {
 void check_same_job(Ranks& ranks, const std::string& file,
                     const std::vector<std::string>& overrides) {
   // The YAML as Pipeline::load will see it, overrides applied; one that
-  // does not parse is the same text on every rank, and load reports it.
+  // does not parse (or a malformed override) is compared as its text and
+  // overrides, and load reports it.
   std::string text;
   try {
     ConfigNode root = ConfigNode::load_file(file);
-    for (const std::string& item : overrides)
-      if (const auto eq = item.find('='); eq != std::string::npos && eq > 0)
-        root.set(item.substr(0, eq), item.substr(eq + 1));
+    apply_overrides(root, overrides);
     text = root.dump();
   } catch (const Error&) {
     text = "(unreadable)";

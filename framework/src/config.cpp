@@ -409,4 +409,13 @@ std::string closest_match(const std::string& name, const std::vector<std::string
   return best_distance <= limit ? best : std::string();
 }
 
+void apply_overrides(ConfigNode& root, const std::vector<std::string>& overrides) {
+  for (const std::string& item : overrides) {
+    const auto eq = item.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw ConfigError(fmt::format("override '{}': expected KEY=VALUE", item));
+    root.set(item.substr(0, eq), item.substr(eq + 1));
+  }
+}
+
 }  // namespace flows

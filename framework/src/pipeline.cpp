@@ -268,12 +268,7 @@ Pipeline load_pipeline(ConfigNode root_node, const std::string& file,
   Pipeline p{file, std::move(root_node), ConfigNode::empty(file, "model"), {}, {}, {}, {}, {}, {}};
   ConfigNode& root = p.root;
   if (!root.is_map()) throw root.error("", "a pipeline must be a mapping of keys");
-  for (const std::string& item : overrides) {
-    const auto eq = item.find('=');
-    if (eq == std::string::npos || eq == 0)
-      throw ConfigError(fmt::format("override '{}': expected KEY=VALUE", item));
-    root.set(item.substr(0, eq), item.substr(eq + 1));
-  }
+  apply_overrides(root, overrides);
   p.options = read_options(root, stage_names);
   set_thread_count(p.options.threads);
 

@@ -108,6 +108,11 @@ class FLOWS_API ConfigNode {
   std::shared_ptr<Impl> impl_;
 };
 
+// Applies command-line overrides ("dotted.key=yaml value", as `flows run
+// --set` takes them) to `root`, in order; ConfigError naming an override
+// without a key and '='.
+FLOWS_API void apply_overrides(ConfigNode& root, const std::vector<std::string>& overrides);
+
 // Levenshtein distance, for "did you mean" suggestions.
 std::size_t edit_distance(const std::string& a, const std::string& b);
 // The candidate closest to `name`, or "" when none is reasonably close.

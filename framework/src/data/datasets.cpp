@@ -386,15 +386,14 @@ DataSplits FileDataset::load_split_files(Ranks* ranks) const {
   splits.test = read_whole(options_.test, test_names);
   if (several) {
     const Index n_train = count_rows(options_.train, splits.columns).first;
-    const auto [begin, end] =
-        training_share(n_train, splits.val.shape(0) + splits.test.shape(0), ranks);
+    const Index held_out = splits.val.shape(0) + splits.test.shape(0);
+    const auto [begin, end] = training_share(n_train, held_out, ranks);
     std::vector<bool> keep(n_train, false);
     std::fill(keep.begin() + static_cast<std::ptrdiff_t>(begin),
               keep.begin() + static_cast<std::ptrdiff_t>(end), true);
     splits.train = read_rows(options_.train, keep, splits.columns);
     splits.train_begin = begin;
-    const bool shared = training_rows_are_shared(splits.val.shape(0) + splits.test.shape(0), ranks);
-    splits.train_total = shared ? n_train : 0;
+    splits.train_total = training_rows_are_shared(held_out, ranks) ? n_train : 0;
     for (const std::string* path : {&options_.train, &options_.val, &options_.test})
       splits.source_digest = file_digest(*path, splits.source_digest);
   }

@@ -53,21 +53,24 @@ void Dequantizer::check_integer(const Matrix& x, const std::string& what, Index 
     }
 }
 
+namespace {
+
+// One draw of the noise: u ~ U(0, 1), open at 0, so x + u is inside (x, x + 1).
+Real noise(Rng& rng) {
+  Real u = rng.uniform();
+  while (u <= 0) u = rng.uniform();
+  return u;
+}
+
+}  // namespace
+
 void Dequantizer::add_noise(Matrix& x, Rng& rng) const {
   for (Index i = 0; i < x.shape(0); ++i)
-    for (Index j : columns_) {
-      Real u = rng.uniform();
-      while (u <= 0) u = rng.uniform();  // open at 0, so x + u is inside (x, x + 1)
-      x(i, j) += u;
-    }
+    for (Index j : columns_) x(i, j) += noise(rng);
 }
 
 void Dequantizer::skip_noise(Index rows, Rng& rng) const {
-  for (Index i = 0; i < rows; ++i)
-    for (std::size_t j = 0; j < columns_.size(); ++j) {
-      Real u = rng.uniform();
-      while (u <= 0) u = rng.uniform();
-    }
+  for (Index i = 0; i < rows * columns_.size(); ++i) noise(rng);
 }
 
 Matrix Dequantizer::dequantized(const Matrix& x, Rng& rng) const {
