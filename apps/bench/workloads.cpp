@@ -55,6 +55,8 @@ TimedTraining train_timed(Pipeline& p, double budget_seconds, Index min_steps) {
   TimedTraining t;
   double last = 0;
   std::uint64_t last_allocations = alloc::totals().calls;
+  const char* trace = std::getenv("FLOWS_ALLOC_TRACE");
+  const bool trace_steps = trace && std::string(trace) == "steps";
   TrainerCallbacks callbacks;
   callbacks.on_progress = [&](const Progress& progress) {
     // Read the counter first and again last, so that the callback's own
@@ -66,6 +68,13 @@ TimedTraining train_timed(Pipeline& p, double budget_seconds, Index min_steps) {
     }
     t.step_seconds.push_back(progress.seconds - last);
     t.step_allocations.push_back(static_cast<double>(allocations - last_allocations));
+    // FLOWS_ALLOC_TRACE=steps: the call stacks of steps 50-59's allocations.
+    if (trace_steps && t.step_seconds.size() == 50) alloc::trace_on();
+    if (trace_steps && t.step_seconds.size() == 60) {
+      alloc::trace_off();
+      std::fprintf(stderr, "\n== allocations of training steps 50-59, per step\n");
+      alloc::print_trace(stderr, 12, 10.0);
+    }
     last = progress.seconds;
     last_allocations = alloc::totals().calls;
   };

@@ -114,7 +114,11 @@ void Activation::forward(const MatrixOf<T>& a, MatrixOf<T>& h, MatrixOf<T>* deri
     switch (kind_) {
       case Kind::selu:
       case Kind::elu:
-        y = xsimd::select(x > zero, lambda * x, lambda_alpha * xsimd::expm1(xsimd::min(x, zero)));
+        // eᵃ − 1 rather than expm1(a): xsimd's expm1 costs twice its exp
+        // (W3's SELU field spent a fifth of its time there), and for a ≤ 0
+        // the difference is an absolute error below one ulp of 1.
+        y = xsimd::select(x > zero, lambda * x,
+                          lambda_alpha * (xsimd::exp(xsimd::min(x, zero)) - one));
         if (pd) dy = xsimd::select(x > zero, lambda, y + lambda_alpha);
         break;
       case Kind::relu:
