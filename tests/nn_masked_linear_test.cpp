@@ -6,6 +6,7 @@
 
 #include "flows/error.hpp"
 #include "flows/rng.hpp"
+#include "flows/state.hpp"
 #include "flows/testing/gradient_checker.hpp"
 
 namespace {
@@ -201,10 +202,45 @@ void expect_compute_order_matches_own_order(const Scrambled& s, flows::Rng& rng)
   const Matrix expected_grad_x = columns(grad_x, s.in_units);
   for (Index k = 0; k < grad_x.size(); ++k)
     EXPECT_NEAR(grad_x_ordered.flat(k), expected_grad_x.flat(k), 1e-13);
+  // The ordered layer keeps its parameters in the compute order; in the
+  // units' order they are the own layer's.
+  const Matrix weight_grad = flows::in_saved_order(ordered.weight(), ordered.weight().grad);
+  const Matrix bias_grad = flows::in_saved_order(ordered.bias(), ordered.bias().grad);
   for (Index k = 0; k < s.mask.size(); ++k)
-    EXPECT_NEAR(ordered.weight().grad.flat(k), own.weight().grad.flat(k), 1e-12);
+    EXPECT_NEAR(weight_grad.flat(k), own.weight().grad.flat(k), 1e-12);
   for (Index k = 0; k < own.bias().grad.size(); ++k)
-    EXPECT_NEAR(ordered.bias().grad.flat(k), own.bias().grad.flat(k), 1e-12);
+    EXPECT_NEAR(bias_grad.flat(k), own.bias().grad.flat(k), 1e-12);
+  EXPECT_EQ(flows::in_saved_order(ordered.weight(), ordered.weight().value), own.weight().value);
+  EXPECT_EQ(flows::in_saved_order(ordered.bias(), ordered.bias().value), own.bias().value);
+}
+
+// Checkpoints hold the parameters in the units' order whatever the compute
+// order, and loading one puts them back into the compute order.
+TEST(MaskedLinear, ParametersInAComputeOrderAreSavedAndLoadedInTheUnitsOrder) {
+  flows::Rng rng(9);
+  const Scrambled s = scrambled_staircase(48, 24, rng);
+  MaskedLinear own(s.mask, rng);
+  MaskedLinear ordered = own;
+  ordered.set_compute_order(s.in_units, s.out_units);
+  ASSERT_NE(ordered.weight().value, own.weight().value);  // kept in another order
+  flows::TensorStore store;
+  flows::StateSaver saver(store);
+  flows::visit_parameters(ordered.parameters(), saver);
+  ASSERT_EQ(store.entries.size(), 2u);
+  EXPECT_EQ(store.entries[0].value, own.weight().value);
+  EXPECT_EQ(store.entries[1].value, own.bias().value);
+
+  MaskedLinear loaded(s.mask, rng);  // other values
+  loaded.set_compute_order(s.in_units, s.out_units);
+  flows::StateLoader loader(store, "test");
+  flows::visit_parameters(loaded.parameters(), loader);
+  EXPECT_EQ(loaded.weight().value, ordered.weight().value);
+  EXPECT_EQ(loaded.bias().value, ordered.bias().value);
+
+  // A second compute order starts from the units' order, not from the first.
+  loaded.set_compute_order({}, {});
+  EXPECT_EQ(loaded.weight().value, own.weight().value);
+  EXPECT_TRUE(loaded.weight().saved_index.empty());
 }
 
 // A staircase in the compute order: each row's mask is a prefix of ones,
@@ -240,8 +276,9 @@ TEST(MaskedLinear, BlockedGradientsMatchFiniteDifferences) {
   flows::zero_grad(layer.parameters());
   layer.forward(rng.normal(3, 20), y);
   layer.backward(rng.normal(3, 20), rng.normal(3, 64), grad_x);
+  const Matrix grad = flows::in_saved_order(layer.weight(), layer.weight().grad);
   for (Index k = 0; k < s.mask.size(); ++k)
-    if (s.mask.flat(k) == 0) EXPECT_EQ(layer.weight().grad.flat(k), 0.0);
+    if (s.mask.flat(k) == 0) EXPECT_EQ(grad.flat(k), 0.0);
 }
 
 TEST(MaskedLinear, ComputeOrdersMustBePermutations) {

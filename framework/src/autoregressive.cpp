@@ -56,8 +56,12 @@ AutoregressiveLayer::AutoregressiveLayer(std::string name, const std::vector<Ind
   if (identity_init) {
     const Index d = dim();
     made_.output_weight().value.fill(0);
+    // Output c is parameter c / d of its dimension, in the saved order.
+    Parameter& bias = made_.output_bias();
+    Matrix values = in_saved_order(bias, bias.value);
     for (Index c = 0; c < made_.out_features(); ++c)
-      made_.output_bias().value(0, c) = transformer_->identity_value(c / d);
+      values(0, c) = transformer_->identity_value(c / d);
+    from_saved_order(bias, values, bias.value);
   }
 }
 

@@ -15,6 +15,22 @@ void Parameter::zero_grad() {
   std::fill(grad.begin(), grad.end(), Real(0));
 }
 
+Matrix in_saved_order(const Parameter& p, const Matrix& m) {
+  if (p.saved_index.empty()) return m;
+  Matrix saved(m.shape());
+  for (Index k = 0; k < m.size(); ++k) saved.flat(p.saved_index[k]) = m.flat(k);
+  return saved;
+}
+
+void from_saved_order(const Parameter& p, const Matrix& saved, Matrix& m) {
+  if (p.saved_index.empty()) {
+    m = saved;
+    return;
+  }
+  m.resize(saved.shape());
+  for (Index k = 0; k < m.size(); ++k) m.flat(k) = saved.flat(p.saved_index[k]);
+}
+
 void zero_grad(const ParameterList& params) {
   for (Parameter* p : params) p->zero_grad();
 }

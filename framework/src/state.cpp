@@ -8,8 +8,18 @@
 
 namespace flows {
 
+// A parameter kept in a compute order is saved and loaded in its saved
+// order, so that checkpoints do not depend on how a layer computes.
 void visit_parameters(const ParameterList& params, StateVisitor& visitor) {
-  for (Parameter* p : params) visitor.tensor(p->name, p->value);
+  for (Parameter* p : params) {
+    if (p->saved_index.empty()) {
+      visitor.tensor(p->name, p->value);
+      continue;
+    }
+    Matrix saved = in_saved_order(*p, p->value);
+    visitor.tensor(p->name, saved);  // a loader checks the shape
+    from_saved_order(*p, saved, p->value);
+  }
 }
 
 const TensorStore::Entry* TensorStore::find(const std::string& name) const {

@@ -315,10 +315,12 @@ TEST(Made, ContextReachesEveryOutputAndKeepsTheOrdering) {
 // residual as in made.hpp. Gradients match finite differences there too.
 TEST(Made, BlockedProductsComputeTheDenseMaskedNetwork) {
   auto dense = [](const flows::nn::MaskedLinear& l, const Matrix& x) {
-    Matrix w = l.weight().value * l.mask();
+    // The parameters in the units' order (the layer keeps them in its compute order).
+    Matrix w = flows::in_saved_order(l.weight(), l.weight().value) * l.mask();
+    const Matrix b = flows::in_saved_order(l.bias(), l.bias().value);
     Matrix y = xt::linalg::dot(x, xt::transpose(w));
     for (Index i = 0; i < y.shape(0); ++i)
-      for (Index j = 0; j < y.shape(1); ++j) y(i, j) += l.bias().value(0, j);
+      for (Index j = 0; j < y.shape(1); ++j) y(i, j) += b(0, j);
     return y;
   };
   for (Index blocks : {Index(0), Index(1)})

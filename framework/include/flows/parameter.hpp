@@ -17,12 +17,22 @@ struct FLOWS_API Parameter {
   // as batch-norm running averages: optimizers skip it, while best-parameter
   // snapshots and checkpoints keep it together with the trained values.
   bool trainable = true;
+  // Where a layer keeps the tensor in its own compute order (MaskedLinear in
+  // a MADE): value.flat(k) and grad.flat(k) are entry saved_index[k] of the
+  // tensor in its saved order, the one checkpoints and the layer's documented
+  // layout use. Empty: the two orders are the same.
+  std::vector<Index> saved_index;
 
   Parameter() = default;
   Parameter(std::string name_, Matrix value_, bool trainable_ = true);
   Index size() const { return value.size(); }
   void zero_grad();
 };
+
+// `m` (the parameter's value, gradient or a tensor of their shape) in the
+// saved order, and the reverse: writes `saved` into `m` in the kept order.
+FLOWS_API Matrix in_saved_order(const Parameter& p, const Matrix& m);
+FLOWS_API void from_saved_order(const Parameter& p, const Matrix& saved, Matrix& m);
 
 // Optimizers and checkers see only this list; its order is stable.
 using ParameterList = std::vector<Parameter*>;

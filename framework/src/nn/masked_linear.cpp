@@ -66,20 +66,41 @@ Index unit(const std::vector<Index>& order, Index k) {
 }  // namespace
 
 void MaskedLinear::set_compute_order(std::vector<Index> in_units, std::vector<Index> out_units) {
+  // Back to the units' own order first, so that a second call starts afresh.
+  for (Parameter* p : {&weight_, &bias_}) {
+    p->value = in_saved_order(*p, p->value);
+    p->grad = in_saved_order(*p, p->grad);
+    p->saved_index.clear();
+  }
+
   in_units_ = checked_order(std::move(in_units), in_features(), "input");
   out_units_ = checked_order(std::move(out_units), out_features(), "output");
   reordered_ = !in_units_.empty() || !out_units_.empty();
+  const Index out = out_features(), in = in_features();
   if (reordered_) {
     // Both lists in full, so the loops below index without a branch.
     for (auto* units : {&in_units_, &out_units_}) {
-      const Index count = units == &in_units_ ? in_features() : out_features();
+      const Index count = units == &in_units_ ? in : out;
       if (units->empty())
         for (Index k = 0; k < count; ++k) units->push_back(k);
     }
+    // The parameters themselves are kept in the compute order, so that each
+    // step's copy into the compute type and the gradient's way back are
+    // contiguous row prefixes, not gathers and scatters (visit_parameters
+    // saves and loads them in the units' order).
+    for (Index i = 0; i < out; ++i)
+      for (Index j = 0; j < in; ++j)
+        weight_.saved_index.push_back(out_units_[i] * in + in_units_[j]);
+    bias_.saved_index = out_units_;
+    for (Parameter* p : {&weight_, &bias_}) {
+      const Matrix value = p->value, grad = p->grad;
+      from_saved_order(*p, value, p->value);
+      from_saved_order(*p, grad, p->grad);
+    }
   }
-  ordered_mask_ = Matrix({out_features(), in_features()});
-  for (Index i = 0; i < out_features(); ++i)
-    for (Index j = 0; j < in_features(); ++j)
+  ordered_mask_ = Matrix({out, in});
+  for (Index i = 0; i < out; ++i)
+    for (Index j = 0; j < in; ++j)
       ordered_mask_(i, j) = mask_(unit(out_units_, i), unit(in_units_, j));
   blocks_ = plan_row_blocks(ordered_mask_, kRowsPerBlock);
   leading_ones_.clear();
@@ -87,20 +108,20 @@ void MaskedLinear::set_compute_order(std::vector<Index> in_units, std::vector<In
     // Sorted by degree, a MADE's mask rows are prefixes of ones: the copies
     // then take each row's prefix and need not read the mask.
     bool prefixes = true;
-    for (Index i = 0; i < out_features() && prefixes; ++i) {
+    for (Index i = 0; i < out && prefixes; ++i) {
       Index ones = 0;
-      while (ones < in_features() && ordered_mask_(i, ones) == Real(1)) ++ones;
-      for (Index j = ones; j < in_features() && prefixes; ++j)
-        prefixes = ordered_mask_(i, j) == Real(0);
+      while (ones < in && ordered_mask_(i, ones) == Real(1)) ++ones;
+      for (Index j = ones; j < in && prefixes; ++j) prefixes = ordered_mask_(i, j) == Real(0);
       leading_ones_.push_back(ones);
     }
     if (!prefixes) leading_ones_.clear();
   }
   if (!reordered_) ordered_mask_ = Matrix();
-  bias_sums_.assign(reordered_ ? out_features() : 0, Real(0));
   copy_ = {};  // the copies follow the new order at the next pass
 }
 
+// W ⊙ M and b in the compute order, in T. Reordered, the parameters already
+// are in that order (set_compute_order) and the mask is ordered_mask_.
 template <class T>
 void MaskedLinear::refresh(DenseCopy<T>& copy) const {
   if (!reordered_) {
@@ -111,28 +132,20 @@ void MaskedLinear::refresh(DenseCopy<T>& copy) const {
   ensure(copy.weight, out, in);
   ensure(copy.bias, 1, out);
   // Only the row blocks: the products never read past a block's col_end.
-  const Index* columns = in_units_.data();
-  if (!leading_ones_.empty()) {
-    for (const RowBlock& b : blocks_)
-      for (Index i = b.row_begin; i < b.row_end; ++i) {
-        const Real* source = weight_.value.data() + out_units_[i] * in;
-        T* row = copy.weight.data() + i * in;
-        const Index ones = std::min(leading_ones_[i], b.col_end);
-        for (Index j = 0; j < ones; ++j) row[j] = static_cast<T>(source[columns[j]]);
-        std::fill(row + ones, row + b.col_end, T(0));
-      }
-    for (Index i = 0; i < out; ++i) copy.bias(0, i) = static_cast<T>(bias_.value(0, out_units_[i]));
-    return;
-  }
   for (const RowBlock& b : blocks_)
     for (Index i = b.row_begin; i < b.row_end; ++i) {
-      const Index r = out_units_[i];
-      const Real* source = weight_.value.data() + r * in;
-      const Real* mask = ordered_mask_.data() + i * in;
+      const Real* source = weight_.value.data() + i * in;
       T* row = copy.weight.data() + i * in;
-      for (Index j = 0; j < b.col_end; ++j) row[j] = static_cast<T>(source[columns[j]] * mask[j]);
+      if (!leading_ones_.empty()) {
+        const Index ones = std::min(leading_ones_[i], b.col_end);
+        for (Index j = 0; j < ones; ++j) row[j] = static_cast<T>(source[j]);
+        std::fill(row + ones, row + b.col_end, T(0));
+        continue;
+      }
+      const Real* mask = ordered_mask_.data() + i * in;
+      for (Index j = 0; j < b.col_end; ++j) row[j] = static_cast<T>(source[j] * mask[j]);
     }
-  for (Index i = 0; i < out; ++i) copy.bias(0, i) = static_cast<T>(bias_.value(0, out_units_[i]));
+  for (Index i = 0; i < out; ++i) copy.bias(0, i) = static_cast<T>(bias_.value(0, i));
 }
 
 template <class T>
@@ -188,26 +201,20 @@ void MaskedLinear::backward(const MatrixOf<T>& x, const MatrixOf<T>& grad_y, Mat
     accumulate_bias_gradient(grad_y, bias_.grad);
     return;
   }
-  const Index* columns = in_units_.data();
+  // Reordered: the parameters are in the compute order, as the gradient is.
   for (const RowBlock& b : blocks_)
     for (Index i = b.row_begin; i < b.row_end; ++i) {
       const T* g = copy.grad_weight.data() + i * in;
-      Real* target = weight_.grad.data() + out_units_[i] * in;
+      Real* target = weight_.grad.data() + i * in;
       if (!leading_ones_.empty()) {  // the row's mask is its prefix of ones
         const Index ones = std::min(leading_ones_[i], b.col_end);
-        for (Index j = 0; j < ones; ++j) target[columns[j]] += static_cast<Real>(g[j]);
+        for (Index j = 0; j < ones; ++j) target[j] += static_cast<Real>(g[j]);
         continue;
       }
       const Real* mask = ordered_mask_.data() + i * in;
-      for (Index j = 0; j < b.col_end; ++j) target[columns[j]] += mask[j] * static_cast<Real>(g[j]);
+      for (Index j = 0; j < b.col_end; ++j) target[j] += mask[j] * static_cast<Real>(g[j]);
     }
-  // Σ_rows dL/dy in compute order, then into the bias in the units' order.
-  Real* sums = bias_sums_.data();
-  std::fill(bias_sums_.begin(), bias_sums_.end(), Real(0));
-  const T* row = grad_y.data();
-  for (Index k = 0; k < n; ++k, row += out)
-    for (Index i = 0; i < out; ++i) sums[i] += row[i];
-  for (Index i = 0; i < out; ++i) bias_.grad(0, out_units_[i]) += sums[i];
+  accumulate_bias_gradient(grad_y, bias_.grad);
 }
 
 #define FLOWS_MASKED_LINEAR(T)                                                                  \

@@ -47,26 +47,46 @@ struct TensorComparison {
   Real numeric = 0;
 };
 
-// |a - n| / max(|a|, |n|, floor); NaN or Inf anywhere counts as infinitely wrong.
-Real relative_error(Real analytic, Real numeric, Real floor) {
-  if (!std::isfinite(analytic) || !std::isfinite(numeric))
+// A central difference and the rounding it carries at the least: each
+// output entry is rounded to within ε|y|, so the difference of two
+// evaluations is uncertain by Σ |r| ε (|y⁺| + |y⁻|) / (u⁺ − u⁻) even when
+// the forward computes exactly otherwise.
+struct CentralDifference {
+  Real value = 0;
+  Real rounding = 0;
+};
+
+// (|a - n| - rounding)⁺ / max(|a|, |n|, floor): a disagreement no larger than
+// the difference's own rounding is none (a gradient that is exactly 0, such
+// as that of a shift a batch norm removes, is compared with pure rounding
+// noise); NaN or Inf anywhere counts as infinitely wrong.
+Real relative_error(Real analytic, const CentralDifference& numeric, Real floor) {
+  if (!std::isfinite(analytic) || !std::isfinite(numeric.value))
     return std::numeric_limits<Real>::infinity();
-  const Real scale = std::max({std::abs(analytic), std::abs(numeric), floor});
-  return scale > 0 ? std::abs(analytic - numeric) / scale : std::abs(analytic - numeric);
+  const Real scale = std::max({std::abs(analytic), std::abs(numeric.value), floor});
+  const Real gap = std::max(Real(0), std::abs(analytic - numeric.value) - numeric.rounding);
+  return scale > 0 ? gap / scale : gap;
 }
 
 // The projection's change Σ r_ij (y⁺_ij − y⁻_ij) / (u⁺ − u⁻). Differencing
 // entry by entry before summing keeps the outputs the perturbation does not
 // touch at an exact zero; dividing by the step actually taken, u⁺ − u⁻ (exact
 // in floating point), rather than 2h removes the error of rounding u ± h.
-Real projected_central_difference(const Matrix& y_plus, const Matrix& y_minus, const Matrix& r,
-                                  Real taken_step) {
+CentralDifference projected_central_difference(const Matrix& y_plus, const Matrix& y_minus,
+                                               const Matrix& r, Real taken_step) {
   if (y_plus.shape() != r.shape() || y_minus.shape() != r.shape())
     throw Error(
         "gradient check: forward returned an output of another shape for a perturbed input");
-  Real sum = 0;
-  for (Index k = 0; k < r.size(); ++k) sum += r.flat(k) * (y_plus.flat(k) - y_minus.flat(k));
-  return sum / taken_step;
+  constexpr Real eps = std::numeric_limits<Real>::epsilon();
+  CentralDifference d;
+  for (Index k = 0; k < r.size(); ++k) {
+    d.value += r.flat(k) * (y_plus.flat(k) - y_minus.flat(k));
+    d.rounding +=
+        std::abs(r.flat(k)) * eps * (std::abs(y_plus.flat(k)) + std::abs(y_minus.flat(k)));
+  }
+  d.value /= taken_step;
+  d.rounding /= taken_step;
+  return d;
 }
 
 void validate_options(const GradientCheckOptions& options) {
@@ -77,8 +97,8 @@ void validate_options(const GradientCheckOptions& options) {
   if (!(options.absolute_floor >= 0)) throw Error("gradient check: absolute_floor must be >= 0");
 }
 
-void compare(TensorComparison& c, const Matrix& shape_of, Index k, Real analytic, Real numeric,
-             Real floor, Index first_col = 0) {
+void compare(TensorComparison& c, const Matrix& shape_of, Index k, Real analytic,
+             const CentralDifference& numeric, Real floor, Index first_col = 0) {
   const Real error = relative_error(analytic, numeric, floor);
   ++c.entries;
   if (c.entries == 1 || error > c.worst_error) {
@@ -86,7 +106,7 @@ void compare(TensorComparison& c, const Matrix& shape_of, Index k, Real analytic
     c.worst_index = k;
     c.worst_index_text = index_text(shape_of, k, first_col);
     c.analytic = analytic;
-    c.numeric = numeric;
+    c.numeric = numeric.value;
   }
 }
 

@@ -46,10 +46,12 @@ class FLOWS_API MaskedLinear {
 
   // Runs the layer with the columns of its input in the order `in_units`
   // (column j of x is input unit in_units[j]) and the columns of its output
-  // in the order `out_units`; the parameters, the mask and the gradients keep
-  // the units' own order. An empty list keeps the units' own order. A MADE
+  // in the order `out_units`; the mask keeps the units' own order. An empty
+  // list keeps the units' own order. A MADE
   // orders its units by degree: its masks then become staircases, and the
-  // products skip their empty blocks (plan_row_blocks).
+  // products skip their empty blocks (plan_row_blocks). The weight and bias
+  // are then kept in the compute order too (Parameter::saved_index maps them
+  // back; in_saved_order gives their values or gradients in the units' order).
   void set_compute_order(std::vector<Index> in_units, std::vector<Index> out_units);
   // The row blocks of the mask in the compute order (one block when dense).
   const std::vector<RowBlock>& row_blocks() const { return blocks_; }
@@ -76,7 +78,6 @@ class FLOWS_API MaskedLinear {
   // sorted by degree), the ones of each row; else empty, and the copies and
   // gradients go through the mask.
   std::vector<Index> leading_ones_;
-  std::vector<Real> bias_sums_;   // backward's Σ_rows dL/dy (when reordered_)
   std::vector<RowBlock> blocks_;  // of the mask in the compute order
   PerPrecision<DenseCopy> copy_;  // W ⊙ M and b of the last forward
 };
