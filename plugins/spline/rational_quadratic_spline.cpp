@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include <xsimd/xsimd.hpp>
@@ -296,6 +297,13 @@ namespace {
 // 256 doubles) stay in L1/L2 while it is processed.
 constexpr Index kChunk = 256;
 
+// The rows of a chunk in SIMD batches of kLanes: the bin search and the
+// rational-quadratic arithmetic below run on kLanes rows at once, branch-free.
+using Batch = xsimd::batch<Real>;
+using Mask = Batch::batch_bool_type;
+constexpr Index kLanes = Batch::size;
+static_assert(kChunk % kLanes == 0, "a chunk is whole SIMD batches");
+
 // Per-thread scratch of the batch paths, in structure-of-arrays form so that
 // the exponentials and logarithms run over contiguous 1-D tensors (xsimd
 // vectorizes them). It only grows, so training steps do not allocate.
@@ -303,6 +311,7 @@ struct Scratch {
   std::vector<Vector> param;  // param[p][i]: parameter p of chunk row i, then its transform
   std::vector<Vector> sig;    // σ(e) of the inner derivative parameters
   Vector top, sum, tmp, arg;
+  Vector value;  // the chunk's inputs of the column (see gather_column)
 
   void reserve(Index params, Index bins) {
     auto sized = [](Vector& v) {
@@ -312,7 +321,7 @@ struct Scratch {
     if (sig.size() + 1 < bins) sig.resize(bins - 1);
     for (Vector& v : param) sized(v);
     for (Vector& v : sig) sized(v);
-    sized(top), sized(sum), sized(tmp), sized(arg);
+    sized(top), sized(sum), sized(tmp), sized(arg), sized(value);
   }
 };
 
@@ -322,7 +331,10 @@ Scratch& scratch(Index params, Index bins) {
   return s;
 }
 
-// Copies parameter p of column j for rows [r0, r0 + m) into s.param[p].
+// Copies parameter p of column j for rows [r0, r0 + m) into s.param[p], and
+// zeros the rest of the chunk: the vectorized code runs over whole chunks and
+// SIMD batches, and zeros keep its unused lanes finite (whatever an earlier
+// call left there).
 void gather(const Matrix& params, const ColumnSet& set, Index j, Index r0, Index m, Index count,
             Scratch& s) {
   const Index pcols = params.shape(1);
@@ -331,6 +343,7 @@ void gather(const Matrix& params, const ColumnSet& set, Index j, Index r0, Index
     Real* out = s.param[p].data();
     const Real* in = base + p * set.stride;
     for (Index i = 0; i < m; ++i) out[i] = in[i * pcols];
+    std::fill(out + m, out + kChunk, Real(0));
   }
 }
 
@@ -339,10 +352,7 @@ void gather(const Matrix& params, const ColumnSet& set, Index j, Index r0, Index
 // extra entries are scratch). xtensor 0.24 evaluates xt::log with the scalar
 // libm call; xsimd's vectorized log is several times faster.
 void log_in_place(Real* v, Index n) {
-  using Batch = xsimd::batch<Real>;
-  constexpr Index width = Batch::size;
-  static_assert(kChunk % width == 0, "a chunk is whole SIMD batches");
-  for (Index i = 0; i < n; i += width)
+  for (Index i = 0; i < n; i += kLanes)
     xsimd::log(Batch::load_unaligned(v + i)).store_unaligned(v + i);
 }
 
@@ -374,11 +384,103 @@ void derivatives(Scratch& s, Index first, Index bins, Real min_derivative) {
   }
 }
 
+// a b + c rounded once. The batch paths place FMAs explicitly where GCC
+// (-ffp-contract=fast, its default for C++) contracts the same expressions in
+// scalar code (find_bin, bin_at, forward_one, inverse_one), so that each
+// lane's knots, bin and forward values are bitwise those of the scalar
+// expressions, and an x on a knot falls in the same bin. (xsimd 8's fma on
+// AVX-512 is a multiply and an add, which GCC does not always contract.)
+template <class A>
+inline xsimd::batch<Real, A> fused(const xsimd::batch<Real, A>& a, const xsimd::batch<Real, A>& b,
+                                   const xsimd::batch<Real, A>& c) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_base_of<xsimd::avx512f, A>::value) return _mm512_fmadd_pd(a, b, c);
+#endif
+  return xsimd::fma(a, b, c);
+}
+inline Batch fma(const Batch& a, const Batch& b, const Batch& c) {
+  return fused(a, b, c);
+}
+inline Batch fma(Real a, const Batch& b, Real c) {
+  return fused(Batch(a), b, Batch(c));
+}
+inline Batch fma(Real a, const Batch& b, const Batch& c) {
+  return fused(Batch(a), b, c);
+}
+
+// Column c of rows [r0, r0 + m) of a row-major matrix with `cols` columns
+// into v, then zeros up to whole SIMD batches (inside [-B, B], so harmless).
+void gather_column(const Real* in, Index cols, Index c, Index r0, Index m, Real* v) {
+  for (Index i = 0; i < m; ++i) v[i] = in[(r0 + i) * cols + c];
+  for (Index i = m; i % kLanes != 0; ++i) v[i] = 0;
+}
+
+// δ_{k+1} ξ² + 2 s t + δ_k (1-ξ)², with t = ξ(1-ξ): dy/dx = s² · this / den².
+inline Batch slope_numerator(const Batch& xi, const Batch& t, const Batch& sl, const Batch& d0,
+                             const Batch& d1) {
+  const Batch u = 1.0 - xi;
+  return fma(d0 * u, u, fma(d1 * xi, xi, 2.0 * sl * t));
+}
+
+// Per lane, the bin of v in the partition of normalized sizes p[q][i + lane]
+// and its two knots, as find_bin computes them: the same accumulation and
+// comparisons, a lane leaving the search (find_bin's break) at its first knot
+// above v, so that each lane's knots are find_bin's. k is a Real, exact.
+struct BinBatch {
+  Batch k, lo, hi;
+};
+inline BinBatch search_bin(const Batch& v, const Real* const* p, Index i, Index bins, Real min_size,
+                           Real scale, Real bound) {
+  Batch k(Real(0)), cum(Real(0)), lo(-bound), hi(bound), qb(Real(0));
+  Mask open(true);  // lanes whose knots so far are all ≤ v
+  for (Index q = 1; q < bins; ++q) {
+    qb += Real(1);  // q
+    cum += fma(scale, Batch::load_unaligned(p[q - 1] + i), min_size);
+    const Batch knot = fma(2 * bound, cum, -bound);
+    const Mask ge = v >= knot;
+    hi = xsimd::select(open & !ge, knot, hi);
+    open = open & ge;
+    k = xsimd::select(open, qb, k);
+    lo = xsimd::select(open, knot, lo);
+  }
+  return {k, lo, hi};
+}
+
+// Per lane, the knots of bin k in the other partition, accumulated as bin_at
+// does, and the knot derivatives δ_k, δ_{k+1} (1 at the ends) from
+// deriv[q][i + lane] = δ_{q+1}.
+struct KnotBatch {
+  Batch lo, hi, d0, d1;
+};
+inline KnotBatch knots_at(const Batch& k, const Real* const* p, const Real* const* deriv, Index i,
+                          Index bins, Real min_size, Real scale, Real bound) {
+  Batch cum(Real(0)), lo(-bound), hi(bound), d0(Real(1)), d1(Real(1)), qb(Real(0));
+  for (Index q = 0; q < bins; ++q, qb += Real(1)) {
+    const Mask at = k == qb;
+    const Batch pq = Batch::load_unaligned(p[q] + i);
+    if (q > 0) {
+      lo = xsimd::select(at, fma(2 * bound, cum, -bound), lo);
+      d0 = xsimd::select(at, Batch::load_unaligned(deriv[q - 1] + i), d0);
+    }
+    if (q + 1 < bins) {
+      hi = xsimd::select(at, fma(2 * bound, fma(scale, pq, cum + min_size), -bound), hi);
+      d1 = xsimd::select(at, Batch::load_unaligned(deriv[q] + i), d1);
+    }
+    cum += fma(scale, pq, min_size);
+  }
+  return {lo, hi, d0, d1};
+}
+
 }  // namespace
 
 // The batch paths compute what forward_one / inverse_one compute, chunk by
-// chunk: softmaxes, softplus and logarithms vectorized over rows, the bin
-// search and the rational-quadratic arithmetic per element.
+// chunk: softmaxes, softplus and logarithms vectorized over rows, then the bin
+// search and the rational-quadratic arithmetic over SIMD batches of rows. The
+// chunk's last batch is padded (parameters and inputs 0, see gather and
+// gather_column) and its extra lanes dropped, so a row's result does not depend
+// on where it falls in the chunk. Rows outside [-B, B] (and NaN) compute on
+// x = 0 and are then replaced by the identity. Chunks are the outer loop, so
+// that a chunk's rows of `params` are still in cache for its next column.
 void RationalQuadraticSpline::forward(const Matrix& in, Matrix& out, Vector& logdet,
                                       const ColumnSet& set, const Matrix& params,
                                       Real* cache) const {
@@ -388,73 +490,71 @@ void RationalQuadraticSpline::forward(const Matrix& in, Matrix& out, Vector& log
   Scratch& s = scratch(P, K);
   const Real* pw[kMaxBins];  // the chunk's normalized widths and heights, per bin
   const Real* ph[kMaxBins];
+  const Real* pd[kMaxBins];  // and its inner knot derivatives δ_1 .. δ_{K-1}
   for (Index k = 0; k < K; ++k) pw[k] = s.param[k].data(), ph[k] = s.param[K + k].data();
+  for (Index k = 0; k + 1 < K; ++k) pd[k] = s.param[2 * K + k].data();
   const Real wscale = 1 - options_.min_bin_width * Real(K);
   const Real hscale = 1 - options_.min_bin_height * Real(K);
-  for (Index j = 0; j < set.count; ++j) {
-    const Index c = set.cols[j];
-    for (Index r0 = 0; r0 < rows; r0 += kChunk) {
-      const Index m = std::min(kChunk, rows - r0);
+  for (Index r0 = 0; r0 < rows; r0 += kChunk) {
+    const Index m = std::min(kChunk, rows - r0);
+    for (Index j = 0; j < set.count; ++j) {
+      const Index c = set.cols[j];
       gather(params, set, j, r0, m, P, s);
       normalize(s, 0, K);
       normalize(s, K, K);
       derivatives(s, 2 * K, K, options_.min_derivative);
-      Real* arg = s.arg.data();
-      for (Index i = 0; i < m; ++i) {
-        const Index r = r0 + i;
-        const Real x = in.data()[r * cols + c];
-        Real* slot = cache ? cache + (r * set.count + j) * csize : nullptr;
-        if (!(x >= -B && x <= B)) {
-          out.data()[r * cols + c] = x;
-          arg[i] = 1;
-          if (slot) slot[kInside] = 0;
-          continue;
+      Real* value = s.value.data();
+      gather_column(in.data(), cols, c, r0, m, value);
+      for (Index i = 0; i < m; i += kLanes) {
+        const Index n = std::min(kLanes, m - i);
+        const Batch x_in = Batch::load_unaligned(value + i);
+        const Mask inside = (x_in >= Batch(-B)) & (x_in <= Batch(B));
+        const Batch x = xsimd::select(inside, x_in, Batch(Real(0)));
+        const BinBatch bx = search_bin(x, pw, i, K, options_.min_bin_width, wscale, B);
+        const KnotBatch by = knots_at(bx.k, ph, pd, i, K, options_.min_bin_height, hscale, B);
+        const Batch d0 = by.d0, d1 = by.d1;
+        const Batch w = bx.hi - bx.lo, h = by.hi - by.lo, sl = h / w;
+        const Batch xi = (x - bx.lo) / w;
+        const Batch t = xi * (1.0 - xi);
+        const Batch den = fma(d0 + d1 - 2.0 * sl, t, sl);
+        const Batch y = by.lo + h * fma(sl * xi, xi, d0 * t) / den;
+        const Batch arg = sl * sl * slope_numerator(xi, t, sl, d0, d1) / (den * den);
+        Real yv[kLanes], lv[kLanes];
+        xsimd::select(inside, y, x_in).store_unaligned(yv);
+        xsimd::log(xsimd::select(inside, arg, Batch(Real(1)))).store_unaligned(lv);
+        for (Index l = 0; l < n; ++l) {
+          out.data()[(r0 + i + l) * cols + c] = yv[l];
+          logdet(r0 + i + l) += lv[l];
         }
-        // The bin: inner knots ≤ x, accumulated as find_bin does.
-        Index k = 0;
-        Real cum = 0, lo = -B, hi = B;
-        for (Index q = 1; q < K; ++q) {
-          cum += options_.min_bin_width + wscale * pw[q - 1][i];
-          const Real knot = 2 * B * cum - B;
-          if (x >= knot) {
-            k = q;
-            lo = knot;
-          } else {
-            hi = knot;
-            break;
-          }
-        }
-        Real hcum = 0;
-        for (Index q = 0; q < k; ++q) hcum += options_.min_bin_height + hscale * ph[q][i];
-        const Real ylo = k == 0 ? -B : 2 * B * hcum - B;
-        const Real yhi =
-            k + 1 < K ? 2 * B * (hcum + options_.min_bin_height + hscale * ph[k][i]) - B : B;
-        const Real d0 = k == 0 ? Real(1) : s.param[2 * K + k - 1][i];
-        const Real d1 = k + 1 == K ? Real(1) : s.param[2 * K + k][i];
-        const Real w = hi - lo, h = yhi - ylo, sl = h / w;
-        const Real xi = (x - lo) / w;
-        const Real t = xi * (1 - xi);
-        const Real den = sl + (d0 + d1 - 2 * sl) * t;
-        out.data()[r * cols + c] = ylo + h * (sl * xi * xi + d0 * t) / den;
-        arg[i] = sl * sl * (d1 * xi * xi + 2 * sl * t + d0 * (1 - xi) * (1 - xi)) / (den * den);
-        if (slot) {
-          slot[kInside] = 1;
-          slot[kBin] = Real(k);
-          slot[kXi] = xi;
-          slot[kWidth] = w;
-          slot[kHeight] = h;
-          slot[kD0] = d0;
-          slot[kD1] = d1;
-          slot[kSig0] = k == 0 ? Real(0) : s.sig[k - 1][i];
-          slot[kSig1] = k + 1 == K ? Real(0) : s.sig[k][i];
+        if (!cache) continue;
+        Real kv[kLanes], xiv[kLanes], wv[kLanes], hv[kLanes], d0v[kLanes], d1v[kLanes], iv[kLanes];
+        xsimd::select(inside, Batch(Real(1)), Batch(Real(0))).store_unaligned(iv);
+        bx.k.store_unaligned(kv);
+        xi.store_unaligned(xiv);
+        w.store_unaligned(wv);
+        h.store_unaligned(hv);
+        d0.store_unaligned(d0v);
+        d1.store_unaligned(d1v);
+        for (Index l = 0; l < n; ++l) {
+          const Index row = i + l;
+          Real* slot = cache + ((r0 + row) * set.count + j) * csize;
+          slot[kInside] = iv[l];
+          if (iv[l] == 0) continue;
+          const Index k = static_cast<Index>(kv[l]);
+          slot[kBin] = kv[l];
+          slot[kXi] = xiv[l];
+          slot[kWidth] = wv[l];
+          slot[kHeight] = hv[l];
+          slot[kD0] = d0v[l];
+          slot[kD1] = d1v[l];
+          slot[kSig0] = k == 0 ? Real(0) : s.sig[k - 1][row];
+          slot[kSig1] = k + 1 == K ? Real(0) : s.sig[k][row];
           for (Index q = 0; q < K; ++q) {
-            slot[kSoftmax + q] = pw[q][i];
-            slot[kSoftmax + K + q] = ph[q][i];
+            slot[kSoftmax + q] = pw[q][row];
+            slot[kSoftmax + K + q] = ph[q][row];
           }
         }
       }
-      log_in_place(arg, m);
-      for (Index i = 0; i < m; ++i) logdet(r0 + i) += arg[i];
     }
   }
 }
@@ -467,62 +567,51 @@ void RationalQuadraticSpline::inverse(const Matrix& in, Matrix& out, Vector& log
   Scratch& s = scratch(P, K);
   const Real* pw[kMaxBins];  // the chunk's normalized widths and heights, per bin
   const Real* ph[kMaxBins];
+  const Real* pd[kMaxBins];  // and its inner knot derivatives δ_1 .. δ_{K-1}
   for (Index k = 0; k < K; ++k) pw[k] = s.param[k].data(), ph[k] = s.param[K + k].data();
+  for (Index k = 0; k + 1 < K; ++k) pd[k] = s.param[2 * K + k].data();
   const Real wscale = 1 - options_.min_bin_width * Real(K);
   const Real hscale = 1 - options_.min_bin_height * Real(K);
-  for (Index j = 0; j < set.count; ++j) {
-    const Index c = set.cols[j];
-    for (Index r0 = 0; r0 < rows; r0 += kChunk) {
-      const Index m = std::min(kChunk, rows - r0);
+  for (Index r0 = 0; r0 < rows; r0 += kChunk) {
+    const Index m = std::min(kChunk, rows - r0);
+    for (Index j = 0; j < set.count; ++j) {
+      const Index c = set.cols[j];
       gather(params, set, j, r0, m, P, s);
       normalize(s, 0, K);
       normalize(s, K, K);
       derivatives(s, 2 * K, K, options_.min_derivative);
-      Real* arg = s.arg.data();
-      for (Index i = 0; i < m; ++i) {
-        const Index r = r0 + i;
-        const Real y = in.data()[r * cols + c];
-        if (!(y >= -B && y <= B)) {
-          out.data()[r * cols + c] = y;
-          arg[i] = 1;
-          continue;
-        }
-        Index k = 0;
-        Real cum = 0, ylo = -B, yhi = B;
-        for (Index q = 1; q < K; ++q) {
-          cum += options_.min_bin_height + hscale * ph[q - 1][i];
-          const Real knot = 2 * B * cum - B;
-          if (y >= knot) {
-            k = q;
-            ylo = knot;
-          } else {
-            yhi = knot;
-            break;
-          }
-        }
-        Real wcum = 0;
-        for (Index q = 0; q < k; ++q) wcum += options_.min_bin_width + wscale * pw[q][i];
-        const Real lo = k == 0 ? -B : 2 * B * wcum - B;
-        const Real hi =
-            k + 1 < K ? 2 * B * (wcum + options_.min_bin_width + wscale * pw[k][i]) - B : B;
-        const Real d0 = k == 0 ? Real(1) : s.param[2 * K + k - 1][i];
-        const Real d1 = k + 1 == K ? Real(1) : s.param[2 * K + k][i];
-        const Real w = hi - lo, h = yhi - ylo, sl = h / w;
-        const Real dy = y - ylo;
-        const Real curve = d0 + d1 - 2 * sl;
-        const Real a = h * (sl - d0) + dy * curve;
-        const Real b = h * d0 - dy * curve;
-        const Real cc = -sl * dy;
-        const Real disc = std::max(b * b - 4 * a * cc, Real(0));
-        const Real xi = 2 * cc / (-b - std::sqrt(disc));
-        const Real t = xi * (1 - xi);
-        const Real den = sl + curve * t;
-        out.data()[r * cols + c] = lo + xi * w;
+      Real* value = s.value.data();
+      gather_column(in.data(), cols, c, r0, m, value);
+      for (Index i = 0; i < m; i += kLanes) {
+        const Index n = std::min(kLanes, m - i);
+        const Batch y_in = Batch::load_unaligned(value + i);
+        const Mask inside = (y_in >= Batch(-B)) & (y_in <= Batch(B));
+        const Batch y = xsimd::select(inside, y_in, Batch(Real(0)));
+        const BinBatch by = search_bin(y, ph, i, K, options_.min_bin_height, hscale, B);
+        const KnotBatch bx = knots_at(by.k, pw, pd, i, K, options_.min_bin_width, wscale, B);
+        const Batch d0 = bx.d0, d1 = bx.d1;
+        const Batch w = bx.hi - bx.lo, h = by.hi - by.lo, sl = h / w;
+        const Batch dy = y - by.lo;
+        const Batch curve = d0 + d1 - 2.0 * sl;
+        const Batch a = fma(h, sl - d0, dy * curve);
+        const Batch b = fma(h, d0, -(dy * curve));  // contracted, as in inverse_one
+        const Batch cc = -sl * dy;
+        const Batch d = fma(b, b, -(4.0 * a * cc));
+        const Batch disc = xsimd::select(d < Batch(Real(0)), Batch(Real(0)), d);  // max(d, 0)
+        const Batch xi = 2.0 * cc / (-b - xsimd::sqrt(disc));
+        const Batch t = xi * (1.0 - xi);
+        const Batch den = fma(curve, t, sl);
+        const Batch x = fma(xi, w, bx.lo);
         // log dx/dy = -log dy/dx
-        arg[i] = (den * den) / (sl * sl * (d1 * xi * xi + 2 * sl * t + d0 * (1 - xi) * (1 - xi)));
+        const Batch arg = (den * den) / (sl * sl * slope_numerator(xi, t, sl, d0, d1));
+        Real xv[kLanes], lv[kLanes];
+        xsimd::select(inside, x, y_in).store_unaligned(xv);
+        xsimd::log(xsimd::select(inside, arg, Batch(Real(1)))).store_unaligned(lv);
+        for (Index l = 0; l < n; ++l) {
+          out.data()[(r0 + i + l) * cols + c] = xv[l];
+          logdet(r0 + i + l) += lv[l];
+        }
       }
-      log_in_place(arg, m);
-      for (Index i = 0; i < m; ++i) logdet(r0 + i) += arg[i];
     }
   }
 }

@@ -40,8 +40,9 @@ struct SplineOptions {
 // In bin k, with ξ = (x - x_k)/(x_{k+1} - x_k) and s_k = (y_{k+1} - y_k)/(x_{k+1} - x_k):
 //   y = y_k + (y_{k+1} - y_k) [s_k ξ² + δ_k ξ(1-ξ)] / [s_k + (δ_{k+1} + δ_k - 2 s_k) ξ(1-ξ)]
 //   dy/dx = s_k² [δ_{k+1} ξ² + 2 s_k ξ(1-ξ) + δ_k (1-ξ)²] / [s_k + (δ_{k+1} + δ_k - 2 s_k) ξ(1-ξ)]²
-// Every branch is computed only for the elements that take it, so a tail
-// element never evaluates the spline and no NaN can reach a gradient.
+// A tail element's value, log-derivative and gradient never involve the
+// spline (the batch paths evaluate it on 0 for such rows, branch-free, and
+// drop the result), so no NaN can reach a gradient.
 // As a BoundedTransformer it tells the layers that use it B, for the doctor.
 class RationalQuadraticSpline final : public Transformer, public BoundedTransformer {
  public:
