@@ -415,6 +415,19 @@ void gather_column(const Real* in, Index cols, Index c, Index r0, Index m, Real*
   for (Index i = m; i % kLanes != 0; ++i) v[i] = 0;
 }
 
+// One chunk of one column, ready for the batch paths: its parameters
+// normalized (widths, heights, knot derivatives) and its inputs, padded.
+// (The scratch only grows, so the bins are given, not read off its sizes.)
+const Real* prepare_chunk(const Matrix& params, const ColumnSet& set, Index j, Index r0, Index m,
+                          const Matrix& in, Index c, Index bins, Real min_derivative, Scratch& s) {
+  gather(params, set, j, r0, m, 3 * bins - 1, s);
+  normalize(s, 0, bins);
+  normalize(s, bins, bins);
+  derivatives(s, 2 * bins, bins, min_derivative);
+  gather_column(in.data(), in.shape(1), c, r0, m, s.value.data());
+  return s.value.data();
+}
+
 // δ_{k+1} ξ² + 2 s t + δ_k (1-ξ)², with t = ξ(1-ξ): dy/dx = s² · this / den².
 inline Batch slope_numerator(const Batch& xi, const Batch& t, const Batch& sl, const Batch& d0,
                              const Batch& d1) {
@@ -499,12 +512,8 @@ void RationalQuadraticSpline::forward(const Matrix& in, Matrix& out, Vector& log
     const Index m = std::min(kChunk, rows - r0);
     for (Index j = 0; j < set.count; ++j) {
       const Index c = set.cols[j];
-      gather(params, set, j, r0, m, P, s);
-      normalize(s, 0, K);
-      normalize(s, K, K);
-      derivatives(s, 2 * K, K, options_.min_derivative);
-      Real* value = s.value.data();
-      gather_column(in.data(), cols, c, r0, m, value);
+      const Real* value =
+          prepare_chunk(params, set, j, r0, m, in, c, K, options_.min_derivative, s);
       for (Index i = 0; i < m; i += kLanes) {
         const Index n = std::min(kLanes, m - i);
         const Batch x_in = Batch::load_unaligned(value + i);
@@ -576,12 +585,8 @@ void RationalQuadraticSpline::inverse(const Matrix& in, Matrix& out, Vector& log
     const Index m = std::min(kChunk, rows - r0);
     for (Index j = 0; j < set.count; ++j) {
       const Index c = set.cols[j];
-      gather(params, set, j, r0, m, P, s);
-      normalize(s, 0, K);
-      normalize(s, K, K);
-      derivatives(s, 2 * K, K, options_.min_derivative);
-      Real* value = s.value.data();
-      gather_column(in.data(), cols, c, r0, m, value);
+      const Real* value =
+          prepare_chunk(params, set, j, r0, m, in, c, K, options_.min_derivative, s);
       for (Index i = 0; i < m; i += kLanes) {
         const Index n = std::min(kLanes, m - i);
         const Batch y_in = Batch::load_unaligned(value + i);
