@@ -131,8 +131,12 @@ class EvaluatorOf final : public VelocityField::Evaluator::Impl {
  private:
   // x in T (stacked twice when guided) into rows_.
   void network_rows(const Matrix& x);
+  // c0_ = b_0 + W_0t e(t).
+  void fold_time(Real t);
   // The network on rows_ into out.
   void forward(Real t, M& out, bool derivatives);
+  // The same without derivatives, through the fused small dense kernel.
+  void fused_forward(Real t, M& out);
   // (1 + w) top half − w bottom half of raw (2n x width), row by row, into out (float64).
   template <class Out>
   void combine(const T* raw, Index n, Index width, Out* out) const;
@@ -158,6 +162,10 @@ class EvaluatorOf final : public VelocityField::Evaluator::Impl {
   std::vector<M> pre_, act_, deriv_, grad_;
   M rows_, out_, probe_, input_grad_;
   std::vector<T> div_;
+  // The layers packed for small_dense_forward, when every layer suits it:
+  // the weights are fixed for the evaluator's life (layer 0's bias, c0_,
+  // is written before each pass).
+  std::vector<nn::PackedDense<T>> packed_;
 };
 
 template <class T>
@@ -204,6 +212,14 @@ EvaluatorOf<T>::EvaluatorOf(const VelocityField& field, const Matrix& context, R
   }
   embedding_.resize(e);
   c0_.resize(h0);
+  bool small = nn::small_dense_suits<T>(d, h0);
+  for (Index k = 1; k < layers_; ++k)
+    small = small && nn::small_dense_suits<T>(weight_[k].shape(1), weight_[k].shape(0));
+  if (small) {
+    packed_.resize(layers_);
+    packed_[0].pack(w0x_, c0_.data(), nullptr);
+    for (Index k = 1; k < layers_; ++k) packed_[k].pack(weight_[k], bias_[k].data(), nullptr);
+  }
   pre_.resize(layers_);
   act_.resize(layers_);
   deriv_.resize(layers_);
@@ -253,13 +269,18 @@ void EvaluatorOf<T>::finish(Index n, Matrix& v, Vector* divergence) {
 // columns fold into the bias and its context columns into the fixed per-row
 // term: a_0 = x W_0xᵀ + (b_0 + W_0t e(t)) + [c, m] W_0cᵀ.
 template <class T>
-void EvaluatorOf<T>::forward(Real t, M& out, bool derivatives) {
+void EvaluatorOf<T>::fold_time(Real t) {
   field_.embed_time(t, embedding_.data());
   for (Index r = 0; r < c0_.size(); ++r) {
     Real s = bias_[0](0, r);
     for (Index j = 0; j < embedding_.size(); ++j) s += w0t_(r, j) * embedding_[j];
     c0_[r] = static_cast<T>(s);
   }
+}
+
+template <class T>
+void EvaluatorOf<T>::forward(Real t, M& out, bool derivatives) {
+  fold_time(t);
   const nn::Activation& activation = field_.mlp_.activation();
   const Index rows = rows_.shape(0), last = layers_ - 1;
   M& first = last == 0 ? out : pre_[0];
@@ -278,10 +299,35 @@ void EvaluatorOf<T>::forward(Real t, M& out, bool derivatives) {
   }
 }
 
+// h_0 = f(x W_0xᵀ + c0 [+ [c, m] W_0cᵀ]), h_k = f(h_{k-1} W_kᵀ + b_k), the
+// last layer without f; each layer one pass of the fused kernel.
+template <class T>
+void EvaluatorOf<T>::fused_forward(Real t, M& out) {
+  fold_time(t);
+  std::copy(c0_.begin(), c0_.end(), packed_[0].bias.begin());
+  const nn::Activation identity(nn::Activation::Kind::identity);
+  const nn::Activation& activation = field_.mlp_.activation();
+  const Index rows = rows_.shape(0), last = layers_ - 1;
+  M& first = last == 0 ? out : act_[0];
+  ensure(first, rows, w0x_.shape(0));
+  if (conditional_) std::copy(context_pre_.begin(), context_pre_.end(), first.begin());
+  nn::small_dense_forward(rows_, packed_[0], last == 0 ? identity : activation, first,
+                          /*accumulate=*/conditional_);
+  for (Index k = 0; k < last; ++k) {
+    M& next = k + 1 == last ? out : act_[k + 1];
+    ensure(next, rows, weight_[k + 1].shape(0));
+    nn::small_dense_forward(act_[k], packed_[k + 1], k + 1 == last ? identity : activation, next,
+                            false);
+  }
+}
+
 template <class T>
 void EvaluatorOf<T>::velocity(const Matrix& x, Real t, Matrix& v) {
   network_rows(x);
-  forward(t, out_, false);
+  if (packed_.empty())
+    forward(t, out_, false);
+  else
+    fused_forward(t, out_);
   finish(x.shape(0), v, nullptr);
 }
 

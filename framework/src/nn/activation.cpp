@@ -6,21 +6,15 @@
 #include <xtensor/xmath.hpp>
 #include <xtensor/xoperation.hpp>
 
+#include "activation_batch.hpp"
 #include "flows/config.hpp"
 #include "flows/error.hpp"
 
 namespace flows::nn {
 
-namespace {
-
-// SELU's fixed point constants (Klambauer et al. 2017, "Self-Normalizing Neural
-// Networks", eq. 14).
-constexpr Real kSeluScale = 1.0507009873554804934193349852946;
-constexpr Real kSeluAlpha = 1.6732632423543772848170429916717;
-// ELU's α (Clevert et al. 2016 use α = 1).
-constexpr Real kEluAlpha = 1.0;
-
-}  // namespace
+using detail::kEluAlpha;
+using detail::kSeluAlpha;
+using detail::kSeluScale;
 
 const std::vector<std::string>& Activation::names() {
   static const std::vector<std::string> all{"identity", "relu", "tanh", "elu", "selu", "silu"};
@@ -86,8 +80,7 @@ Real Activation::derivative(Real a) const {
   return 1;
 }
 
-// One xsimd pass computes f and, when asked, f' (SELU and ELU share one
-// branch: f = λ a (a > 0), λα (eᵃ − 1) else; f' = λ, or f + λα); the tail
+// One xsimd pass computes f and, when asked, f' (ActivationBatch); the tail
 // that does not fill a SIMD batch goes through value() and derivative().
 template <class T>
 void Activation::forward(const MatrixOf<T>& a, MatrixOf<T>& h, MatrixOf<T>* derivative) const {
@@ -105,37 +98,10 @@ void Activation::forward(const MatrixOf<T>& a, MatrixOf<T>& h, MatrixOf<T>* deri
     if (pd) std::fill(pd, pd + n, T(1));
     return;
   }
-  const T scale = static_cast<T>(kind_ == Kind::selu ? kSeluScale : 1);
-  const T alpha = static_cast<T>(kind_ == Kind::selu ? kSeluAlpha : kEluAlpha);
-  const Batch zero(T(0)), one(T(1)), lambda(scale), lambda_alpha(scale * alpha);
+  const detail::ActivationBatch<T> f(*this);
   for (; k + width <= n; k += width) {
-    const Batch x = Batch::load_unaligned(pa + k);
-    Batch y, dy;
-    switch (kind_) {
-      case Kind::selu:
-      case Kind::elu:
-        // eᵃ − 1 rather than expm1(a): xsimd's expm1 costs twice its exp
-        // (W3's SELU field spent a fifth of its time there), and for a ≤ 0
-        // the difference is an absolute error below one ulp of 1.
-        y = xsimd::select(x > zero, lambda * x,
-                          lambda_alpha * (xsimd::exp(xsimd::min(x, zero)) - one));
-        if (pd) dy = xsimd::select(x > zero, lambda, y + lambda_alpha);
-        break;
-      case Kind::relu:
-        y = xsimd::max(x, zero);
-        if (pd) dy = xsimd::select(x > zero, one, zero);
-        break;
-      case Kind::tanh:
-        y = xsimd::tanh(x);
-        if (pd) dy = one - y * y;
-        break;
-      default: {  // silu: σ = 1 / (1 + e⁻ᵃ), f = a σ, f' = σ (1 + a (1 − σ))
-        const Batch sigma = one / (one + xsimd::exp(-x));
-        y = x * sigma;
-        if (pd) dy = sigma * (one + x * (one - sigma));
-        break;
-      }
-    }
+    Batch dy;
+    const Batch y = f(Batch::load_unaligned(pa + k), pd ? &dy : nullptr);
     y.store_unaligned(ph + k);
     if (pd) dy.store_unaligned(pd + k);
   }

@@ -26,17 +26,21 @@ Linear::Linear(Index in, Index out, Rng& rng)
 
 template <class T>
 void Linear::forward(const MatrixOf<T>& x, MatrixOf<T>& y) {
-  check_input("Linear", x, in_features());
   DenseCopy<T>& copy = copy_.get<T>();
-  copy.refresh(weight_, bias_, nullptr);
-  dense_layer_forward(copy, x, y, false);
+  infer(x, y, copy);
 }
 
 template <class T>
 void Linear::infer(const MatrixOf<T>& x, MatrixOf<T>& y, DenseCopy<T>& copy) const {
+  infer(x, y, copy, Activation(Activation::Kind::identity));
+}
+
+template <class T>
+void Linear::infer(const MatrixOf<T>& x, MatrixOf<T>& y, DenseCopy<T>& copy,
+                   const Activation& f) const {
   check_input("Linear", x, in_features());
   copy.refresh(weight_, bias_, nullptr);
-  dense_layer_forward(copy, x, y, false);
+  dense_layer_infer(copy, nullptr, x, f, y, false);
 }
 
 void Linear::infer(const Matrix& x, Matrix& y) const {
@@ -63,6 +67,8 @@ void Linear::backward(const MatrixOf<T>& x, const MatrixOf<T>& grad_y, MatrixOf<
 #define FLOWS_LINEAR(T)                                                                  \
   template void Linear::forward<T>(const MatrixOf<T>&, MatrixOf<T>&);                    \
   template void Linear::infer<T>(const MatrixOf<T>&, MatrixOf<T>&, DenseCopy<T>&) const; \
+  template void Linear::infer<T>(const MatrixOf<T>&, MatrixOf<T>&, DenseCopy<T>&,        \
+                                 const Activation&) const;                               \
   template void Linear::backward<T>(const MatrixOf<T>&, const MatrixOf<T>&, MatrixOf<T>&, bool);
 FLOWS_LINEAR(float)
 FLOWS_LINEAR(double)

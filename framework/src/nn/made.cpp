@@ -321,8 +321,7 @@ void Made::infer_as(const Matrix& x, const Matrix& context, Matrix& y, Buffers<T
     const MatrixOf<T>* in = &b.input;
     for (Index k = 0; k < last; ++k) {
       ensure(b.h, n, layer(k).out_features());
-      layer(k).infer(*in, b.h, b.copies[k]);
-      f.forward(b.h, b.h);
+      layer(k).infer(*in, b.h, b.copies[k], f);
       std::swap(b.h, b.a);
       in = &b.a;
     }
@@ -334,8 +333,7 @@ void Made::infer_as(const Matrix& x, const Matrix& context, Matrix& y, Buffers<T
     layer(0).infer(b.input, b.h, b.copies[0]);
     for (Index k = 0; k < options_.residual_blocks; ++k) {
       f.forward(b.h, b.a);
-      layer(1 + 2 * k).infer(b.a, b.b, b.copies[1 + 2 * k]);
-      f.forward(b.b, b.b);
+      layer(1 + 2 * k).infer(b.a, b.b, b.copies[1 + 2 * k], f);
       layer(2 + 2 * k).infer(b.b, b.h, b.copies[2 + 2 * k], /*accumulate=*/true);
     }
     f.forward(b.h, b.a);

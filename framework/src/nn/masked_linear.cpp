@@ -157,10 +157,15 @@ void MaskedLinear::forward(const MatrixOf<T>& x, MatrixOf<T>& y, bool accumulate
 template <class T>
 void MaskedLinear::infer(const MatrixOf<T>& x, MatrixOf<T>& y, DenseCopy<T>& copy,
                          bool accumulate) const {
+  infer(x, y, copy, Activation(Activation::Kind::identity), accumulate);
+}
+
+template <class T>
+void MaskedLinear::infer(const MatrixOf<T>& x, MatrixOf<T>& y, DenseCopy<T>& copy,
+                         const Activation& f, bool accumulate) const {
   check_input("MaskedLinear", x, in_features());
   refresh(copy);
-  if (!accumulate) ensure(y, x.shape(0), out_features());
-  blocked_forward(x, copy.weight, copy.bias.data(), blocks_, y, accumulate);
+  dense_layer_infer(copy, &blocks_, x, f, y, accumulate);
 }
 
 void MaskedLinear::infer(const Matrix& x, Matrix& y) const {
@@ -221,6 +226,8 @@ void MaskedLinear::backward(const MatrixOf<T>& x, const MatrixOf<T>& grad_y, Mat
   template void MaskedLinear::forward<T>(const MatrixOf<T>&, MatrixOf<T>&, bool);               \
   template void MaskedLinear::infer<T>(const MatrixOf<T>&, MatrixOf<T>&, DenseCopy<T>&, bool)   \
       const;                                                                                    \
+  template void MaskedLinear::infer<T>(const MatrixOf<T>&, MatrixOf<T>&, DenseCopy<T>&,         \
+                                       const Activation&, bool) const;                          \
   template void MaskedLinear::backward<T>(const MatrixOf<T>&, const MatrixOf<T>&, MatrixOf<T>&, \
                                           bool);
 FLOWS_MASKED_LINEAR(float)

@@ -128,8 +128,7 @@ void MLP::infer_as(const Matrix& x, Matrix& y, Buffers<T>& b) const {
   b.copies.resize(layers);
   convert(x, b.h);
   for (Index k = 0; k + 1 < layers; ++k) {
-    with_layer(k, [&](const auto& layer) { layer.infer(b.h, b.a, b.copies[k]); });
-    activation_.forward(b.a, b.a);  // in place
+    with_layer(k, [&](const auto& layer) { layer.infer(b.h, b.a, b.copies[k], activation_); });
     std::swap(b.a, b.h);
   }
   with_layer(layers - 1, [&](const auto& layer) { layer.infer(b.h, b.out, b.copies[layers - 1]); });

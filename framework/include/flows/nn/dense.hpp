@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "flows/export.hpp"
+#include "flows/nn/activation.hpp"
 #include "flows/parameter.hpp"
 #include "flows/precision.hpp"
 #include "flows/rng.hpp"
@@ -41,6 +42,48 @@ FLOWS_API void masked_copy(const Matrix& w, const Matrix* mask, MatrixOf<T>& out
 template <class T>
 FLOWS_API void add_weight_gradient(const MatrixOf<T>& g, const Matrix* mask, Matrix& grad);
 
+// Rows [row_begin, row_end) of a weight (output units of a layer) whose
+// entries are all zero from column col_end on: their product reads only the
+// first col_end columns of the input. A MADE's masks, with units ordered by
+// degree, are staircases, so most of their zero entries fall in such tails.
+struct RowBlock {
+  Index row_begin, row_end, col_end;
+};
+
+// A small dense layer's weight, transposed and packed for the fused kernel
+// small_dense_forward: panels of output columns, each panel's inputs as
+// contiguous rows of SIMD vectors (zero-padded), read only up to the last
+// input any of the panel's columns uses.
+template <class T>
+struct PackedDense {
+  struct Panel {
+    Index column_begin = 0, columns = 0;  // output columns [begin, begin + columns)
+    Index vectors = 0;                    // SIMD vectors per input row
+    Index inputs = 0;                     // inputs read: the panel's weight is zero past them
+    Index offset = 0;                     // of the panel's first entry in `values`
+  };
+  Index in = 0, out = 0;
+  std::vector<Panel> panels;
+  std::vector<T> values;  // per panel: inputs x (vectors x SIMD width) entries
+  std::vector<T> bias;    // `out` values padded to the last panel's width
+  // From w (out x in, row-major) and bias (out values or null). With blocks,
+  // the rows of w are zero past their block's col_end, and entries there are
+  // never read.
+  FLOWS_API void pack(const MatrixOf<T>& w, const T* bias, const std::vector<RowBlock>* blocks);
+};
+// Whether the fused kernel should run a layer of this size: its packed weight
+// must stay in the first-level cache, beyond which BLAS's blocking wins.
+template <class T>
+constexpr bool small_dense_suits(Index in, Index out) {
+  return in * out * sizeof(T) <= 64 * 1024;
+}
+// y = f(x Wᵀ + b), or y = f(x Wᵀ + b + y) with accumulate, in one pass per
+// block of rows with the sums in registers (x: n x in; y: n x out, already of
+// that shape). The activation's values are those of Activation::forward.
+template <class T>
+FLOWS_API void small_dense_forward(const MatrixOf<T>& x, const PackedDense<T>& packed,
+                                   const Activation& f, MatrixOf<T>& y, bool accumulate);
+
 // A dense layer's weight (⊙ its mask) and bias in the compute type T, copied
 // from the float64 parameters before each pass (the copy costs one read of
 // the weights, against a batch's worth of multiply-adds in the product), and
@@ -50,6 +93,7 @@ struct DenseCopy {
   MatrixOf<T> weight;  // out x in
   MatrixOf<T> bias;    // 1 x out
   MatrixOf<T> grad_weight;
+  PackedDense<T> packed;  // for inference through small_dense_forward
   FLOWS_API void refresh(const Parameter& w, const Parameter& b, const Matrix* mask);
 };
 
@@ -58,6 +102,14 @@ struct DenseCopy {
 template <class T>
 FLOWS_API void dense_layer_forward(const DenseCopy<T>& copy, const MatrixOf<T>& x, MatrixOf<T>& y,
                                    bool accumulate);
+// y = f(x Wᵀ + b), or f(x Wᵀ + b + y) with accumulate, for inference: the
+// fused kernel where small_dense_suits the layer (packing the copy's weight
+// into copy.packed), else the BLAS product (blocked_forward with blocks) and
+// then f. y is resized unless accumulating.
+template <class T>
+FLOWS_API void dense_layer_infer(DenseCopy<T>& copy, const std::vector<RowBlock>* blocks,
+                                 const MatrixOf<T>& x, const Activation& f, MatrixOf<T>& y,
+                                 bool accumulate);
 // grad_x = grad_y W and, with accumulate_params, adds (grad_yᵀ x) ⊙ mask to
 // w.grad and Σ_rows grad_y to b.grad (in float64).
 template <class T>
@@ -66,13 +118,6 @@ FLOWS_API void dense_layer_backward(DenseCopy<T>& copy, Parameter& w, Parameter&
                                     const MatrixOf<T>& grad_y, MatrixOf<T>& grad_x,
                                     bool accumulate_params);
 
-// Rows [row_begin, row_end) of a weight (output units of a layer) whose
-// entries are all zero from column col_end on: their product reads only the
-// first col_end columns of the input. A MADE's masks, with units ordered by
-// degree, are staircases, so most of their zero entries fall in such tails.
-struct RowBlock {
-  Index row_begin, row_end, col_end;
-};
 // Cuts the rows of a 0/1 mask into blocks of about `rows_per_block` rows, each
 // ending at the last column its rows use. One block of the whole matrix when
 // that would save less than an eighth of the multiply-adds (a dense product is

@@ -31,6 +31,9 @@ class FLOWS_API Linear {
   // buffer reused across calls).
   template <class T>
   void infer(const MatrixOf<T>& x, MatrixOf<T>& y, DenseCopy<T>& copy) const;
+  // infer and then f in one pass: y = f(x Wᵀ + b) (dense_layer_infer).
+  template <class T>
+  void infer(const MatrixOf<T>& x, MatrixOf<T>& y, DenseCopy<T>& copy, const Activation& f) const;
   void infer(const Matrix& x, Matrix& y) const;
   Matrix infer(const Matrix& x) const;
 

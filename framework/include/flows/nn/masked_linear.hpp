@@ -34,6 +34,11 @@ class FLOWS_API MaskedLinear {
   template <class T>
   void infer(const MatrixOf<T>& x, MatrixOf<T>& y, DenseCopy<T>& copy,
              bool accumulate = false) const;
+  // infer and then f in one pass: y = f(x (W ⊙ M)ᵀ + b), or f(x (W ⊙ M)ᵀ +
+  // b + y) with accumulate (dense_layer_infer).
+  template <class T>
+  void infer(const MatrixOf<T>& x, MatrixOf<T>& y, DenseCopy<T>& copy, const Activation& f,
+             bool accumulate = false) const;
   void infer(const Matrix& x, Matrix& y) const;
   Matrix infer(const Matrix& x) const;
 

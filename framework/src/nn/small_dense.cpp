@@ -1,0 +1,209 @@
+// The fused kernel for small dense layers: y = f(x Wᵀ + b [+ y]).
+//
+// At a MADE's or an MLP's sizes (64 x 64 on 1024-row blocks) BLAS spends a
+// large share of its time packing x and its panels of W, and the separate
+// passes for the bias and the activation read and write y twice more. Here
+// Wᵀ is packed once per call (it is small), x is read in place, and each
+// microkernel keeps an MR x NV block of y's vectors in registers from the
+// bias through the sum over the inputs to the activation: the outer-product
+// formulation of a register-blocked GEMM (Goto & van de Geijn 2008, "Anatomy
+// of high-performance matrix multiplication", sec. 4), with the bias as the
+// accumulators' start and the activation as their epilogue.
+#include <algorithm>
+#include <xsimd/xsimd.hpp>
+
+#include "activation_batch.hpp"
+#include "flows/checks.hpp"
+#include "flows/nn/dense.hpp"
+
+namespace flows::nn {
+
+namespace {
+
+template <class T>
+using Batch = xsimd::batch<T>;
+
+// Vectors per panel: 4 with 32 vector registers (AVX-512: 24 accumulators,
+// 4 weights and a broadcast), 2 with 16 (AVX2: 12 + 2 + 1).
+template <class T>
+constexpr Index kMaxVectors = sizeof(Batch<T>) >= 64 ? 4 : 2;
+// Rows per microkernel: 6 against a panel of several vectors; 12 against a
+// single vector (a narrow output layer), to keep as many sums in flight.
+constexpr Index rows_for(Index vectors) {
+  return vectors == 1 ? 12 : 6;
+}
+// Rows of x run through all the panels before the next ones: they stay in
+// the first-level cache while each panel's weight streams past them.
+constexpr Index kRowChunk = 48;
+
+// Stores a sum vector (after adding y's old values with accumulate and
+// applying f) to `count` ≤ width entries at `y`.
+template <class T>
+inline void store(Batch<T> sum, T* y, Index count, bool accumulate,
+                  const detail::ActivationBatch<T>& f) {
+  constexpr Index width = Batch<T>::size;
+  if (count >= width) {
+    if (accumulate) sum += Batch<T>::load_unaligned(y);
+    f(sum).store_unaligned(y);
+    return;
+  }
+  alignas(64) T buffer[width] = {};
+  if (accumulate) std::copy(y, y + count, buffer);
+  sum += Batch<T>::load_aligned(buffer);
+  f(sum).store_aligned(buffer);
+  std::copy(buffer, buffer + count, y);
+}
+
+// One MR x NV block of y: rows x[r] (in place, `inputs` read), the panel's
+// packed weight w (inputs x NV vectors) and bias, into y[r] (the panel's
+// first column), `columns` of them.
+template <class T, Index MR, Index NV>
+void microkernel(const T* const* x, Index inputs, const T* w, const T* bias, T* const* y,
+                 Index columns, bool accumulate, const detail::ActivationBatch<T>& f) {
+  constexpr Index width = Batch<T>::size;
+  Batch<T> sum[MR][NV];
+#pragma GCC unroll 4
+  for (Index v = 0; v < NV; ++v) {
+    const Batch<T> b = Batch<T>::load_unaligned(bias + v * width);
+#pragma GCC unroll 12
+    for (Index r = 0; r < MR; ++r) sum[r][v] = b;
+  }
+  for (Index k = 0; k < inputs; ++k, w += NV * width) {
+    Batch<T> wk[NV];
+#pragma GCC unroll 4
+    for (Index v = 0; v < NV; ++v) wk[v] = Batch<T>::load_unaligned(w + v * width);
+#pragma GCC unroll 12
+    for (Index r = 0; r < MR; ++r) {
+      const Batch<T> xr(x[r][k]);
+#pragma GCC unroll 4
+      for (Index v = 0; v < NV; ++v) sum[r][v] = xsimd::fma(xr, wk[v], sum[r][v]);
+    }
+  }
+  for (Index r = 0; r < MR; ++r)
+    for (Index v = 0; v < NV && v * width < columns; ++v)
+      store(sum[r][v], y[r] + v * width, columns - v * width, accumulate, f);
+}
+
+// Rows [begin, end) of y through one panel, MR rows at a time. The last
+// group's missing rows repeat its last row and write to a scratch row.
+template <class T, Index NV>
+void run_panel(const MatrixOf<T>& x, Index begin, Index end, const PackedDense<T>& packed,
+               const typename PackedDense<T>::Panel& panel, const detail::ActivationBatch<T>& f,
+               MatrixOf<T>& y, bool accumulate) {
+  constexpr Index MR = rows_for(NV), width = Batch<T>::size;
+  const Index in = packed.in, out = packed.out;
+  const T* w = packed.values.data() + panel.offset;
+  const T* bias = packed.bias.data() + panel.column_begin;
+  alignas(64) T scratch[NV * width];
+  for (Index r0 = begin; r0 < end; r0 += MR) {
+    const Index rows = std::min(MR, end - r0);
+    const T* xr[MR];
+    T* yr[MR];
+    for (Index r = 0; r < MR; ++r) {
+      const Index row = r0 + std::min(r, rows - 1);
+      xr[r] = x.data() + row * in;
+      yr[r] = r < rows ? y.data() + row * out + panel.column_begin : scratch;
+    }
+    if (rows < MR) std::fill(scratch, scratch + NV * width, T(0));
+    microkernel<T, MR, NV>(xr, panel.inputs, w, bias, yr, panel.columns, accumulate, f);
+  }
+}
+
+template <class T, Index NV>
+void run_panel_of(Index vectors, const MatrixOf<T>& x, Index begin, Index end,
+                  const PackedDense<T>& packed, const typename PackedDense<T>::Panel& panel,
+                  const detail::ActivationBatch<T>& f, MatrixOf<T>& y, bool accumulate) {
+  if constexpr (NV > 1)
+    if (vectors < NV)
+      return run_panel_of<T, NV - 1>(vectors, x, begin, end, packed, panel, f, y, accumulate);
+  run_panel<T, NV>(x, begin, end, packed, panel, f, y, accumulate);
+}
+
+}  // namespace
+
+template <class T>
+void PackedDense<T>::pack(const MatrixOf<T>& w, const T* b, const std::vector<RowBlock>* blocks) {
+  constexpr Index width = Batch<T>::size;
+  out = w.shape(0);
+  in = w.shape(1);
+  const Index vectors = (out + width - 1) / width;
+  panels.clear();
+  Index size = 0;
+  for (Index v = 0; v < vectors; v += kMaxVectors<T>) {
+    Panel p;
+    p.column_begin = v * width;
+    p.vectors = std::min(kMaxVectors<T>, vectors - v);
+    p.columns = std::min(out - p.column_begin, p.vectors * width);
+    p.inputs = blocks ? 0 : in;
+    if (blocks)
+      for (const RowBlock& rb : *blocks)
+        if (rb.row_begin < p.column_begin + p.columns && rb.row_end > p.column_begin)
+          p.inputs = std::max(p.inputs, rb.col_end);
+    p.offset = size;
+    size += p.inputs * p.vectors * width;
+    panels.push_back(p);
+  }
+  values.assign(size, T(0));
+  // Column j of the output reads row j of w up to its block's col_end (the
+  // entries past it are not kept by a blocked layer's copy).
+  auto pack_rows = [&](Index row_begin, Index row_end, Index col_end) {
+    for (const Panel& p : panels) {
+      const Index first = std::max(row_begin, p.column_begin);
+      const Index last = std::min(row_end, p.column_begin + p.columns);
+      const Index stride = p.vectors * width;
+      for (Index j = first; j < last; ++j) {
+        const T* row = w.data() + j * in;
+        T* target = values.data() + p.offset + (j - p.column_begin);
+        for (Index k = 0; k < std::min(col_end, p.inputs); ++k) target[k * stride] = row[k];
+      }
+    }
+  };
+  if (blocks)
+    for (const RowBlock& rb : *blocks) pack_rows(rb.row_begin, rb.row_end, rb.col_end);
+  else
+    pack_rows(0, out, in);
+  bias.assign(vectors * width, T(0));
+  if (b) std::copy(b, b + out, bias.begin());
+}
+
+template <class T>
+void small_dense_forward(const MatrixOf<T>& x, const PackedDense<T>& packed, const Activation& f,
+                         MatrixOf<T>& y, bool accumulate) {
+  const Index n = x.shape(0);
+  const detail::ActivationBatch<T> activation(f);
+  for (Index begin = 0; begin < n; begin += kRowChunk) {
+    const Index end = std::min(n, begin + kRowChunk);
+    for (const auto& panel : packed.panels)
+      run_panel_of<T, kMaxVectors<T>>(panel.vectors, x, begin, end, packed, panel, activation, y,
+                                      accumulate);
+  }
+}
+
+template <class T>
+void dense_layer_infer(DenseCopy<T>& copy, const std::vector<RowBlock>* blocks,
+                       const MatrixOf<T>& x, const Activation& f, MatrixOf<T>& y, bool accumulate) {
+  const Index n = x.shape(0), out = copy.weight.shape(0), in = copy.weight.shape(1);
+  if (!accumulate) ensure(y, n, out);
+  if (small_dense_suits<T>(in, out)) {
+    copy.packed.pack(copy.weight, copy.bias.data(), blocks);
+    small_dense_forward(x, copy.packed, f, y, accumulate);
+    return;
+  }
+  if (blocks)
+    blocked_forward(x, copy.weight, copy.bias.data(), *blocks, y, accumulate);
+  else
+    dense_forward(x, copy.weight, copy.bias.data(), y, accumulate);
+  if (f.kind() != Activation::Kind::identity) f.forward(y, y);
+}
+
+#define FLOWS_SMALL_DENSE(T)                                                      \
+  template struct PackedDense<T>;                                                 \
+  template void small_dense_forward<T>(const MatrixOf<T>&, const PackedDense<T>&, \
+                                       const Activation&, MatrixOf<T>&, bool);    \
+  template void dense_layer_infer<T>(DenseCopy<T>&, const std::vector<RowBlock>*, \
+                                     const MatrixOf<T>&, const Activation&, MatrixOf<T>&, bool);
+FLOWS_SMALL_DENSE(float)
+FLOWS_SMALL_DENSE(double)
+#undef FLOWS_SMALL_DENSE
+
+}  // namespace flows::nn

@@ -1,0 +1,170 @@
+// The fused small dense kernel (small_dense_forward, through
+// dense_layer_infer) against a plain double-precision reference: every
+// activation, accumulate, row and column tails of each SIMD width, masked
+// row blocks whose unused entries are never read, float and double.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "flows/nn/activation.hpp"
+#include "flows/nn/dense.hpp"
+#include "flows/nn/masked_linear.hpp"
+#include "flows/rng.hpp"
+
+namespace {
+
+using flows::Index;
+using flows::Matrix;
+using flows::MatrixOf;
+using flows::Real;
+using flows::nn::Activation;
+using flows::nn::DenseCopy;
+using flows::nn::RowBlock;
+
+struct Shape {
+  Index rows, in, out;
+};
+
+// Shapes around the kernel's panel and row-group sizes (6 and 12 rows; 8 or
+// 16 floats, 4 or 8 doubles per vector; 2 or 4 vectors per panel), and one
+// past small_dense_suits so that the BLAS path is checked against the same
+// reference.
+const std::vector<Shape> kShapes{{1, 2, 64},    {7, 64, 64},   {13, 64, 4},   {50, 64, 23},
+                                 {100, 64, 46}, {17, 5, 3},    {97, 64, 128}, {49, 128, 70},
+                                 {3, 1, 1},     {130, 33, 17}, {61, 300, 80}};
+
+Matrix uniform(Index rows, Index cols, flows::Rng& rng) {
+  return rng.uniform(rows, cols) * 2 - 1;
+}
+
+// A staircase mask whose row i keeps its first 1 + (i * in) / out columns,
+// the shape a MADE's masks take with units sorted by degree.
+Matrix staircase(Index out, Index in) {
+  Matrix m = xt::zeros<Real>({out, in});
+  for (Index i = 0; i < out; ++i)
+    for (Index j = 0; j < 1 + (i * in) / out; ++j) m(i, j) = 1;
+  return m;
+}
+
+template <class T>
+MatrixOf<T> as(const Matrix& m) {
+  MatrixOf<T> r(m.shape());
+  for (Index k = 0; k < m.size(); ++k) r.data()[k] = static_cast<T>(m.data()[k]);
+  return r;
+}
+
+template <class T>
+void check_against_reference(const Shape& s, Activation f, bool accumulate, bool masked) {
+  flows::Rng rng(s.rows * 1000 + s.in * 10 + s.out);
+  const Matrix x = uniform(s.rows, s.in, rng), bias = uniform(1, s.out, rng);
+  Matrix w = uniform(s.out, s.in, rng) * 2;
+  const Matrix y0 = uniform(s.rows, s.out, rng);
+  std::vector<RowBlock> blocks;
+  DenseCopy<T> copy;
+  if (masked) {
+    const Matrix mask = staircase(s.out, s.in);
+    w *= mask;
+    blocks = flows::nn::plan_row_blocks(mask, 5);
+    copy.weight = as<T>(w);
+    // Entries past a block's col_end are not kept by a blocked layer's copy:
+    // NaN there fails the test if the kernel reads them.
+    for (const RowBlock& b : blocks)
+      for (Index i = b.row_begin; i < b.row_end; ++i)
+        for (Index j = b.col_end; j < s.in; ++j)
+          copy.weight(i, j) = std::numeric_limits<T>::quiet_NaN();
+  } else {
+    copy.weight = as<T>(w);
+  }
+  copy.bias = as<T>(bias);
+  const MatrixOf<T> xt = as<T>(x);
+  MatrixOf<T> y = as<T>(y0);
+  flows::nn::dense_layer_infer(copy, masked ? &blocks : nullptr, xt, f, y, accumulate);
+
+  ASSERT_EQ(y.shape(0), s.rows);
+  ASSERT_EQ(y.shape(1), s.out);
+  const Real eps = std::numeric_limits<T>::epsilon();
+  for (Index r = 0; r < s.rows; ++r)
+    for (Index j = 0; j < s.out; ++j) {
+      Real sum = bias(0, j), magnitude = std::abs(bias(0, j));
+      for (Index k = 0; k < s.in; ++k) {
+        sum += x(r, k) * w(j, k);
+        magnitude += std::abs(x(r, k) * w(j, k));
+      }
+      if (accumulate) {
+        sum += y0(r, j);
+        magnitude += std::abs(y0(r, j));
+      }
+      const Real expected = f.value(sum);
+      // Rounding of the sum, amplified by at most max |f'| < 2, and of f.
+      const Real tol = 4 * eps * (2 * (magnitude + 1) + std::abs(expected));
+      ASSERT_NEAR(static_cast<Real>(y(r, j)), expected, tol)
+          << f.name() << (accumulate ? " accumulate" : "") << (masked ? " masked" : "") << " shape "
+          << s.rows << "x" << s.in << "->" << s.out << " at (" << r << ", " << j << ")";
+    }
+}
+
+template <class T>
+void check_all() {
+  for (const Shape& s : kShapes)
+    for (const std::string& name : Activation::names())
+      for (bool accumulate : {false, true})
+        for (bool masked : {false, true})
+          check_against_reference<T>(s, Activation::from_name(name), accumulate, masked);
+}
+
+TEST(SmallDense, MatchesReferenceInFloat) {
+  check_all<float>();
+}
+TEST(SmallDense, MatchesReferenceInDouble) {
+  check_all<double>();
+}
+
+// The shapes above include layers on both sides of the size limit.
+TEST(SmallDense, SizeLimitSplitsTheShapes) {
+  EXPECT_TRUE(flows::nn::small_dense_suits<float>(64, 64));
+  EXPECT_FALSE(flows::nn::small_dense_suits<float>(300, 80));
+}
+
+// The packed panels cover every output column once, and a masked panel reads
+// no further than its last column's block.
+TEST(SmallDense, PanelsCoverTheOutputs) {
+  const Matrix mask = staircase(70, 40);
+  const auto blocks = flows::nn::plan_row_blocks(mask, 4);
+  flows::nn::PackedDense<float> packed;
+  const MatrixOf<float> w = as<float>(mask);
+  packed.pack(w, nullptr, &blocks);
+  Index next = 0;
+  for (const auto& p : packed.panels) {
+    EXPECT_EQ(p.column_begin, next);
+    next += p.columns;
+    Index needed = 0;
+    for (Index j = p.column_begin; j < p.column_begin + p.columns; ++j)
+      for (Index k = 0; k < 40; ++k)
+        if (mask(j, k) != 0) needed = std::max(needed, k + 1);
+    EXPECT_GE(p.inputs, needed);
+    EXPECT_LE(p.inputs, 40);
+  }
+  EXPECT_EQ(next, 70);
+  EXPECT_LT(packed.panels.front().inputs, 40);  // the staircase's first panel is cut
+}
+
+// Through the layer: infer with f is infer followed by f.forward.
+TEST(SmallDense, MaskedLinearFusesTheActivation) {
+  flows::Rng rng(3);
+  flows::nn::MaskedLinear layer(staircase(64, 64), rng);
+  const MatrixOf<float> x = as<float>(uniform(33, 64, rng));
+  const Activation f(Activation::Kind::tanh);
+  DenseCopy<float> copy;
+  MatrixOf<float> fused, plain;
+  layer.infer(x, fused, copy, f);
+  layer.infer(x, plain, copy);
+  f.forward(plain, plain);
+  ASSERT_EQ(fused.shape(), plain.shape());
+  for (Index k = 0; k < fused.size(); ++k) EXPECT_EQ(fused.data()[k], plain.data()[k]);
+}
+
+}  // namespace
