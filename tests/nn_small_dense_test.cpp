@@ -1,7 +1,8 @@
 // The fused small dense kernel (small_dense_forward, through
-// dense_layer_infer) against a plain double-precision reference: every
-// activation, accumulate, row and column tails of each SIMD width, masked
-// row blocks whose unused entries are never read, float and double.
+// dense_layer_infer) against a plain double-precision reference, values and
+// the activation's derivatives: every activation, accumulate, row and column
+// tails of each SIMD width, masked row blocks whose unused entries are never
+// read, float and double.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -82,7 +83,8 @@ void check_against_reference(const Shape& s, Activation f, bool accumulate, bool
   copy.bias = as<T>(bias);
   const MatrixOf<T> xt = as<T>(x);
   MatrixOf<T> y = as<T>(y0);
-  flows::nn::dense_layer_infer(copy, masked ? &blocks : nullptr, xt, f, y, accumulate);
+  MatrixOf<T> slope;
+  flows::nn::dense_layer_infer(copy, masked ? &blocks : nullptr, xt, f, y, accumulate, &slope);
 
   ASSERT_EQ(y.shape(0), s.rows);
   ASSERT_EQ(y.shape(1), s.out);
@@ -104,6 +106,10 @@ void check_against_reference(const Shape& s, Activation f, bool accumulate, bool
       ASSERT_NEAR(static_cast<Real>(y(r, j)), expected, tol)
           << f.name() << (accumulate ? " accumulate" : "") << (masked ? " masked" : "") << " shape "
           << s.rows << "x" << s.in << "->" << s.out << " at (" << r << ", " << j << ")";
+      // f' is Lipschitz with a constant below 2 for every activation but
+      // relu, whose pre-activations here are never within rounding of 0.
+      ASSERT_NEAR(static_cast<Real>(slope(r, j)), f.derivative(sum), tol)
+          << "f' of " << f.name() << " at (" << r << ", " << j << ")";
     }
 }
 

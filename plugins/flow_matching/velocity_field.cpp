@@ -135,8 +135,8 @@ class EvaluatorOf final : public VelocityField::Evaluator::Impl {
   void fold_time(Real t);
   // The network on rows_ into out.
   void forward(Real t, M& out, bool derivatives);
-  // The same without derivatives, through the fused small dense kernel.
-  void fused_forward(Real t, M& out);
+  // The same through the fused small dense kernel.
+  void fused_forward(Real t, M& out, bool derivatives);
   // (1 + w) top half − w bottom half of raw (2n x width), row by row, into out (float64).
   template <class Out>
   void combine(const T* raw, Index n, Index width, Out* out) const;
@@ -280,6 +280,7 @@ void EvaluatorOf<T>::fold_time(Real t) {
 
 template <class T>
 void EvaluatorOf<T>::forward(Real t, M& out, bool derivatives) {
+  if (!packed_.empty()) return fused_forward(t, out, derivatives);
   fold_time(t);
   const nn::Activation& activation = field_.mlp_.activation();
   const Index rows = rows_.shape(0), last = layers_ - 1;
@@ -300,9 +301,10 @@ void EvaluatorOf<T>::forward(Real t, M& out, bool derivatives) {
 }
 
 // h_0 = f(x W_0xᵀ + c0 [+ [c, m] W_0cᵀ]), h_k = f(h_{k-1} W_kᵀ + b_k), the
-// last layer without f; each layer one pass of the fused kernel.
+// last layer without f; each layer one pass of the fused kernel, which also
+// writes f' into deriv_ when derivatives are asked for.
 template <class T>
-void EvaluatorOf<T>::fused_forward(Real t, M& out) {
+void EvaluatorOf<T>::fused_forward(Real t, M& out, bool derivatives) {
   fold_time(t);
   std::copy(c0_.begin(), c0_.end(), packed_[0].bias.begin());
   const nn::Activation identity(nn::Activation::Kind::identity);
@@ -312,22 +314,21 @@ void EvaluatorOf<T>::fused_forward(Real t, M& out) {
   ensure(first, rows, w0x_.shape(0));
   if (conditional_) std::copy(context_pre_.begin(), context_pre_.end(), first.begin());
   nn::small_dense_forward(rows_, packed_[0], last == 0 ? identity : activation, first,
-                          /*accumulate=*/conditional_);
+                          /*accumulate=*/conditional_,
+                          derivatives && last > 0 ? &deriv_[0] : nullptr);
   for (Index k = 0; k < last; ++k) {
-    M& next = k + 1 == last ? out : act_[k + 1];
+    const bool output = k + 1 == last;
+    M& next = output ? out : act_[k + 1];
     ensure(next, rows, weight_[k + 1].shape(0));
-    nn::small_dense_forward(act_[k], packed_[k + 1], k + 1 == last ? identity : activation, next,
-                            false);
+    nn::small_dense_forward(act_[k], packed_[k + 1], output ? identity : activation, next, false,
+                            derivatives && !output ? &deriv_[k + 1] : nullptr);
   }
 }
 
 template <class T>
 void EvaluatorOf<T>::velocity(const Matrix& x, Real t, Matrix& v) {
   network_rows(x);
-  if (packed_.empty())
-    forward(t, out_, false);
-  else
-    fused_forward(t, out_);
+  forward(t, out_, false);
   finish(x.shape(0), v, nullptr);
 }
 

@@ -195,8 +195,7 @@ void Made::forward_as(const Matrix& x, const Matrix& context, Matrix& y) {
     const MatrixOf<T>* in = &r.input;
     for (Index k = 0; k < hidden; ++k) {
       ensure(r.out[k], n, layer(k).out_features());
-      layer(k).forward(*in, r.out[k]);
-      f.forward(r.out[k], r.out[k], &r.slope[k]);  // in place
+      layer(k).forward(*in, r.out[k], f, r.slope[k]);
       in = &r.out[k];
     }
     layer(hidden).forward(*in, r.y);
@@ -212,8 +211,7 @@ void Made::forward_as(const Matrix& x, const Matrix& context, Matrix& y) {
       f.forward(r.hidden[k], r.out[k], &r.slope[k]);
       MatrixOf<T>& v = r.out[blocks + 1 + k];
       ensure(v, n, width);
-      layer(1 + 2 * k).forward(r.out[k], v);
-      f.forward(v, v, &r.slope[blocks + 1 + k]);
+      layer(1 + 2 * k).forward(r.out[k], v, f, r.slope[blocks + 1 + k]);
       std::copy(r.hidden[k].begin(), r.hidden[k].end(), r.hidden[k + 1].begin());
       layer(2 + 2 * k).forward(v, r.hidden[k + 1], /*accumulate=*/true);
     }

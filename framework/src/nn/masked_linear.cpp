@@ -155,6 +155,15 @@ void MaskedLinear::forward(const MatrixOf<T>& x, MatrixOf<T>& y, bool accumulate
 }
 
 template <class T>
+void MaskedLinear::forward(const MatrixOf<T>& x, MatrixOf<T>& y, const Activation& f,
+                           MatrixOf<T>& slope) {
+  check_input("MaskedLinear", x, in_features());
+  DenseCopy<T>& copy = copy_.get<T>();
+  refresh(copy);
+  dense_layer_infer(copy, &blocks_, x, f, y, false, &slope);
+}
+
+template <class T>
 void MaskedLinear::infer(const MatrixOf<T>& x, MatrixOf<T>& y, DenseCopy<T>& copy,
                          bool accumulate) const {
   infer(x, y, copy, Activation(Activation::Kind::identity), accumulate);
@@ -224,6 +233,8 @@ void MaskedLinear::backward(const MatrixOf<T>& x, const MatrixOf<T>& grad_y, Mat
 
 #define FLOWS_MASKED_LINEAR(T)                                                                  \
   template void MaskedLinear::forward<T>(const MatrixOf<T>&, MatrixOf<T>&, bool);               \
+  template void MaskedLinear::forward<T>(const MatrixOf<T>&, MatrixOf<T>&, const Activation&,   \
+                                         MatrixOf<T>&);                                         \
   template void MaskedLinear::infer<T>(const MatrixOf<T>&, MatrixOf<T>&, DenseCopy<T>&, bool)   \
       const;                                                                                    \
   template void MaskedLinear::infer<T>(const MatrixOf<T>&, MatrixOf<T>&, DenseCopy<T>&,         \

@@ -37,29 +37,37 @@ constexpr Index rows_for(Index vectors) {
 constexpr Index kRowChunk = 48;
 
 // Stores a sum vector (after adding y's old values with accumulate and
-// applying f) to `count` ≤ width entries at `y`.
+// applying f) to `count` ≤ width entries at `y`, and f' there to `dy` when
+// it is given.
 template <class T>
-inline void store(Batch<T> sum, T* y, Index count, bool accumulate,
+inline void store(Batch<T> sum, T* y, T* dy, Index count, bool accumulate,
                   const detail::ActivationBatch<T>& f) {
   constexpr Index width = Batch<T>::size;
+  Batch<T> slope;
   if (count >= width) {
     if (accumulate) sum += Batch<T>::load_unaligned(y);
-    f(sum).store_unaligned(y);
+    f(sum, dy ? &slope : nullptr).store_unaligned(y);
+    if (dy) slope.store_unaligned(dy);
     return;
   }
   alignas(64) T buffer[width] = {};
   if (accumulate) std::copy(y, y + count, buffer);
   sum += Batch<T>::load_aligned(buffer);
-  f(sum).store_aligned(buffer);
+  f(sum, dy ? &slope : nullptr).store_aligned(buffer);
   std::copy(buffer, buffer + count, y);
+  if (dy) {
+    slope.store_aligned(buffer);
+    std::copy(buffer, buffer + count, dy);
+  }
 }
 
 // One MR x NV block of y: rows x[r] (in place, `inputs` read), the panel's
 // packed weight w (inputs x NV vectors) and bias, into y[r] (the panel's
-// first column), `columns` of them.
+// first column), `columns` of them, and f' into dy[r] when dy is given.
 template <class T, Index MR, Index NV>
 void microkernel(const T* const* x, Index inputs, const T* w, const T* bias, T* const* y,
-                 Index columns, bool accumulate, const detail::ActivationBatch<T>& f) {
+                 T* const* dy, Index columns, bool accumulate,
+                 const detail::ActivationBatch<T>& f) {
   constexpr Index width = Batch<T>::size;
   Batch<T> sum[MR][NV];
 #pragma GCC unroll 4
@@ -81,7 +89,8 @@ void microkernel(const T* const* x, Index inputs, const T* w, const T* bias, T* 
   }
   for (Index r = 0; r < MR; ++r)
     for (Index v = 0; v < NV && v * width < columns; ++v)
-      store(sum[r][v], y[r] + v * width, columns - v * width, accumulate, f);
+      store(sum[r][v], y[r] + v * width, dy ? dy[r] + v * width : nullptr, columns - v * width,
+            accumulate, f);
 }
 
 // Rows [begin, end) of y through one panel, MR rows at a time. The last
@@ -89,34 +98,39 @@ void microkernel(const T* const* x, Index inputs, const T* w, const T* bias, T* 
 template <class T, Index NV>
 void run_panel(const MatrixOf<T>& x, Index begin, Index end, const PackedDense<T>& packed,
                const typename PackedDense<T>::Panel& panel, const detail::ActivationBatch<T>& f,
-               MatrixOf<T>& y, bool accumulate) {
+               MatrixOf<T>& y, bool accumulate, MatrixOf<T>* slope) {
   constexpr Index MR = rows_for(NV), width = Batch<T>::size;
   const Index in = packed.in, out = packed.out;
   const T* w = packed.values.data() + panel.offset;
   const T* bias = packed.bias.data() + panel.column_begin;
-  alignas(64) T scratch[NV * width];
+  alignas(64) T scratch[NV * width], slope_scratch[NV * width];
   for (Index r0 = begin; r0 < end; r0 += MR) {
     const Index rows = std::min(MR, end - r0);
     const T* xr[MR];
-    T* yr[MR];
+    T *yr[MR], *dr[MR];
     for (Index r = 0; r < MR; ++r) {
       const Index row = r0 + std::min(r, rows - 1);
+      const Index at = row * out + panel.column_begin;
       xr[r] = x.data() + row * in;
-      yr[r] = r < rows ? y.data() + row * out + panel.column_begin : scratch;
+      yr[r] = r < rows ? y.data() + at : scratch;
+      dr[r] = !slope ? nullptr : r < rows ? slope->data() + at : slope_scratch;
     }
     if (rows < MR) std::fill(scratch, scratch + NV * width, T(0));
-    microkernel<T, MR, NV>(xr, panel.inputs, w, bias, yr, panel.columns, accumulate, f);
+    microkernel<T, MR, NV>(xr, panel.inputs, w, bias, yr, slope ? dr : nullptr, panel.columns,
+                           accumulate, f);
   }
 }
 
 template <class T, Index NV>
 void run_panel_of(Index vectors, const MatrixOf<T>& x, Index begin, Index end,
                   const PackedDense<T>& packed, const typename PackedDense<T>::Panel& panel,
-                  const detail::ActivationBatch<T>& f, MatrixOf<T>& y, bool accumulate) {
+                  const detail::ActivationBatch<T>& f, MatrixOf<T>& y, bool accumulate,
+                  MatrixOf<T>* slope) {
   if constexpr (NV > 1)
     if (vectors < NV)
-      return run_panel_of<T, NV - 1>(vectors, x, begin, end, packed, panel, f, y, accumulate);
-  run_panel<T, NV>(x, begin, end, packed, panel, f, y, accumulate);
+      return run_panel_of<T, NV - 1>(vectors, x, begin, end, packed, panel, f, y, accumulate,
+                                     slope);
+  run_panel<T, NV>(x, begin, end, packed, panel, f, y, accumulate, slope);
 }
 
 }  // namespace
@@ -168,40 +182,43 @@ void PackedDense<T>::pack(const MatrixOf<T>& w, const T* b, const std::vector<Ro
 
 template <class T>
 void small_dense_forward(const MatrixOf<T>& x, const PackedDense<T>& packed, const Activation& f,
-                         MatrixOf<T>& y, bool accumulate) {
+                         MatrixOf<T>& y, bool accumulate, MatrixOf<T>* slope) {
   const Index n = x.shape(0);
+  if (slope) ensure(*slope, n, packed.out);
   const detail::ActivationBatch<T> activation(f);
   for (Index begin = 0; begin < n; begin += kRowChunk) {
     const Index end = std::min(n, begin + kRowChunk);
     for (const auto& panel : packed.panels)
       run_panel_of<T, kMaxVectors<T>>(panel.vectors, x, begin, end, packed, panel, activation, y,
-                                      accumulate);
+                                      accumulate, slope);
   }
 }
 
 template <class T>
 void dense_layer_infer(DenseCopy<T>& copy, const std::vector<RowBlock>* blocks,
-                       const MatrixOf<T>& x, const Activation& f, MatrixOf<T>& y, bool accumulate) {
+                       const MatrixOf<T>& x, const Activation& f, MatrixOf<T>& y, bool accumulate,
+                       MatrixOf<T>* slope) {
   const Index n = x.shape(0), out = copy.weight.shape(0), in = copy.weight.shape(1);
   if (!accumulate) ensure(y, n, out);
   if (small_dense_suits<T>(in, out)) {
     copy.packed.pack(copy.weight, copy.bias.data(), blocks);
-    small_dense_forward(x, copy.packed, f, y, accumulate);
+    small_dense_forward(x, copy.packed, f, y, accumulate, slope);
     return;
   }
   if (blocks)
     blocked_forward(x, copy.weight, copy.bias.data(), *blocks, y, accumulate);
   else
     dense_forward(x, copy.weight, copy.bias.data(), y, accumulate);
-  if (f.kind() != Activation::Kind::identity) f.forward(y, y);
+  if (f.kind() != Activation::Kind::identity || slope) f.forward(y, y, slope);
 }
 
-#define FLOWS_SMALL_DENSE(T)                                                      \
-  template struct PackedDense<T>;                                                 \
-  template void small_dense_forward<T>(const MatrixOf<T>&, const PackedDense<T>&, \
-                                       const Activation&, MatrixOf<T>&, bool);    \
-  template void dense_layer_infer<T>(DenseCopy<T>&, const std::vector<RowBlock>*, \
-                                     const MatrixOf<T>&, const Activation&, MatrixOf<T>&, bool);
+#define FLOWS_SMALL_DENSE(T)                                                                    \
+  template struct PackedDense<T>;                                                               \
+  template void small_dense_forward<T>(const MatrixOf<T>&, const PackedDense<T>&,               \
+                                       const Activation&, MatrixOf<T>&, bool, MatrixOf<T>*);    \
+  template void dense_layer_infer<T>(DenseCopy<T>&, const std::vector<RowBlock>*,               \
+                                     const MatrixOf<T>&, const Activation&, MatrixOf<T>&, bool, \
+                                     MatrixOf<T>*);
 FLOWS_SMALL_DENSE(float)
 FLOWS_SMALL_DENSE(double)
 #undef FLOWS_SMALL_DENSE

@@ -79,10 +79,12 @@ constexpr bool small_dense_suits(Index in, Index out) {
 }
 // y = f(x Wᵀ + b), or y = f(x Wᵀ + b + y) with accumulate, in one pass per
 // block of rows with the sums in registers (x: n x in; y: n x out, already of
-// that shape). The activation's values are those of Activation::forward.
+// that shape), and f' at the same points into *slope (resized) when given.
+// The activation's values are those of Activation::forward.
 template <class T>
 FLOWS_API void small_dense_forward(const MatrixOf<T>& x, const PackedDense<T>& packed,
-                                   const Activation& f, MatrixOf<T>& y, bool accumulate);
+                                   const Activation& f, MatrixOf<T>& y, bool accumulate,
+                                   MatrixOf<T>* slope = nullptr);
 
 // A dense layer's weight (⊙ its mask) and bias in the compute type T, copied
 // from the float64 parameters before each pass (the copy costs one read of
@@ -105,11 +107,11 @@ FLOWS_API void dense_layer_forward(const DenseCopy<T>& copy, const MatrixOf<T>& 
 // y = f(x Wᵀ + b), or f(x Wᵀ + b + y) with accumulate, for inference: the
 // fused kernel where small_dense_suits the layer (packing the copy's weight
 // into copy.packed), else the BLAS product (blocked_forward with blocks) and
-// then f. y is resized unless accumulating.
+// then f; f' into *slope when given. y is resized unless accumulating.
 template <class T>
 FLOWS_API void dense_layer_infer(DenseCopy<T>& copy, const std::vector<RowBlock>* blocks,
                                  const MatrixOf<T>& x, const Activation& f, MatrixOf<T>& y,
-                                 bool accumulate);
+                                 bool accumulate, MatrixOf<T>* slope = nullptr);
 // grad_x = grad_y W and, with accumulate_params, adds (grad_yᵀ x) ⊙ mask to
 // w.grad and Σ_rows grad_y to b.grad (in float64).
 template <class T>

@@ -34,6 +34,10 @@ class FLOWS_API MaskedLinear {
   template <class T>
   void infer(const MatrixOf<T>& x, MatrixOf<T>& y, DenseCopy<T>& copy,
              bool accumulate = false) const;
+  // forward and then f in one pass, with f' at the same points into slope
+  // (what a network's backward needs of f).
+  template <class T>
+  void forward(const MatrixOf<T>& x, MatrixOf<T>& y, const Activation& f, MatrixOf<T>& slope);
   // infer and then f in one pass: y = f(x (W ⊙ M)ᵀ + b), or f(x (W ⊙ M)ᵀ +
   // b + y) with accumulate (dense_layer_infer).
   template <class T>
