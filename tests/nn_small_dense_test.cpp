@@ -30,10 +30,10 @@ struct Shape {
   Index rows, in, out;
 };
 
-// Shapes around the kernel's panel and row-group sizes (6 and 12 rows; 8 or
-// 16 floats, 4 or 8 doubles per vector; 2 or 4 vectors per panel), and one
-// past small_dense_suits so that the BLAS path is checked against the same
-// reference.
+// Shapes around the kernel's panel and row-group sizes (6 and 8 rows; 8 or
+// 16 floats, 4 or 8 doubles per vector; 2 or 4 vectors per panel), and past
+// either limit of small_dense_suits, so that the BLAS path is checked against
+// the same reference; the kernel itself runs on every shape too (direct).
 const std::vector<Shape> kShapes{{1, 2, 64},    {7, 64, 64},   {13, 64, 4},   {50, 64, 23},
                                  {100, 64, 46}, {17, 5, 3},    {97, 64, 128}, {49, 128, 70},
                                  {3, 1, 1},     {130, 33, 17}, {61, 300, 80}};
@@ -59,7 +59,8 @@ MatrixOf<T> as(const Matrix& m) {
 }
 
 template <class T>
-void check_against_reference(const Shape& s, Activation f, bool accumulate, bool masked) {
+void check_against_reference(const Shape& s, Activation f, bool accumulate, bool masked,
+                             bool direct) {
   flows::Rng rng(s.rows * 1000 + s.in * 10 + s.out);
   const Matrix x = uniform(s.rows, s.in, rng), bias = uniform(1, s.out, rng);
   Matrix w = uniform(s.out, s.in, rng) * 2;
@@ -84,7 +85,12 @@ void check_against_reference(const Shape& s, Activation f, bool accumulate, bool
   const MatrixOf<T> xt = as<T>(x);
   MatrixOf<T> y = as<T>(y0);
   MatrixOf<T> slope;
-  flows::nn::dense_layer_infer(copy, masked ? &blocks : nullptr, xt, f, y, accumulate, &slope);
+  if (direct) {  // the kernel itself, whatever small_dense_suits says
+    copy.packed.pack(copy.weight, copy.bias.data(), masked ? &blocks : nullptr);
+    flows::nn::small_dense_forward(xt, copy.packed, f, y, accumulate, &slope);
+  } else {
+    flows::nn::dense_layer_infer(copy, masked ? &blocks : nullptr, xt, f, y, accumulate, &slope);
+  }
 
   ASSERT_EQ(y.shape(0), s.rows);
   ASSERT_EQ(y.shape(1), s.out);
@@ -104,8 +110,9 @@ void check_against_reference(const Shape& s, Activation f, bool accumulate, bool
       // Rounding of the sum, amplified by at most max |f'| < 2, and of f.
       const Real tol = 4 * eps * (2 * (magnitude + 1) + std::abs(expected));
       ASSERT_NEAR(static_cast<Real>(y(r, j)), expected, tol)
-          << f.name() << (accumulate ? " accumulate" : "") << (masked ? " masked" : "") << " shape "
-          << s.rows << "x" << s.in << "->" << s.out << " at (" << r << ", " << j << ")";
+          << f.name() << (accumulate ? " accumulate" : "") << (masked ? " masked" : "")
+          << (direct ? " direct" : "") << " shape " << s.rows << "x" << s.in << "->" << s.out
+          << " at (" << r << ", " << j << ")";
       // f' is Lipschitz with a constant below 2 for every activation but
       // relu, whose pre-activations here are never within rounding of 0.
       ASSERT_NEAR(static_cast<Real>(slope(r, j)), f.derivative(sum), tol)
@@ -119,7 +126,8 @@ void check_all() {
     for (const std::string& name : Activation::names())
       for (bool accumulate : {false, true})
         for (bool masked : {false, true})
-          check_against_reference<T>(s, Activation::from_name(name), accumulate, masked);
+          for (bool direct : {false, true})
+            check_against_reference<T>(s, Activation::from_name(name), accumulate, masked, direct);
 }
 
 TEST(SmallDense, MatchesReferenceInFloat) {
@@ -129,10 +137,11 @@ TEST(SmallDense, MatchesReferenceInDouble) {
   check_all<double>();
 }
 
-// The shapes above include layers on both sides of the size limit.
+// The shapes above include layers on both sides of the limits.
 TEST(SmallDense, SizeLimitSplitsTheShapes) {
   EXPECT_TRUE(flows::nn::small_dense_suits<float>(64, 64));
-  EXPECT_FALSE(flows::nn::small_dense_suits<float>(300, 80));
+  EXPECT_FALSE(flows::nn::small_dense_suits<float>(300, 80));  // past 64 KiB
+  EXPECT_FALSE(flows::nn::small_dense_suits<float>(64, 1));    // narrower than half a vector
 }
 
 // The packed panels cover every output column once, and a masked panel reads

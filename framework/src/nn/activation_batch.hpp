@@ -27,39 +27,54 @@ class ActivationBatch {
 
   Kind kind() const { return kind_; }
 
-  // f(x), and f'(x) into *dy when dy is given. SELU and ELU share one
-  // branch: f = λ x (x > 0), λα (eˣ − 1) else; f' = λ, or f + λα.
+  // f(x), and f'(x) into *dy when dy is given.
   Batch operator()(Batch x, Batch* dy = nullptr) const {
-    const Batch zero(T(0)), one(T(1));
     switch (kind_) {
       case Kind::identity:
-        if (dy) *dy = one;
-        return x;
+        return apply<Kind::identity>(x, dy);
       case Kind::relu:
-        if (dy) *dy = xsimd::select(x > zero, one, zero);
-        return xsimd::max(x, zero);
-      case Kind::tanh: {
-        const Batch y = xsimd::tanh(x);
-        if (dy) *dy = one - y * y;
-        return y;
-      }
+        return apply<Kind::relu>(x, dy);
+      case Kind::tanh:
+        return apply<Kind::tanh>(x, dy);
+      case Kind::elu:
+        return apply<Kind::elu>(x, dy);
       case Kind::selu:
-      case Kind::elu: {
-        // eˣ − 1 rather than expm1(x): xsimd's expm1 costs twice its exp
-        // (W3's SELU field spent a fifth of its time there), and for x ≤ 0
-        // the difference is an absolute error below one ulp of 1.
-        const Batch y = xsimd::select(x > zero, lambda_ * x,
-                                      lambda_alpha_ * (xsimd::exp(xsimd::min(x, zero)) - one));
-        if (dy) *dy = xsimd::select(x > zero, lambda_, y + lambda_alpha_);
-        return y;
-      }
-      case Kind::silu: {  // σ = 1 / (1 + e⁻ˣ), f = x σ, f' = σ (1 + x (1 − σ))
-        const Batch sigma = one / (one + xsimd::exp(-x));
-        if (dy) *dy = sigma * (one + x * (one - sigma));
-        return x * sigma;
-      }
+        return apply<Kind::selu>(x, dy);
+      case Kind::silu:
+        return apply<Kind::silu>(x, dy);
     }
     return x;
+  }
+
+  // The same for a kind known where it is called (kind() must be K): the
+  // fused kernel's epilogue, unrolled over its registers, needs no branch.
+  template <Kind K>
+  Batch apply(Batch x, Batch* dy) const {
+    const Batch zero(T(0)), one(T(1));
+    if constexpr (K == Kind::identity) {
+      if (dy) *dy = one;
+      return x;
+    } else if constexpr (K == Kind::relu) {
+      if (dy) *dy = xsimd::select(x > zero, one, zero);
+      return xsimd::max(x, zero);
+    } else if constexpr (K == Kind::tanh) {
+      const Batch y = xsimd::tanh(x);
+      if (dy) *dy = one - y * y;
+      return y;
+    } else if constexpr (K == Kind::selu || K == Kind::elu) {
+      // SELU and ELU share one branch: f = λ x (x > 0), λα (eˣ − 1) else;
+      // f' = λ, or f + λα. eˣ − 1 rather than expm1(x): xsimd's expm1 costs
+      // twice its exp (W3's SELU field spent a fifth of its time there), and
+      // for x ≤ 0 the difference is an absolute error below one ulp of 1.
+      const Batch y = xsimd::select(x > zero, lambda_ * x,
+                                    lambda_alpha_ * (xsimd::exp(xsimd::min(x, zero)) - one));
+      if (dy) *dy = xsimd::select(x > zero, lambda_, y + lambda_alpha_);
+      return y;
+    } else {  // silu: σ = 1 / (1 + e⁻ˣ), f = x σ, f' = σ (1 + x (1 − σ))
+      const Batch sigma = one / (one + xsimd::exp(-x));
+      if (dy) *dy = sigma * (one + x * (one - sigma));
+      return x * sigma;
+    }
   }
 
  private:

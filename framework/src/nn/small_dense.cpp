@@ -27,33 +27,36 @@ using Batch = xsimd::batch<T>;
 // 4 weights and a broadcast), 2 with 16 (AVX2: 12 + 2 + 1).
 template <class T>
 constexpr Index kMaxVectors = sizeof(Batch<T>) >= 64 ? 4 : 2;
-// Rows per microkernel: 6 against a panel of several vectors; 12 against a
-// single vector (a narrow output layer), to keep as many sums in flight.
+// Rows per microkernel: 6 against a panel of several vectors; 8 against a
+// single vector, as many sums as keep both FMA pipes busy (latency 4) with
+// the rows' pointers still in general registers.
 constexpr Index rows_for(Index vectors) {
-  return vectors == 1 ? 12 : 6;
+  return vectors == 1 ? 8 : 6;
 }
 // Rows of x run through all the panels before the next ones: they stay in
 // the first-level cache while each panel's weight streams past them.
 constexpr Index kRowChunk = 48;
 
+using Kind = Activation::Kind;
+
 // Stores a sum vector (after adding y's old values with accumulate and
-// applying f) to `count` ≤ width entries at `y`, and f' there to `dy` when
-// it is given.
-template <class T>
+// applying f, of kind K) to `count` ≤ width entries at `y`, and f' there to
+// `dy` when it is given.
+template <class T, Kind K>
 inline void store(Batch<T> sum, T* y, T* dy, Index count, bool accumulate,
                   const detail::ActivationBatch<T>& f) {
   constexpr Index width = Batch<T>::size;
   Batch<T> slope;
   if (count >= width) {
     if (accumulate) sum += Batch<T>::load_unaligned(y);
-    f(sum, dy ? &slope : nullptr).store_unaligned(y);
+    f.template apply<K>(sum, dy ? &slope : nullptr).store_unaligned(y);
     if (dy) slope.store_unaligned(dy);
     return;
   }
   alignas(64) T buffer[width] = {};
   if (accumulate) std::copy(y, y + count, buffer);
   sum += Batch<T>::load_aligned(buffer);
-  f(sum, dy ? &slope : nullptr).store_aligned(buffer);
+  f.template apply<K>(sum, dy ? &slope : nullptr).store_aligned(buffer);
   std::copy(buffer, buffer + count, y);
   if (dy) {
     slope.store_aligned(buffer);
@@ -64,7 +67,9 @@ inline void store(Batch<T> sum, T* y, T* dy, Index count, bool accumulate,
 // One MR x NV block of y: rows x[r] (in place, `inputs` read), the panel's
 // packed weight w (inputs x NV vectors) and bias, into y[r] (the panel's
 // first column), `columns` of them, and f' into dy[r] when dy is given.
-template <class T, Index MR, Index NV>
+// Every loop over the block is unrolled, so that the sums stay in registers
+// through the epilogue.
+template <class T, Index MR, Index NV, Kind K>
 void microkernel(const T* const* x, Index inputs, const T* w, const T* bias, T* const* y,
                  T* const* dy, Index columns, bool accumulate,
                  const detail::ActivationBatch<T>& f) {
@@ -73,29 +78,32 @@ void microkernel(const T* const* x, Index inputs, const T* w, const T* bias, T* 
 #pragma GCC unroll 4
   for (Index v = 0; v < NV; ++v) {
     const Batch<T> b = Batch<T>::load_unaligned(bias + v * width);
-#pragma GCC unroll 12
+#pragma GCC unroll 8
     for (Index r = 0; r < MR; ++r) sum[r][v] = b;
   }
   for (Index k = 0; k < inputs; ++k, w += NV * width) {
     Batch<T> wk[NV];
 #pragma GCC unroll 4
     for (Index v = 0; v < NV; ++v) wk[v] = Batch<T>::load_unaligned(w + v * width);
-#pragma GCC unroll 12
+#pragma GCC unroll 8
     for (Index r = 0; r < MR; ++r) {
       const Batch<T> xr(x[r][k]);
 #pragma GCC unroll 4
       for (Index v = 0; v < NV; ++v) sum[r][v] = xsimd::fma(xr, wk[v], sum[r][v]);
     }
   }
+#pragma GCC unroll 8
   for (Index r = 0; r < MR; ++r)
-    for (Index v = 0; v < NV && v * width < columns; ++v)
-      store(sum[r][v], y[r] + v * width, dy ? dy[r] + v * width : nullptr, columns - v * width,
-            accumulate, f);
+#pragma GCC unroll 4
+    for (Index v = 0; v < NV; ++v)
+      if (v * width < columns)
+        store<T, K>(sum[r][v], y[r] + v * width, dy ? dy[r] + v * width : nullptr,
+                    columns - v * width, accumulate, f);
 }
 
 // Rows [begin, end) of y through one panel, MR rows at a time. The last
 // group's missing rows repeat its last row and write to a scratch row.
-template <class T, Index NV>
+template <class T, Index NV, Kind K>
 void run_panel(const MatrixOf<T>& x, Index begin, Index end, const PackedDense<T>& packed,
                const typename PackedDense<T>::Panel& panel, const detail::ActivationBatch<T>& f,
                MatrixOf<T>& y, bool accumulate, MatrixOf<T>* slope) {
@@ -116,21 +124,35 @@ void run_panel(const MatrixOf<T>& x, Index begin, Index end, const PackedDense<T
       dr[r] = !slope ? nullptr : r < rows ? slope->data() + at : slope_scratch;
     }
     if (rows < MR) std::fill(scratch, scratch + NV * width, T(0));
-    microkernel<T, MR, NV>(xr, panel.inputs, w, bias, yr, slope ? dr : nullptr, panel.columns,
-                           accumulate, f);
+    microkernel<T, MR, NV, K>(xr, panel.inputs, w, bias, yr, slope ? dr : nullptr, panel.columns,
+                              accumulate, f);
   }
 }
 
-template <class T, Index NV>
+// run_panel for a panel of `vectors` ≤ NV vectors.
+template <class T, Index NV, Kind K>
 void run_panel_of(Index vectors, const MatrixOf<T>& x, Index begin, Index end,
                   const PackedDense<T>& packed, const typename PackedDense<T>::Panel& panel,
                   const detail::ActivationBatch<T>& f, MatrixOf<T>& y, bool accumulate,
                   MatrixOf<T>* slope) {
   if constexpr (NV > 1)
     if (vectors < NV)
-      return run_panel_of<T, NV - 1>(vectors, x, begin, end, packed, panel, f, y, accumulate,
-                                     slope);
-  run_panel<T, NV>(x, begin, end, packed, panel, f, y, accumulate, slope);
+      return run_panel_of<T, NV - 1, K>(vectors, x, begin, end, packed, panel, f, y, accumulate,
+                                        slope);
+  run_panel<T, NV, K>(x, begin, end, packed, panel, f, y, accumulate, slope);
+}
+
+template <class T, Kind K>
+void run_layer(const MatrixOf<T>& x, const PackedDense<T>& packed,
+               const detail::ActivationBatch<T>& f, MatrixOf<T>& y, bool accumulate,
+               MatrixOf<T>* slope) {
+  const Index n = x.shape(0);
+  for (Index begin = 0; begin < n; begin += kRowChunk) {
+    const Index end = std::min(n, begin + kRowChunk);
+    for (const auto& panel : packed.panels)
+      run_panel_of<T, kMaxVectors<T>, K>(panel.vectors, x, begin, end, packed, panel, f, y,
+                                         accumulate, slope);
+  }
 }
 
 }  // namespace
@@ -181,16 +203,30 @@ void PackedDense<T>::pack(const MatrixOf<T>& w, const T* b, const std::vector<Ro
 }
 
 template <class T>
+bool small_dense_suits(Index in, Index out) {
+  // Narrower than half a vector, most lanes of the broadcast form would be
+  // padding: BLAS's dot products are faster there.
+  return in * out * sizeof(T) <= 64 * 1024 && 2 * out > Batch<T>::size;
+}
+
+template <class T>
 void small_dense_forward(const MatrixOf<T>& x, const PackedDense<T>& packed, const Activation& f,
                          MatrixOf<T>& y, bool accumulate, MatrixOf<T>* slope) {
-  const Index n = x.shape(0);
-  if (slope) ensure(*slope, n, packed.out);
-  const detail::ActivationBatch<T> activation(f);
-  for (Index begin = 0; begin < n; begin += kRowChunk) {
-    const Index end = std::min(n, begin + kRowChunk);
-    for (const auto& panel : packed.panels)
-      run_panel_of<T, kMaxVectors<T>>(panel.vectors, x, begin, end, packed, panel, activation, y,
-                                      accumulate, slope);
+  if (slope) ensure(*slope, x.shape(0), packed.out);
+  const detail::ActivationBatch<T> g(f);
+  switch (f.kind()) {
+    case Kind::identity:
+      return run_layer<T, Kind::identity>(x, packed, g, y, accumulate, slope);
+    case Kind::relu:
+      return run_layer<T, Kind::relu>(x, packed, g, y, accumulate, slope);
+    case Kind::tanh:
+      return run_layer<T, Kind::tanh>(x, packed, g, y, accumulate, slope);
+    case Kind::elu:
+      return run_layer<T, Kind::elu>(x, packed, g, y, accumulate, slope);
+    case Kind::selu:
+      return run_layer<T, Kind::selu>(x, packed, g, y, accumulate, slope);
+    case Kind::silu:
+      return run_layer<T, Kind::silu>(x, packed, g, y, accumulate, slope);
   }
 }
 
@@ -214,6 +250,7 @@ void dense_layer_infer(DenseCopy<T>& copy, const std::vector<RowBlock>* blocks,
 
 #define FLOWS_SMALL_DENSE(T)                                                                    \
   template struct PackedDense<T>;                                                               \
+  template bool small_dense_suits<T>(Index, Index);                                             \
   template void small_dense_forward<T>(const MatrixOf<T>&, const PackedDense<T>&,               \
                                        const Activation&, MatrixOf<T>&, bool, MatrixOf<T>*);    \
   template void dense_layer_infer<T>(DenseCopy<T>&, const std::vector<RowBlock>*,               \

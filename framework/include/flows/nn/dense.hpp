@@ -72,11 +72,10 @@ struct PackedDense {
   FLOWS_API void pack(const MatrixOf<T>& w, const T* bias, const std::vector<RowBlock>* blocks);
 };
 // Whether the fused kernel should run a layer of this size: its packed weight
-// must stay in the first-level cache, beyond which BLAS's blocking wins.
+// must stay in the first-level cache, beyond which BLAS's blocking wins, and
+// its outputs fill at least half a SIMD vector.
 template <class T>
-constexpr bool small_dense_suits(Index in, Index out) {
-  return in * out * sizeof(T) <= 64 * 1024;
-}
+FLOWS_API bool small_dense_suits(Index in, Index out);
 // y = f(x Wᵀ + b), or y = f(x Wᵀ + b + y) with accumulate, in one pass per
 // block of rows with the sums in registers (x: n x in; y: n x out, already of
 // that shape), and f' at the same points into *slope (resized) when given.
