@@ -31,12 +31,15 @@ struct Shape {
 };
 
 // Shapes around the kernel's panel and row-group sizes (6 and 8 rows; 8 or
-// 16 floats, 4 or 8 doubles per vector; 2 or 4 vectors per panel), and past
-// either limit of small_dense_suits, so that the BLAS path is checked against
-// the same reference; the kernel itself runs on every shape too (direct).
-const std::vector<Shape> kShapes{{1, 2, 64},    {7, 64, 64},   {13, 64, 4},   {50, 64, 23},
-                                 {100, 64, 46}, {17, 5, 3},    {97, 64, 128}, {49, 128, 70},
-                                 {3, 1, 1},     {130, 33, 17}, {61, 300, 80}};
+// 16 floats, 4 or 8 doubles per vector; 2 or 4 vectors per panel; narrow
+// layers of 1 to 8 outputs, with row tails and inputs that are not whole
+// vectors), and past small_dense_suits, so that the BLAS path is checked
+// against the same reference; the kernel itself runs on every shape too
+// (direct).
+const std::vector<Shape> kShapes{
+    {1, 2, 64},    {7, 64, 64},   {13, 64, 4}, {50, 64, 23},  {100, 64, 46}, {17, 5, 3},
+    {97, 64, 128}, {49, 128, 70}, {3, 1, 1},   {130, 33, 17}, {61, 300, 80}, {29, 64, 2},
+    {31, 37, 3},   {9, 70, 5},    {23, 64, 6}, {15, 19, 7},   {35, 64, 8}};
 
 Matrix uniform(Index rows, Index cols, flows::Rng& rng) {
   return rng.uniform(rows, cols) * 2 - 1;
@@ -141,7 +144,6 @@ TEST(SmallDense, MatchesReferenceInDouble) {
 TEST(SmallDense, SizeLimitSplitsTheShapes) {
   EXPECT_TRUE(flows::nn::small_dense_suits<float>(64, 64));
   EXPECT_FALSE(flows::nn::small_dense_suits<float>(300, 80));  // past 64 KiB
-  EXPECT_FALSE(flows::nn::small_dense_suits<float>(64, 1));    // narrower than half a vector
 }
 
 // The packed panels cover every output column once, and a masked panel reads
@@ -180,6 +182,34 @@ TEST(SmallDense, MaskedLinearFusesTheActivation) {
   f.forward(plain, plain);
   ASSERT_EQ(fused.shape(), plain.shape());
   for (Index k = 0; k < fused.size(); ++k) EXPECT_EQ(fused.data()[k], plain.data()[k]);
+}
+
+}  // namespace
+
+namespace {
+
+// An input past a row block's col_end never enters that block's sums, even
+// when it is not finite (a masked weight times inf would be NaN): the BLAS
+// path skips those columns, and so does the narrow kernel.
+TEST(SmallDense, InputsPastAMaskedRowsEndDoNotEnterItsSum) {
+  for (Index out : {Index(2), Index(4), Index(40)}) {
+    Matrix mask = xt::zeros<Real>({out, Index(19)});
+    for (Index i = 0; i < out; ++i) mask(i, 0) = 1;
+    const auto blocks = flows::nn::plan_row_blocks(mask, 32);
+    DenseCopy<float> copy;
+    copy.weight = as<float>(mask * 0.5);
+    copy.bias = MatrixOf<float>({1, out});
+    copy.bias.fill(0.25f);
+    MatrixOf<float> x = xt::zeros<float>({Index(3), Index(19)});
+    for (Index r = 0; r < 3; ++r) {
+      x(r, 0) = 2;
+      for (Index k = 1; k < 19; ++k) x(r, k) = std::numeric_limits<float>::infinity();
+    }
+    MatrixOf<float> y;
+    flows::nn::dense_layer_infer(copy, &blocks, x, Activation(Activation::Kind::identity), y,
+                                 false);
+    for (float v : y) EXPECT_EQ(v, 1.25f) << "out " << out;
+  }
 }
 
 }  // namespace

@@ -306,7 +306,7 @@ void EvaluatorOf<T>::forward(Real t, M& out, bool derivatives) {
 template <class T>
 void EvaluatorOf<T>::fused_forward(Real t, M& out, bool derivatives) {
   fold_time(t);
-  std::copy(c0_.begin(), c0_.end(), packed_[0].bias.begin());
+  packed_[0].set_bias(c0_.data());
   const nn::Activation identity(nn::Activation::Kind::identity);
   const nn::Activation& activation = field_.mlp_.activation();
   const Index rows = rows_.shape(0), last = layers_ - 1;

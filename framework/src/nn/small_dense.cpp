@@ -40,23 +40,22 @@ constexpr Index kRowChunk = 48;
 using Kind = Activation::Kind;
 
 // Stores a sum vector (after adding y's old values with accumulate and
-// applying f, of kind K) to `count` ≤ width entries at `y`, and f' there to
-// `dy` when it is given.
-template <class T, Kind K>
-inline void store(Batch<T> sum, T* y, T* dy, Index count, bool accumulate,
-                  const detail::ActivationBatch<T>& f) {
+// applying f(x, &f'(x)), an ActivationBatch call) to `count` ≤ width entries
+// at `y`, and f' there to `dy` when it is given.
+template <class T, class F>
+inline void store(Batch<T> sum, T* y, T* dy, Index count, bool accumulate, const F& f) {
   constexpr Index width = Batch<T>::size;
   Batch<T> slope;
   if (count >= width) {
     if (accumulate) sum += Batch<T>::load_unaligned(y);
-    f.template apply<K>(sum, dy ? &slope : nullptr).store_unaligned(y);
+    f(sum, dy ? &slope : nullptr).store_unaligned(y);
     if (dy) slope.store_unaligned(dy);
     return;
   }
   alignas(64) T buffer[width] = {};
   if (accumulate) std::copy(y, y + count, buffer);
   sum += Batch<T>::load_aligned(buffer);
-  f.template apply<K>(sum, dy ? &slope : nullptr).store_aligned(buffer);
+  f(sum, dy ? &slope : nullptr).store_aligned(buffer);
   std::copy(buffer, buffer + count, y);
   if (dy) {
     slope.store_aligned(buffer);
@@ -97,8 +96,8 @@ void microkernel(const T* const* x, Index inputs, const T* w, const T* bias, T* 
 #pragma GCC unroll 4
     for (Index v = 0; v < NV; ++v)
       if (v * width < columns)
-        store<T, K>(sum[r][v], y[r] + v * width, dy ? dy[r] + v * width : nullptr,
-                    columns - v * width, accumulate, f);
+        store(sum[r][v], y[r] + v * width, dy ? dy[r] + v * width : nullptr, columns - v * width,
+              accumulate, [&f](Batch<T> a, Batch<T>* d) { return f.template apply<K>(a, d); });
 }
 
 // Rows [begin, end) of y through one panel, MR rows at a time. The last
@@ -142,6 +141,89 @@ void run_panel_of(Index vectors, const MatrixOf<T>& x, Index begin, Index end,
   run_panel<T, NV, K>(x, begin, end, packed, panel, f, y, accumulate, slope);
 }
 
+// A narrow layer (OUT ≤ width / 2 outputs, packed.narrow): R = width / OUT
+// rows at a time, each output a dot product along the inputs, the R x OUT
+// sums reduced into one vector of the R x OUT outputs, which are contiguous
+// in y. The last
+// group's missing rows repeat its last row and are not stored.
+// 0, 1, ..., width - 1.
+template <class T>
+Batch<T> lane_index() {
+  alignas(64) T lanes[Batch<T>::size];
+  for (Index i = 0; i < Batch<T>::size; ++i) lanes[i] = static_cast<T>(i);
+  return Batch<T>::load_aligned(lanes);
+}
+
+template <class T, Index OUT>
+void run_narrow(const MatrixOf<T>& x, const PackedDense<T>& packed,
+                const detail::ActivationBatch<T>& f, MatrixOf<T>& y, bool accumulate,
+                MatrixOf<T>* slope) {
+  constexpr Index width = Batch<T>::size, R = width / OUT;
+  const Index n = x.shape(0), in = packed.in, stride = packed.row_stride;
+  const Index full = in / width;  // whole vectors of a row of x
+  const T* w = packed.values.data();
+  const Batch<T> bias = Batch<T>::load_unaligned(packed.bias.data());
+  for (Index r0 = 0; r0 < n; r0 += R) {
+    const Index rows = std::min(R, n - r0);
+    const T* xr[R];
+    for (Index r = 0; r < R; ++r) xr[r] = x.data() + (r0 + std::min(r, rows - 1)) * in;
+    Batch<T> sum[width];
+#pragma GCC unroll 16
+    for (Index i = 0; i < width; ++i) sum[i] = Batch<T>(T(0));
+    auto accumulate_vector = [&](Index v, auto load_x) {
+      Batch<T> wj[OUT];
+#pragma GCC unroll 8
+      for (Index j = 0; j < OUT; ++j) wj[j] = Batch<T>::load_unaligned(w + j * stride + v * width);
+      // Per output: read all of the vector, part of it (lanes below its
+      // inputs' end, the others zeroed), or none.
+      bool reads[OUT], whole[OUT];
+      xsimd::batch_bool<T> lanes[OUT];
+#pragma GCC unroll 8
+      for (Index j = 0; j < OUT; ++j) {
+        const Index end = packed.row_inputs[j];
+        reads[j] = v * width < end;
+        whole[j] = (v + 1) * width <= end;
+        if (reads[j] && !whole[j])
+          lanes[j] = lane_index<T>() < Batch<T>(static_cast<T>(end - v * width));
+      }
+#pragma GCC unroll 16
+      for (Index r = 0; r < R; ++r) {
+        const Batch<T> xv = load_x(xr[r] + v * width);
+#pragma GCC unroll 8
+        for (Index j = 0; j < OUT; ++j)
+          if (reads[j])
+            sum[r * OUT + j] =
+                xsimd::fma(whole[j] ? xv : xsimd::select(lanes[j], xv, Batch<T>(T(0))), wj[j],
+                           sum[r * OUT + j]);
+      }
+    };
+    for (Index v = 0; v < full; ++v)
+      accumulate_vector(v, [](const T* p) { return Batch<T>::load_unaligned(p); });
+    if (full * width < in)  // the rows' last, partial vector: through a zeroed buffer
+      accumulate_vector(full, [&](const T* p) {
+        alignas(64) T buffer[width] = {};
+        std::copy(p, p + (in - full * width), buffer);
+        return Batch<T>::load_aligned(buffer);
+      });
+    // One reduction per sum: xsimd 8.1's haddp permutes lanes on AVX-512.
+    alignas(64) T sums[width] = {};
+#pragma GCC unroll 16
+    for (Index i = 0; i < R * OUT; ++i) sums[i] = xsimd::hadd(sum[i]);
+    const Index at = r0 * OUT;
+    store(Batch<T>::load_aligned(sums) + bias, y.data() + at, slope ? slope->data() + at : nullptr,
+          rows * OUT, accumulate, f);
+  }
+}
+
+template <class T, Index OUT>
+void run_narrow_of(const MatrixOf<T>& x, const PackedDense<T>& packed,
+                   const detail::ActivationBatch<T>& f, MatrixOf<T>& y, bool accumulate,
+                   MatrixOf<T>* slope) {
+  if constexpr (OUT > 1)
+    if (packed.out < OUT) return run_narrow_of<T, OUT - 1>(x, packed, f, y, accumulate, slope);
+  run_narrow<T, OUT>(x, packed, f, y, accumulate, slope);
+}
+
 template <class T, Kind K>
 void run_layer(const MatrixOf<T>& x, const PackedDense<T>& packed,
                const detail::ActivationBatch<T>& f, MatrixOf<T>& y, bool accumulate,
@@ -162,8 +244,27 @@ void PackedDense<T>::pack(const MatrixOf<T>& w, const T* b, const std::vector<Ro
   constexpr Index width = Batch<T>::size;
   out = w.shape(0);
   in = w.shape(1);
-  const Index vectors = (out + width - 1) / width;
   panels.clear();
+  narrow = 2 * out <= width;
+  if (narrow) {
+    row_stride = (in + width - 1) / width * width;
+    values.assign(out * row_stride, T(0));
+    row_inputs.assign(out, 0);
+    auto copy_rows = [&](Index row_begin, Index row_end, Index col_end) {
+      for (Index j = row_begin; j < row_end; ++j) {
+        std::copy(w.data() + j * in, w.data() + j * in + col_end, values.data() + j * row_stride);
+        row_inputs[j] = col_end;
+      }
+    };
+    if (blocks)
+      for (const RowBlock& rb : *blocks) copy_rows(rb.row_begin, rb.row_end, rb.col_end);
+    else
+      copy_rows(0, out, in);
+    bias.assign(width, T(0));
+    if (b) set_bias(b);
+    return;
+  }
+  const Index vectors = (out + width - 1) / width;
   Index size = 0;
   for (Index v = 0; v < vectors; v += kMaxVectors<T>) {
     Panel p;
@@ -199,14 +300,20 @@ void PackedDense<T>::pack(const MatrixOf<T>& w, const T* b, const std::vector<Ro
   else
     pack_rows(0, out, in);
   bias.assign(vectors * width, T(0));
-  if (b) std::copy(b, b + out, bias.begin());
+  if (b) set_bias(b);
+}
+
+template <class T>
+void PackedDense<T>::set_bias(const T* b) {
+  constexpr Index width = Batch<T>::size;
+  // Narrow, the bias repeats for each of a vector's width / out rows.
+  const Index copies = narrow ? width / out : 1;
+  for (Index r = 0; r < copies; ++r) std::copy(b, b + out, bias.begin() + r * out);
 }
 
 template <class T>
 bool small_dense_suits(Index in, Index out) {
-  // Narrower than half a vector, most lanes of the broadcast form would be
-  // padding: BLAS's dot products are faster there.
-  return in * out * sizeof(T) <= 64 * 1024 && 2 * out > Batch<T>::size;
+  return in * out * sizeof(T) <= 64 * 1024;
 }
 
 template <class T>
@@ -214,6 +321,8 @@ void small_dense_forward(const MatrixOf<T>& x, const PackedDense<T>& packed, con
                          MatrixOf<T>& y, bool accumulate, MatrixOf<T>* slope) {
   if (slope) ensure(*slope, x.shape(0), packed.out);
   const detail::ActivationBatch<T> g(f);
+  if (packed.narrow)
+    return run_narrow_of<T, Batch<T>::size / 2>(x, packed, g, y, accumulate, slope);
   switch (f.kind()) {
     case Kind::identity:
       return run_layer<T, Kind::identity>(x, packed, g, y, accumulate, slope);

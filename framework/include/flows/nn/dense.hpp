@@ -50,10 +50,12 @@ struct RowBlock {
   Index row_begin, row_end, col_end;
 };
 
-// A small dense layer's weight, transposed and packed for the fused kernel
-// small_dense_forward: panels of output columns, each panel's inputs as
-// contiguous rows of SIMD vectors (zero-padded), read only up to the last
-// input any of the panel's columns uses.
+// A small dense layer's weight, packed for the fused kernel
+// small_dense_forward. Transposed: panels of output columns, each panel's
+// inputs as contiguous rows of SIMD vectors (zero-padded), read only up to
+// the last input any of the panel's columns uses. Narrow (at most half a
+// vector of outputs): the rows of W, zero-padded to whole vectors, for dot
+// products along the inputs.
 template <class T>
 struct PackedDense {
   struct Panel {
@@ -63,17 +65,26 @@ struct PackedDense {
     Index offset = 0;                     // of the panel's first entry in `values`
   };
   Index in = 0, out = 0;
-  std::vector<Panel> panels;
-  std::vector<T> values;  // per panel: inputs x (vectors x SIMD width) entries
-  std::vector<T> bias;    // `out` values padded to the last panel's width
+  bool narrow = false;
+  Index row_stride = 0;  // narrow: `in` rounded up to whole vectors
+  // Narrow: the inputs each output reads (its block's col_end). Inputs past
+  // them never enter its sum, as in BLAS's blocked product, so that a masked
+  // weight times an input that is not finite cannot make it NaN.
+  std::vector<Index> row_inputs;
+  std::vector<Panel> panels;  // transposed only
+  std::vector<T> values;      // transposed: per panel, inputs x (vectors x SIMD width)
+                              // entries; narrow: out x row_stride
+  std::vector<T> bias;        // transposed: `out` values padded to the last panel's
+                              // width; narrow: repeated for each row of a vector
   // From w (out x in, row-major) and bias (out values or null). With blocks,
   // the rows of w are zero past their block's col_end, and entries there are
   // never read.
   FLOWS_API void pack(const MatrixOf<T>& w, const T* bias, const std::vector<RowBlock>* blocks);
+  // Replaces the bias (`out` values) of a packed layer.
+  FLOWS_API void set_bias(const T* bias);
 };
 // Whether the fused kernel should run a layer of this size: its packed weight
-// must stay in the first-level cache, beyond which BLAS's blocking wins, and
-// its outputs fill at least half a SIMD vector.
+// must stay in the first-level cache, beyond which BLAS's blocking wins.
 template <class T>
 FLOWS_API bool small_dense_suits(Index in, Index out);
 // y = f(x Wᵀ + b), or y = f(x Wᵀ + b + y) with accumulate, in one pass per
