@@ -15,6 +15,8 @@
 #include <flows/bijector.hpp>
 #include <flows/config.hpp>
 #include <flows/flow.hpp>
+#include <flows/nn/activation.hpp>
+#include <flows/nn/dense.hpp>
 #include <flows/nn/made.hpp>
 #include <flows/nn/made_masks.hpp>
 #include <flows/nn/masked_linear.hpp>
@@ -76,6 +78,39 @@ void BM_MaskedLinearBackward(benchmark::State& state) {
 }
 BENCHMARK_TEMPLATE(BM_MaskedLinearBackward, double)->UseRealTime();
 BENCHMARK_TEMPLATE(BM_MaskedLinearBackward, float)->UseRealTime();
+
+// One dense layer of an inference block (1024 rows, float32, relu) at the
+// shapes of W1's and W2's MADEs: in -> out, through the fused kernel
+// (fused:1, dense_layer_infer) or through BLAS and a separate activation pass
+// (fused:0, what the layers ran before the kernel). Reports the FLOP rate.
+void BM_DenseLayer(benchmark::State& state) {
+  const Index rows = 1024, in = state.range(0), out = state.range(1);
+  const bool fused = state.range(2) != 0;
+  flows::Rng rng(0);
+  flows::nn::DenseCopy<float> copy;
+  copy.weight = xt::cast<float>(rng.normal(out, in));
+  copy.bias = xt::cast<float>(rng.normal(1, out));
+  const flows::MatrixOf<float> x = xt::cast<float>(rng.normal(rows, in));
+  flows::MatrixOf<float> y({rows, out});
+  const flows::nn::Activation relu(flows::nn::Activation::Kind::relu);
+  flows::bench::counted_loop(state, "DenseLayer", [&] {
+    if (fused) {
+      flows::nn::dense_layer_infer(copy, nullptr, x, relu, y, false);
+    } else {
+      flows::nn::dense_forward(x, copy.weight, copy.bias.data(), y);
+      relu.forward(y, y);
+    }
+    benchmark::DoNotOptimize(y.data());
+  });
+  state.counters["FLOP/s"] =
+      benchmark::Counter(2.0 * rows * in * out * state.iterations(), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_DenseLayer)
+    ->ArgNames({"in", "out", "fused"})
+    ->ArgsProduct({{64}, {64, 46, 4}, {0, 1}})
+    ->Args({2, 64, 0})
+    ->Args({2, 64, 1})
+    ->UseRealTime();
 
 // Benchmarks with an argument `f32`: 0 computes the networks in float64, 1 in
 // float32 (MadeOptions::precision, or model.precision for a pipeline).

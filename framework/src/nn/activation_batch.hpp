@@ -1,6 +1,7 @@
 #pragma once
 // An Activation over one SIMD batch, shared by Activation::forward and the
 // fused dense kernel (small_dense.cpp), so that both give the same values.
+#include <type_traits>
 #include <xsimd/xsimd.hpp>
 
 #include "flows/nn/activation.hpp"
@@ -13,6 +14,28 @@ constexpr Real kSeluScale = 1.0507009873554804934193349852946;
 constexpr Real kSeluAlpha = 1.6732632423543772848170429916717;
 // ELU's α (Clevert et al. 2016 use α = 1).
 constexpr Real kEluAlpha = 1.0;
+
+// fn(std::integral_constant<Kind, kind>{}): code compiled per activation kind
+// called for a kind known at run time.
+template <class F>
+decltype(auto) with_kind(Activation::Kind kind, F&& fn) {
+  using Kind = Activation::Kind;
+  switch (kind) {
+    case Kind::identity:
+      return fn(std::integral_constant<Kind, Kind::identity>{});
+    case Kind::relu:
+      return fn(std::integral_constant<Kind, Kind::relu>{});
+    case Kind::tanh:
+      return fn(std::integral_constant<Kind, Kind::tanh>{});
+    case Kind::elu:
+      return fn(std::integral_constant<Kind, Kind::elu>{});
+    case Kind::selu:
+      return fn(std::integral_constant<Kind, Kind::selu>{});
+    case Kind::silu:
+      break;
+  }
+  return fn(std::integral_constant<Kind, Kind::silu>{});
+}
 
 template <class T>
 class ActivationBatch {
@@ -29,21 +52,7 @@ class ActivationBatch {
 
   // f(x), and f'(x) into *dy when dy is given.
   Batch operator()(Batch x, Batch* dy = nullptr) const {
-    switch (kind_) {
-      case Kind::identity:
-        return apply<Kind::identity>(x, dy);
-      case Kind::relu:
-        return apply<Kind::relu>(x, dy);
-      case Kind::tanh:
-        return apply<Kind::tanh>(x, dy);
-      case Kind::elu:
-        return apply<Kind::elu>(x, dy);
-      case Kind::selu:
-        return apply<Kind::selu>(x, dy);
-      case Kind::silu:
-        return apply<Kind::silu>(x, dy);
-    }
-    return x;
+    return with_kind(kind_, [&](auto k) { return apply<decltype(k)::value>(x, dy); });
   }
 
   // The same for a kind known where it is called (kind() must be K): the

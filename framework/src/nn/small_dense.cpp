@@ -323,20 +323,9 @@ void small_dense_forward(const MatrixOf<T>& x, const PackedDense<T>& packed, con
   const detail::ActivationBatch<T> g(f);
   if (packed.narrow)
     return run_narrow_of<T, Batch<T>::size / 2>(x, packed, g, y, accumulate, slope);
-  switch (f.kind()) {
-    case Kind::identity:
-      return run_layer<T, Kind::identity>(x, packed, g, y, accumulate, slope);
-    case Kind::relu:
-      return run_layer<T, Kind::relu>(x, packed, g, y, accumulate, slope);
-    case Kind::tanh:
-      return run_layer<T, Kind::tanh>(x, packed, g, y, accumulate, slope);
-    case Kind::elu:
-      return run_layer<T, Kind::elu>(x, packed, g, y, accumulate, slope);
-    case Kind::selu:
-      return run_layer<T, Kind::selu>(x, packed, g, y, accumulate, slope);
-    case Kind::silu:
-      return run_layer<T, Kind::silu>(x, packed, g, y, accumulate, slope);
-  }
+  detail::with_kind(f.kind(), [&](auto kind) {
+    run_layer<T, decltype(kind)::value>(x, packed, g, y, accumulate, slope);
+  });
 }
 
 template <class T>
