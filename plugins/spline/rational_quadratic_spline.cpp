@@ -371,11 +371,13 @@ void normalize(Scratch& s, Index first, Index bins) {
   for (Index k = 0; k < bins; ++k) xt::noalias(s.param[first + k]) *= s.sum;
 }
 
-void derivatives(Scratch& s, Index first, Index bins, Real min_derivative) {
+// With sigmoids, also σ(e) into s.sig (softplus' derivative), which only a
+// forward that fills the backward's cache reads.
+void derivatives(Scratch& s, Index first, Index bins, Real min_derivative, bool sigmoids) {
   for (Index q = 0; q + 1 < bins; ++q) {
     Vector& e = s.param[first + q];
     xt::noalias(s.tmp) = xt::exp(-xt::abs(e));
-    xt::noalias(s.sig[q]) = xt::where(e >= 0.0, 1.0, s.tmp) / (1.0 + s.tmp);
+    if (sigmoids) xt::noalias(s.sig[q]) = xt::where(e >= 0.0, 1.0, s.tmp) / (1.0 + s.tmp);
     // log(1 + t) rather than log1p(t): t ∈ (0, 1], so the absolute error is
     // an ulp of 1, and log vectorizes (see log_in_place).
     xt::noalias(s.arg) = 1.0 + s.tmp;
@@ -418,12 +420,14 @@ void gather_column(const Real* in, Index cols, Index c, Index r0, Index m, Real*
 // One chunk of one column, ready for the batch paths: its parameters
 // normalized (widths, heights, knot derivatives) and its inputs, padded.
 // (The scratch only grows, so the bins are given, not read off its sizes.)
+// With sigmoids, also the σ(e) of the knot derivatives (see derivatives).
 const Real* prepare_chunk(const Matrix& params, const ColumnSet& set, Index j, Index r0, Index m,
-                          const Matrix& in, Index c, Index bins, Real min_derivative, Scratch& s) {
+                          const Matrix& in, Index c, Index bins, Real min_derivative, Scratch& s,
+                          bool sigmoids) {
   gather(params, set, j, r0, m, 3 * bins - 1, s);
   normalize(s, 0, bins);
   normalize(s, bins, bins);
-  derivatives(s, 2 * bins, bins, min_derivative);
+  derivatives(s, 2 * bins, bins, min_derivative, sigmoids);
   gather_column(in.data(), in.shape(1), c, r0, m, s.value.data());
   return s.value.data();
 }
@@ -512,8 +516,8 @@ void RationalQuadraticSpline::forward(const Matrix& in, Matrix& out, Vector& log
     const Index m = std::min(kChunk, rows - r0);
     for (Index j = 0; j < set.count; ++j) {
       const Index c = set.cols[j];
-      const Real* value =
-          prepare_chunk(params, set, j, r0, m, in, c, K, options_.min_derivative, s);
+      const Real* value = prepare_chunk(params, set, j, r0, m, in, c, K, options_.min_derivative, s,
+                                        cache != nullptr);
       for (Index i = 0; i < m; i += kLanes) {
         const Index n = std::min(kLanes, m - i);
         const Batch x_in = Batch::load_unaligned(value + i);
@@ -586,7 +590,7 @@ void RationalQuadraticSpline::inverse(const Matrix& in, Matrix& out, Vector& log
     for (Index j = 0; j < set.count; ++j) {
       const Index c = set.cols[j];
       const Real* value =
-          prepare_chunk(params, set, j, r0, m, in, c, K, options_.min_derivative, s);
+          prepare_chunk(params, set, j, r0, m, in, c, K, options_.min_derivative, s, false);
       for (Index i = 0; i < m; i += kLanes) {
         const Index n = std::min(kLanes, m - i);
         const Batch y_in = Batch::load_unaligned(value + i);
