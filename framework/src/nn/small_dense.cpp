@@ -7,8 +7,8 @@
 // microkernel keeps an MR x NV block of y's vectors in registers from the
 // bias through the sum over the inputs to the activation: the outer-product
 // formulation of a register-blocked GEMM (Goto & van de Geijn 2008, "Anatomy
-// of high-performance matrix multiplication", sec. 4), with the bias as the
-// accumulators' start and the activation as their epilogue.
+// of high-performance matrix multiplication", ACM TOMS 34(3)), with the bias
+// as the accumulators' start and the activation as their epilogue.
 #include <algorithm>
 #include <xsimd/xsimd.hpp>
 
