@@ -141,11 +141,6 @@ void run_panel_of(Index vectors, const MatrixOf<T>& x, Index begin, Index end,
   run_panel<T, NV, K>(x, begin, end, packed, panel, f, y, accumulate, slope);
 }
 
-// A narrow layer (OUT ≤ width / 2 outputs, packed.narrow): R = width / OUT
-// rows at a time, each output a dot product along the inputs, the R x OUT
-// sums reduced into one vector of the R x OUT outputs, which are contiguous
-// in y. The last
-// group's missing rows repeat its last row and are not stored.
 // 0, 1, ..., width - 1.
 template <class T>
 Batch<T> lane_index() {
@@ -153,6 +148,12 @@ Batch<T> lane_index() {
   for (Index i = 0; i < Batch<T>::size; ++i) lanes[i] = static_cast<T>(i);
   return Batch<T>::load_aligned(lanes);
 }
+
+// A narrow layer (OUT ≤ width / 2 outputs, packed.narrow): R = width / OUT
+// rows at a time, each output a dot product along the inputs, the R x OUT
+// sums reduced (one horizontal add each) into one vector of the R x OUT
+// outputs, which are contiguous in y. The last group's missing rows repeat
+// its last row and are not stored.
 
 template <class T, Index OUT>
 void run_narrow(const MatrixOf<T>& x, const PackedDense<T>& packed,
