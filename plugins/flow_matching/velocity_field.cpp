@@ -133,10 +133,12 @@ class EvaluatorOf final : public VelocityField::Evaluator::Impl {
   void network_rows(const Matrix& x);
   // c0_ = b_0 + W_0t e(t).
   void fold_time(Real t);
-  // The network on rows_ into out.
+  // The network on rows_ into out, with the activations' derivatives into
+  // deriv_ when asked for.
   void forward(Real t, M& out, bool derivatives);
-  // The same through the fused small dense kernel.
-  void fused_forward(Real t, M& out, bool derivatives);
+  // out = f(in W_kᵀ + b_k [+ out]), f' into *slope when given: the fused
+  // kernel when the layers are packed, else BLAS and then f.
+  void layer(Index k, const M& in, const nn::Activation& f, M& out, bool accumulate, M* slope);
   // (1 + w) top half − w bottom half of raw (2n x width), row by row, into out (float64).
   template <class Out>
   void combine(const T* raw, Index n, Index width, Out* out) const;
@@ -159,7 +161,7 @@ class EvaluatorOf final : public VelocityField::Evaluator::Impl {
   M context_pre_;           // [c, m] W_0cᵀ per network row: layer 0's context term
   std::vector<Real> embedding_;
   std::vector<T> c0_;  // b_0 + W_0t e(t)
-  std::vector<M> pre_, act_, deriv_, grad_;
+  std::vector<M> act_, deriv_, grad_;
   M rows_, out_, probe_, input_grad_;
   std::vector<T> div_;
   // The layers packed for small_dense_forward, when every layer suits it:
@@ -220,7 +222,6 @@ EvaluatorOf<T>::EvaluatorOf(const VelocityField& field, const Matrix& context, R
     packed_[0].pack(w0x_, c0_.data(), nullptr);
     for (Index k = 1; k < layers_; ++k) packed_[k].pack(weight_[k], bias_[k].data(), nullptr);
   }
-  pre_.resize(layers_);
   act_.resize(layers_);
   deriv_.resize(layers_);
   grad_.resize(layers_);
@@ -279,49 +280,37 @@ void EvaluatorOf<T>::fold_time(Real t) {
 }
 
 template <class T>
-void EvaluatorOf<T>::forward(Real t, M& out, bool derivatives) {
-  if (!packed_.empty()) return fused_forward(t, out, derivatives);
-  fold_time(t);
-  const nn::Activation& activation = field_.mlp_.activation();
-  const Index rows = rows_.shape(0), last = layers_ - 1;
-  M& first = last == 0 ? out : pre_[0];
-  ensure(first, rows, w0x_.shape(0));
-  if (conditional_) {
-    std::copy(context_pre_.begin(), context_pre_.end(), first.begin());
-    nn::dense_forward(rows_, w0x_, c0_.data(), first, /*accumulate=*/true);
-  } else {
-    nn::dense_forward(rows_, w0x_, c0_.data(), first);
+void EvaluatorOf<T>::layer(Index k, const M& in, const nn::Activation& f, M& out, bool accumulate,
+                           M* slope) {
+  if (!packed_.empty()) {
+    nn::small_dense_forward(in, packed_[k], f, out, accumulate, slope);
+    return;
   }
-  for (Index k = 0; k < last; ++k) {
-    activation.forward(pre_[k], act_[k], derivatives ? &deriv_[k] : nullptr);
-    M& next = k + 1 == last ? out : pre_[k + 1];
-    ensure(next, rows, weight_[k + 1].shape(0));
-    nn::dense_forward(act_[k], weight_[k + 1], bias_[k + 1].data(), next);
-  }
+  nn::dense_forward(in, k == 0 ? w0x_ : weight_[k], k == 0 ? c0_.data() : bias_[k].data(), out,
+                    accumulate);
+  if (f.kind() != nn::Activation::Kind::identity || slope) f.forward(out, out, slope);
 }
 
 // h_0 = f(x W_0xᵀ + c0 [+ [c, m] W_0cᵀ]), h_k = f(h_{k-1} W_kᵀ + b_k), the
-// last layer without f; each layer one pass of the fused kernel, which also
-// writes f' into deriv_ when derivatives are asked for.
+// last layer without f.
 template <class T>
-void EvaluatorOf<T>::fused_forward(Real t, M& out, bool derivatives) {
+void EvaluatorOf<T>::forward(Real t, M& out, bool derivatives) {
   fold_time(t);
-  packed_[0].set_bias(c0_.data());
+  if (!packed_.empty()) packed_[0].set_bias(c0_.data());
   const nn::Activation identity(nn::Activation::Kind::identity);
   const nn::Activation& activation = field_.mlp_.activation();
   const Index rows = rows_.shape(0), last = layers_ - 1;
   M& first = last == 0 ? out : act_[0];
   ensure(first, rows, w0x_.shape(0));
   if (conditional_) std::copy(context_pre_.begin(), context_pre_.end(), first.begin());
-  nn::small_dense_forward(rows_, packed_[0], last == 0 ? identity : activation, first,
-                          /*accumulate=*/conditional_,
-                          derivatives && last > 0 ? &deriv_[0] : nullptr);
+  layer(0, rows_, last == 0 ? identity : activation, first, /*accumulate=*/conditional_,
+        derivatives && last > 0 ? &deriv_[0] : nullptr);
   for (Index k = 0; k < last; ++k) {
     const bool output = k + 1 == last;
     M& next = output ? out : act_[k + 1];
     ensure(next, rows, weight_[k + 1].shape(0));
-    nn::small_dense_forward(act_[k], packed_[k + 1], output ? identity : activation, next, false,
-                            derivatives && !output ? &deriv_[k + 1] : nullptr);
+    layer(k + 1, act_[k], output ? identity : activation, next, false,
+          derivatives && !output ? &deriv_[k + 1] : nullptr);
   }
 }
 

@@ -368,7 +368,10 @@ INSTANTIATE_TEST_SUITE_P(
                       FieldCase{"linear_f3_d2", {}, "relu", 3, 2},
                       FieldCase{"silu_2x16_f1_d2_c3", {16, 16}, "silu", 1, 2, 3},
                       FieldCase{"selu_3x8_f0_d3_c1", {8, 8, 8}, "selu", 0, 3, 1},
-                      FieldCase{"linear_f2_d2_c2", {}, "tanh", 2, 2, 2}),
+                      FieldCase{"linear_f2_d2_c2", {}, "tanh", 2, 2, 2},
+                      // Layers past the fused kernel's size limit (136² weights
+                      // are over 64 KiB in float32): the evaluator's BLAS path.
+                      FieldCase{"selu_2x136_f1_d2_c1", {136, 136}, "selu", 1, 2, 1}),
     [](const auto& info) { return info.param.name; });
 
 }  // namespace

@@ -48,14 +48,12 @@ class ActivationBatch {
         lambda_(static_cast<T>(kind_ == Kind::selu ? kSeluScale : 1)),
         lambda_alpha_(static_cast<T>(kind_ == Kind::selu ? kSeluScale * kSeluAlpha : kEluAlpha)) {}
 
-  Kind kind() const { return kind_; }
-
   // f(x), and f'(x) into *dy when dy is given.
   Batch operator()(Batch x, Batch* dy = nullptr) const {
     return with_kind(kind_, [&](auto k) { return apply<decltype(k)::value>(x, dy); });
   }
 
-  // The same for a kind known where it is called (kind() must be K): the
+  // The same for a kind known where it is called (it must be this one's): the
   // fused kernel's epilogue, unrolled over its registers, needs no branch.
   template <Kind K>
   Batch apply(Batch x, Batch* dy) const {

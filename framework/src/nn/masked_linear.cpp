@@ -157,10 +157,7 @@ void MaskedLinear::forward(const MatrixOf<T>& x, MatrixOf<T>& y, bool accumulate
 template <class T>
 void MaskedLinear::forward(const MatrixOf<T>& x, MatrixOf<T>& y, const Activation& f,
                            MatrixOf<T>& slope) {
-  check_input("MaskedLinear", x, in_features());
-  DenseCopy<T>& copy = copy_.get<T>();
-  refresh(copy);
-  dense_layer_infer(copy, &blocks_, x, f, y, false, &slope);
+  infer(x, y, copy_.get<T>(), f, false, &slope);
 }
 
 template <class T>
@@ -171,10 +168,10 @@ void MaskedLinear::infer(const MatrixOf<T>& x, MatrixOf<T>& y, DenseCopy<T>& cop
 
 template <class T>
 void MaskedLinear::infer(const MatrixOf<T>& x, MatrixOf<T>& y, DenseCopy<T>& copy,
-                         const Activation& f, bool accumulate) const {
+                         const Activation& f, bool accumulate, MatrixOf<T>* slope) const {
   check_input("MaskedLinear", x, in_features());
   refresh(copy);
-  dense_layer_infer(copy, &blocks_, x, f, y, accumulate);
+  dense_layer_infer(copy, &blocks_, x, f, y, accumulate, slope);
 }
 
 void MaskedLinear::infer(const Matrix& x, Matrix& y) const {
@@ -238,7 +235,7 @@ void MaskedLinear::backward(const MatrixOf<T>& x, const MatrixOf<T>& grad_y, Mat
   template void MaskedLinear::infer<T>(const MatrixOf<T>&, MatrixOf<T>&, DenseCopy<T>&, bool)   \
       const;                                                                                    \
   template void MaskedLinear::infer<T>(const MatrixOf<T>&, MatrixOf<T>&, DenseCopy<T>&,         \
-                                       const Activation&, bool) const;                          \
+                                       const Activation&, bool, MatrixOf<T>*) const;            \
   template void MaskedLinear::backward<T>(const MatrixOf<T>&, const MatrixOf<T>&, MatrixOf<T>&, \
                                           bool);
 FLOWS_MASKED_LINEAR(float)

@@ -154,7 +154,6 @@ Batch<T> lane_index() {
 // sums reduced (one horizontal add each) into one vector of the R x OUT
 // outputs, which are contiguous in y. The last group's missing rows repeat
 // its last row and are not stored.
-
 template <class T, Index OUT>
 void run_narrow(const MatrixOf<T>& x, const PackedDense<T>& packed,
                 const detail::ActivationBatch<T>& f, MatrixOf<T>& y, bool accumulate,

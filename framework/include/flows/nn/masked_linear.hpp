@@ -39,10 +39,10 @@ class FLOWS_API MaskedLinear {
   template <class T>
   void forward(const MatrixOf<T>& x, MatrixOf<T>& y, const Activation& f, MatrixOf<T>& slope);
   // infer and then f in one pass: y = f(x (W ⊙ M)ᵀ + b), or f(x (W ⊙ M)ᵀ +
-  // b + y) with accumulate (dense_layer_infer).
+  // b + y) with accumulate, and f' into *slope when given (dense_layer_infer).
   template <class T>
   void infer(const MatrixOf<T>& x, MatrixOf<T>& y, DenseCopy<T>& copy, const Activation& f,
-             bool accumulate = false) const;
+             bool accumulate = false, MatrixOf<T>* slope = nullptr) const;
   void infer(const Matrix& x, Matrix& y) const;
   Matrix infer(const Matrix& x) const;
 
