@@ -198,7 +198,9 @@ TEST_P(BijectorPrecision, GradientsAgree) {
                       c.context_dim > 0 ? &grad_context[k] : nullptr);
   }
   EXPECT_TRUE(gradients_near(grad_x[0], grad_x[1], "dL/dx"));
-  if (c.context_dim > 0) EXPECT_TRUE(gradients_near(grad_context[0], grad_context[1], "dL/dc"));
+  if (c.context_dim > 0) {
+    EXPECT_TRUE(gradients_near(grad_context[0], grad_context[1], "dL/dc"));
+  }
   const flows::ParameterList p32 = f32_->parameters(), p64 = f64_->parameters();
   ASSERT_EQ(p32.size(), p64.size());
   for (std::size_t k = 0; k < p32.size(); ++k)
