@@ -277,8 +277,11 @@ TEST(MaskedLinear, BlockedGradientsMatchFiniteDifferences) {
   layer.forward(rng.normal(3, 20), y);
   layer.backward(rng.normal(3, 20), rng.normal(3, 64), grad_x);
   const Matrix grad = flows::in_saved_order(layer.weight(), layer.weight().grad);
-  for (Index k = 0; k < s.mask.size(); ++k)
-    if (s.mask.flat(k) == 0) EXPECT_EQ(grad.flat(k), 0.0);
+  for (Index k = 0; k < s.mask.size(); ++k) {
+    if (s.mask.flat(k) == 0) {
+      EXPECT_EQ(grad.flat(k), 0.0);
+    }
+  }
 }
 
 TEST(MaskedLinear, ComputeOrdersMustBePermutations) {

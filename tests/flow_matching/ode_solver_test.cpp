@@ -175,6 +175,43 @@ TEST(Dopri5, RejectsStepsOnAStiffProblemAndNotOnAnEasyOne) {
   EXPECT_LE(easy.steps_rejected, 1u);
 }
 
+// b − b̂ for the two embedded order-4 solutions of the Dormand–Prince pair:
+// Dormand & Prince 1980 (b̂ = 5179/57600, 0, 7571/16695, 393/640,
+// −92097/339200, 187/2100, 1/40) and Shampine 1986 (b̂ = 1951/21600, 0,
+// 22642/50085, 451/720, −12231/42400, 649/6300, 1/60), b = 35/384, 0,
+// 500/1113, 125/192, −2187/6784, 11/84, 0. The solver's `shampine` scales
+// the former's estimate by 2/3; that is exact only if every weight agrees.
+TEST(Dopri5, ShampinesErrorWeightsAreTwoThirdsOfDormandAndPrinces) {
+  const Real b[7] = {35.0 / 384, 0, 500.0 / 1113, 125.0 / 192, -2187.0 / 6784, 11.0 / 84, 0};
+  const Real dormand_prince[7] = {
+      5179.0 / 57600, 0, 7571.0 / 16695, 393.0 / 640, -92097.0 / 339200, 187.0 / 2100, 1.0 / 40};
+  const Real shampine[7] = {1951.0 / 21600, 0,       22642.0 / 50085, 451.0 / 720, -12231.0 / 42400,
+                            649.0 / 6300,   1.0 / 60};
+  for (int i = 0; i < 7; ++i)
+    EXPECT_NEAR(b[i] - shampine[i], (b[i] - dormand_prince[i]) * 2 / 3, 1e-15) << "weight " << i;
+}
+
+// Scaling the estimate by 2/3 is scaling both tolerances by 3/2 in the step
+// control: from the same first step (the automatic one reads the tolerances
+// too), the same steps, evaluations and end point.
+TEST(Dopri5, ShampinesEstimateTakesTheStepsOfDormandAndPrincesAtOneAndAHalfTimesTheTolerance) {
+  auto shampine = fm_test::make<OdeSolver>(
+      "{type: dopri5, rtol: 1.0e-6, atol: 1.0e-6, first_step: 0.1, error_estimate: shampine}");
+  auto wider =
+      fm_test::make<OdeSolver>("{type: dopri5, rtol: 1.5e-6, atol: 1.5e-6, first_step: 0.1}");
+  auto standard =
+      fm_test::make<OdeSolver>("{type: dopri5, rtol: 1.0e-6, atol: 1.0e-6, first_step: 0.1}");
+  Matrix a = start(), b = start(), c = start();
+  const OdeStats sa = shampine->integrate(oscillator, a, 0.0, 6.0);
+  const OdeStats sb = wider->integrate(oscillator, b, 0.0, 6.0);
+  const OdeStats sc = standard->integrate(oscillator, c, 0.0, 6.0);
+  EXPECT_EQ(sa.function_evaluations, sb.function_evaluations);
+  EXPECT_EQ(sa.steps_accepted, sb.steps_accepted);
+  EXPECT_LT(max_error(a, b), 1e-12);
+  EXPECT_LT(sa.function_evaluations, sc.function_evaluations);
+  EXPECT_LT(max_error(a, exact(true, start(), 6.0)), 20 * 1.5e-6 * 2);
+}
+
 TEST(Dopri5, ABlowUpFailsWithNumericalErrorInsteadOfLooping) {
   // x' = x² from x(0) = 1 is 1 / (1 − t): infinite at t = 1.
   auto blow_up = [](const Matrix& x, Real, Matrix& d) {
@@ -232,6 +269,8 @@ TEST(OdeSolvers, BadOptionsAreConfigErrors) {
   EXPECT_THROW(fm_test::make<OdeSolver>("{type: rk4, steps: 0}"), flows::ConfigError);
   EXPECT_THROW(fm_test::make<OdeSolver>("{type: dopri5, rtol: -1}"), flows::ConfigError);
   EXPECT_THROW(fm_test::make<OdeSolver>("{type: dopri5, norm: l1}"), flows::ConfigError);
+  EXPECT_THROW(fm_test::make<OdeSolver>("{type: dopri5, error_estimate: fehlberg}"),
+               flows::ConfigError);
   EXPECT_THROW(fm_test::make<OdeSolver>("{type: dopri5, stpes: 3}"), flows::ConfigError);
   EXPECT_THROW(fm_test::make<OdeSolver>("{type: rk5}"), flows::ConfigError);
 }
