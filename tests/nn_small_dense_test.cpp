@@ -4,6 +4,7 @@
 // tails of each SIMD width, masked row blocks whose unused entries are never
 // read, float and double.
 #include <gtest/gtest.h>
+#include <xsimd/xsimd.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -54,6 +55,16 @@ Matrix staircase(Index out, Index in) {
   return m;
 }
 
+// As a MADE's output mask with units sorted by degree: the outputs of the
+// first input see no hidden unit (here the first third of the rows), the rest
+// a staircase.
+Matrix with_empty_rows(Index out, Index in) {
+  Matrix m = staircase(out, in);
+  for (Index i = 0; i < out / 3; ++i)
+    for (Index j = 0; j < in; ++j) m(i, j) = 0;
+  return m;
+}
+
 template <class T>
 MatrixOf<T> as(const Matrix& m) {
   MatrixOf<T> r(m.shape());
@@ -61,9 +72,12 @@ MatrixOf<T> as(const Matrix& m) {
   return r;
 }
 
+enum class Masking { none, staircase, empty_rows };
+
 template <class T>
-void check_against_reference(const Shape& s, Activation f, bool accumulate, bool masked,
+void check_against_reference(const Shape& s, Activation f, bool accumulate, Masking masking,
                              bool direct) {
+  const bool masked = masking != Masking::none;
   flows::Rng rng(s.rows * 1000 + s.in * 10 + s.out);
   const Matrix x = uniform(s.rows, s.in, rng), bias = uniform(1, s.out, rng);
   Matrix w = uniform(s.out, s.in, rng) * 2;
@@ -71,7 +85,8 @@ void check_against_reference(const Shape& s, Activation f, bool accumulate, bool
   std::vector<RowBlock> blocks;
   DenseCopy<T> copy;
   if (masked) {
-    const Matrix mask = staircase(s.out, s.in);
+    const Matrix mask =
+        masking == Masking::staircase ? staircase(s.out, s.in) : with_empty_rows(s.out, s.in);
     w *= mask;
     blocks = flows::nn::plan_row_blocks(mask, 5);
     copy.weight = as<T>(w);
@@ -113,7 +128,10 @@ void check_against_reference(const Shape& s, Activation f, bool accumulate, bool
       // Rounding of the sum, amplified by at most max |f'| < 2, and of f.
       const Real tol = 4 * eps * (2 * (magnitude + 1) + std::abs(expected));
       ASSERT_NEAR(static_cast<Real>(y(r, j)), expected, tol)
-          << f.name() << (accumulate ? " accumulate" : "") << (masked ? " masked" : "")
+          << f.name() << (accumulate ? " accumulate" : "")
+          << (masking == Masking::staircase    ? " staircase"
+              : masking == Masking::empty_rows ? " empty rows"
+                                               : "")
           << (direct ? " direct" : "") << " shape " << s.rows << "x" << s.in << "->" << s.out
           << " at (" << r << ", " << j << ")";
       // f' is Lipschitz with a constant below 2 for every activation but
@@ -128,9 +146,9 @@ void check_all() {
   for (const Shape& s : kShapes)
     for (const std::string& name : Activation::names())
       for (bool accumulate : {false, true})
-        for (bool masked : {false, true})
+        for (Masking masking : {Masking::none, Masking::staircase, Masking::empty_rows})
           for (bool direct : {false, true})
-            check_against_reference<T>(s, Activation::from_name(name), accumulate, masked, direct);
+            check_against_reference<T>(s, Activation::from_name(name), accumulate, masking, direct);
 }
 
 TEST(SmallDense, MatchesReferenceInFloat) {
@@ -167,6 +185,29 @@ TEST(SmallDense, PanelsCoverTheOutputs) {
   }
   EXPECT_EQ(next, 70);
   EXPECT_LT(packed.panels.front().inputs, 40);  // the staircase's first panel is cut
+}
+
+// Output columns that see no input (a MADE's outputs for its first input)
+// are planned as a block of their own, and whole SIMD vectors of them are a
+// panel that reads nothing: only the bias is computed there.
+TEST(SmallDense, ColumnsWithoutInputsAreAPanelOfTheirOwn) {
+  constexpr Index width = xsimd::batch<float>::size;
+  const Index out = 3 * width + 5, empty = width + 3;  // one whole vector without inputs
+  Matrix mask = xt::ones<Real>({out, Index(40)});
+  for (Index i = 0; i < empty; ++i)
+    for (Index j = 0; j < 40; ++j) mask(i, j) = 0;
+  const auto blocks = flows::nn::plan_row_blocks(mask, 32);
+  ASSERT_GE(blocks.size(), 2u);
+  EXPECT_EQ(blocks[0].row_begin, 0u);
+  EXPECT_EQ(blocks[0].row_end, empty);
+  EXPECT_EQ(blocks[0].col_end, 0u);
+  EXPECT_EQ(blocks[1].row_begin, empty);
+  flows::nn::PackedDense<float> packed;
+  packed.pack(as<float>(mask), nullptr, &blocks);
+  ASSERT_GE(packed.panels.size(), 2u);
+  EXPECT_EQ(packed.panels[0].columns, width);
+  EXPECT_EQ(packed.panels[0].inputs, 0u);
+  for (std::size_t k = 1; k < packed.panels.size(); ++k) EXPECT_EQ(packed.panels[k].inputs, 40u);
 }
 
 // Through the layer: infer with f is infer followed by f.forward.

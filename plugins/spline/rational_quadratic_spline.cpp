@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -305,13 +307,12 @@ constexpr Index kLanes = Batch::size;
 static_assert(kChunk % kLanes == 0, "a chunk is whole SIMD batches");
 
 // Per-thread scratch of the batch paths, in structure-of-arrays form so that
-// the exponentials and logarithms run over contiguous 1-D tensors (xsimd
-// vectorizes them). It only grows, so training steps do not allocate.
+// the exponentials and logarithms run over SIMD batches of rows. It only
+// grows, so training steps do not allocate.
 struct Scratch {
   std::vector<Vector> param;  // param[p][i]: parameter p of chunk row i, then its transform
   std::vector<Vector> sig;    // σ(e) of the inner derivative parameters
-  Vector top, sum, tmp, arg;
-  Vector value;  // the chunk's inputs of the column (see gather_column)
+  Vector value;               // the chunk's inputs of the column (see gather_column)
 
   void reserve(Index params, Index bins) {
     auto sized = [](Vector& v) {
@@ -321,7 +322,7 @@ struct Scratch {
     if (sig.size() + 1 < bins) sig.resize(bins - 1);
     for (Vector& v : param) sized(v);
     for (Vector& v : sig) sized(v);
-    sized(top), sized(sum), sized(tmp), sized(arg), sized(value);
+    sized(value);
   }
 };
 
@@ -334,55 +335,69 @@ Scratch& scratch(Index params, Index bins) {
 // Copies parameter p of column j for rows [r0, r0 + m) into s.param[p], and
 // zeros the rest of the chunk: the vectorized code runs over whole chunks and
 // SIMD batches, and zeros keep its unused lanes finite (whatever an earlier
-// call left there).
-void gather(const Matrix& params, const ColumnSet& set, Index j, Index r0, Index m, Index count,
+// call left there). True when every row's parameters are bitwise those of
+// the first row (see prepare_chunk).
+bool gather(const Matrix& params, const ColumnSet& set, Index j, Index r0, Index m, Index count,
             Scratch& s) {
   const Index pcols = params.shape(1);
   const Real* base = params.data() + r0 * pcols + set.offset + j;
+  bool uniform = true;
   for (Index p = 0; p < count; ++p) {
     Real* out = s.param[p].data();
     const Real* in = base + p * set.stride;
-    for (Index i = 0; i < m; ++i) out[i] = in[i * pcols];
+    std::uint64_t first, bits, differ = 0;
+    std::memcpy(&first, in, sizeof first);
+    for (Index i = 0; i < m; ++i) {
+      out[i] = in[i * pcols];
+      std::memcpy(&bits, out + i, sizeof bits);
+      differ |= bits ^ first;
+    }
+    uniform = uniform && differ == 0;
     std::fill(out + m, out + kChunk, Real(0));
   }
+  return uniform;
 }
 
-// v ← log v for the first n entries of a chunk buffer, rounded up to whole
-// SIMD batches (the buffer holds kChunk, a multiple of the batch width; the
-// extra entries are scratch). xtensor 0.24 evaluates xt::log with the scalar
-// libm call; xsimd's vectorized log is several times faster.
-void log_in_place(Real* v, Index n) {
-  for (Index i = 0; i < n; i += kLanes)
-    xsimd::log(Batch::load_unaligned(v + i)).store_unaligned(v + i);
-}
-
-// In place over the chunk: softmax of param[first .. first + K), and
-// δ = m_δ + softplus(e), σ(e) of the inner derivatives (all at once: cheaper
-// vectorized than two per element scalar).
-void normalize(Scratch& s, Index first, Index bins) {
-  xt::noalias(s.top) = s.param[first];
-  for (Index k = 1; k < bins; ++k) xt::noalias(s.top) = xt::maximum(s.top, s.param[first + k]);
-  s.sum.fill(0);
-  for (Index k = 0; k < bins; ++k) {
-    xt::noalias(s.param[first + k]) = xt::exp(s.param[first + k] - s.top);
-    xt::noalias(s.sum) += s.param[first + k];
+// In place over the chunk's first m rows (rounded up to whole SIMD batches;
+// the chunk holds kChunk, a multiple of the batch width, and its padding is
+// finite, see gather): the softmax of param[first .. first + K). One batch of
+// rows at a time, all K parameters in one pass, so the chunk is read once.
+void normalize(Scratch& s, Index first, Index bins, Index m) {
+  Real* p[kMaxBins];
+  for (Index k = 0; k < bins; ++k) p[k] = s.param[first + k].data();
+  for (Index i = 0; i < m; i += kLanes) {
+    Batch top = Batch::load_unaligned(p[0] + i);
+    for (Index k = 1; k < bins; ++k) top = xsimd::max(top, Batch::load_unaligned(p[k] + i));
+    Batch sum(Real(0));
+    for (Index k = 0; k < bins; ++k) {
+      const Batch e = xsimd::exp(Batch::load_unaligned(p[k] + i) - top);
+      e.store_unaligned(p[k] + i);
+      sum += e;
+    }
+    const Batch scale = Real(1) / sum;
+    for (Index k = 0; k < bins; ++k)
+      (Batch::load_unaligned(p[k] + i) * scale).store_unaligned(p[k] + i);
   }
-  xt::noalias(s.sum) = 1.0 / s.sum;
-  for (Index k = 0; k < bins; ++k) xt::noalias(s.param[first + k]) *= s.sum;
 }
 
-// With sigmoids, also σ(e) into s.sig (softplus' derivative), which only a
-// forward that fills the backward's cache reads.
-void derivatives(Scratch& s, Index first, Index bins, Real min_derivative, bool sigmoids) {
+// In place over the chunk's first m rows (as normalize): the inner knot
+// derivatives δ = m_δ + softplus(e), softplus(e) = max(e, 0) + log(1 + t),
+// t = e^-|e|, and with sigmoids also σ(e) into s.sig (softplus' derivative),
+// which only a forward that fills the backward's cache reads. log(1 + t)
+// rather than log1p(t): t ∈ (0, 1], so the absolute error is an ulp of 1,
+// and xsimd's log is the cheaper of the two.
+void derivatives(Scratch& s, Index first, Index bins, Index m, Real min_derivative, bool sigmoids) {
   for (Index q = 0; q + 1 < bins; ++q) {
-    Vector& e = s.param[first + q];
-    xt::noalias(s.tmp) = xt::exp(-xt::abs(e));
-    if (sigmoids) xt::noalias(s.sig[q]) = xt::where(e >= 0.0, 1.0, s.tmp) / (1.0 + s.tmp);
-    // log(1 + t) rather than log1p(t): t ∈ (0, 1], so the absolute error is
-    // an ulp of 1, and log vectorizes (see log_in_place).
-    xt::noalias(s.arg) = 1.0 + s.tmp;
-    log_in_place(s.arg.data(), kChunk);
-    xt::noalias(e) = min_derivative + xt::maximum(e, 0.0) + s.arg;
+    Real* e = s.param[first + q].data();
+    Real* sig = sigmoids ? s.sig[q].data() : nullptr;
+    for (Index i = 0; i < m; i += kLanes) {
+      const Batch v = Batch::load_unaligned(e + i);
+      const Batch t = xsimd::exp(-xsimd::abs(v));
+      const Batch one(Real(1));
+      if (sig) (xsimd::select(v >= Real(0), one, t) / (one + t)).store_unaligned(sig + i);
+      (Batch(min_derivative) + xsimd::max(v, Batch(Real(0))) + xsimd::log(one + t))
+          .store_unaligned(e + i);
+    }
   }
 }
 
@@ -424,10 +439,24 @@ void gather_column(const Real* in, Index cols, Index c, Index r0, Index m, Real*
 const Real* prepare_chunk(const Matrix& params, const ColumnSet& set, Index j, Index r0, Index m,
                           const Matrix& in, Index c, Index bins, Real min_derivative, Scratch& s,
                           bool sigmoids) {
-  gather(params, set, j, r0, m, 3 * bins - 1, s);
-  normalize(s, 0, bins);
-  normalize(s, bins, bins);
-  derivatives(s, 2 * bins, bins, min_derivative, sigmoids);
+  const Index count = 3 * bins - 1;
+  // Rows with the same parameters (an autoregressive layer's first input has
+  // no inputs to depend on, so without a context all of its rows share
+  // them) need the transforms once: the first batch is computed, and its first
+  // lane copied over the chunk. Lanes compute independently, so this is
+  // bitwise what the whole chunk would give.
+  const bool uniform = gather(params, set, j, r0, m, count, s) && m > 1;
+  const Index rows = uniform ? 1 : m;
+  normalize(s, 0, bins, rows);
+  normalize(s, bins, bins, rows);
+  derivatives(s, 2 * bins, bins, rows, min_derivative, sigmoids);
+  if (uniform) {
+    for (Index p = 0; p < count; ++p)
+      std::fill(s.param[p].begin() + 1, s.param[p].end(), s.param[p](0));
+    if (sigmoids)
+      for (Index q = 0; q + 1 < bins; ++q)
+        std::fill(s.sig[q].begin() + 1, s.sig[q].end(), s.sig[q](0));
+  }
   gather_column(in.data(), in.shape(1), c, r0, m, s.value.data());
   return s.value.data();
 }

@@ -342,6 +342,44 @@ TEST(RationalQuadraticSplineBatch, ARowsResultsDoNotDependOnItsPositionInTheBatc
   }
 }
 
+// Rows that share their parameters (an autoregressive layer's first input)
+// are normalized once per chunk and the result copied: each row's outputs,
+// log-derivatives and cache slots stay bitwise what it gives alone, for
+// batches that end inside a SIMD batch, on the chunk's end and past it.
+TEST(RationalQuadraticSplineBatch, RowsSharingTheirParametersGiveWhatEachGivesAlone) {
+  Rng rng(91);
+  for (const Case& c : cases()) {
+    const RationalQuadraticSpline s(c.options);
+    const Index csize = s.cache_size();
+    const Index pool = 300;
+    const Matrix one = random_params(s, 1, c.scale, rng);
+    Matrix theta({pool, one.shape(1)});
+    for (Index r = 0; r < pool; ++r) xt::row(theta, r) = xt::row(one, 0);
+    Matrix in = random_inputs(s, theta, false, rng);
+    const Matrix in_heights = random_inputs(s, theta, true, rng);
+    for (Index r = 0; r < pool; r += 2) xt::row(in, r) = xt::row(in_heights, r);
+    const Matrix others = random_params(s, pool, c.scale, rng);
+    for (Index n : {Index(2), Index(7), Index(9), Index(255), Index(256), Index(257), pool}) {
+      run(s, in, others);  // leaves other rows' values in the per-thread scratch
+      const Results got = run(s, xt::view(in, xt::range(0, n), xt::all()),
+                              xt::view(theta, xt::range(0, n), xt::all()));
+      for (Index i = 0; i < n; ++i) {
+        const Results a = run(s, xt::view(in, xt::range(i, i + 1), xt::all()), one);
+        const std::string where = "bins " + std::to_string(s.bins()) + " n " + std::to_string(n) +
+                                  " row " + std::to_string(i);
+        for (Index col = 0; col < 3; ++col) {
+          EXPECT_TRUE(same_bits(got.y(i, col), a.y(0, col))) << where << " column " << col;
+          EXPECT_TRUE(same_bits(got.x(i, col), a.x(0, col))) << where << " column " << col;
+        }
+        EXPECT_TRUE(same_bits(got.logdet(i), a.logdet(0))) << where;
+        EXPECT_TRUE(same_bits(got.inverse_logdet(i), a.inverse_logdet(0))) << where;
+        for (Index q = 0; q < 2 * csize; ++q)
+          EXPECT_TRUE(same_bits(got.cache[i * 2 * csize + q], a.cache[q])) << where << " " << q;
+      }
+    }
+  }
+}
+
 // NaN inputs propagate through both batch paths (the identity), with log-
 // derivative 0 and kInside 0, wherever they fall in a batch.
 TEST(RationalQuadraticSplineBatch, NanInputsPropagate) {

@@ -135,19 +135,27 @@ void gemm_rows(bool trans_a, bool trans_b, Index m, Index n, Index k, const T* a
 std::vector<RowBlock> plan_row_blocks(const Matrix& mask, Index rows_per_block) {
   const Index rows = mask.shape(0), cols = mask.shape(1);
   const Index step = std::max<Index>(rows_per_block, 1);
+  auto extent = [&](Index i) {  // one past the row's last nonzero column
+    for (Index j = cols; j > 0; --j)
+      if (mask(i, j - 1) != 0) return j;
+    return Index(0);
+  };
   std::vector<RowBlock> blocks;
   Index used = 0;  // multiply-adds per input row with the blocks
-  for (Index begin = 0; begin < rows; begin += step) {
-    const Index end = std::min(rows, begin + step);
-    Index col_end = 0;
-    for (Index i = begin; i < end; ++i)
-      for (Index j = cols; j > col_end; --j)
-        if (mask(i, j - 1) != 0) {
-          col_end = j;
-          break;
-        }
+  for (Index begin = 0; begin < rows;) {
+    // A run of rows without inputs (a MADE's outputs for its first input,
+    // which see no hidden unit) is a block of its own: only its bias is
+    // computed.
+    const bool empty = extent(begin) == 0;
+    Index end = begin, col_end = 0;
+    for (; end < rows && end - begin < step; ++end) {
+      const Index e = extent(end);
+      if ((e == 0) != empty) break;
+      col_end = std::max(col_end, e);
+    }
     blocks.push_back({begin, end, col_end});
     used += (end - begin) * col_end;
+    begin = end;
   }
   if (8 * used > 7 * rows * cols) return {RowBlock{0, rows, cols}};
   return blocks;

@@ -264,21 +264,36 @@ void PackedDense<T>::pack(const MatrixOf<T>& w, const T* b, const std::vector<Ro
     if (b) set_bias(b);
     return;
   }
+  // The inputs each vector of output columns reads: the largest col_end of
+  // the row blocks it overlaps.
+  // (Computed here rather than kept: packing runs in every pass and must
+  // not allocate.)
   const Index vectors = (out + width - 1) / width;
+  auto reads = [&](Index v) {
+    if (!blocks) return in;
+    Index r = 0;
+    for (const RowBlock& rb : *blocks)
+      if (rb.row_begin < (v + 1) * width && rb.row_end > v * width) r = std::max(r, rb.col_end);
+    return r;
+  };
+  // Panels of up to kMaxVectors vectors, reading as far as their furthest
+  // vector; vectors that read nothing (only a bias) are panels of their own,
+  // so the others do not compute them.
   Index size = 0;
-  for (Index v = 0; v < vectors; v += kMaxVectors<T>) {
+  for (Index v = 0; v < vectors;) {
     Panel p;
     p.column_begin = v * width;
-    p.vectors = std::min(kMaxVectors<T>, vectors - v);
+    const bool bias_only = reads(v) == 0;
+    p.vectors = 0;
+    p.inputs = 0;
+    while (p.vectors < kMaxVectors<T> && v + p.vectors < vectors &&
+           (reads(v + p.vectors) == 0) == bias_only)
+      p.inputs = std::max(p.inputs, reads(v + p.vectors++));
     p.columns = std::min(out - p.column_begin, p.vectors * width);
-    p.inputs = blocks ? 0 : in;
-    if (blocks)
-      for (const RowBlock& rb : *blocks)
-        if (rb.row_begin < p.column_begin + p.columns && rb.row_end > p.column_begin)
-          p.inputs = std::max(p.inputs, rb.col_end);
     p.offset = size;
     size += p.inputs * p.vectors * width;
     panels.push_back(p);
+    v += p.vectors;
   }
   values.assign(size, T(0));
   // Column j of the output reads row j of w up to its block's col_end (the
