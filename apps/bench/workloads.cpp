@@ -32,6 +32,16 @@ double seconds_since(double start) {
   return now_seconds() - start;
 }
 
+double median_seconds(const std::function<void()>& fn, int calls) {
+  std::vector<double> seconds;
+  for (int k = 0; k < calls; ++k) {
+    const double start = now_seconds();
+    fn();
+    seconds.push_back(seconds_since(start));
+  }
+  return quantile(seconds, 0.5);
+}
+
 double quantile(std::vector<double> v, double q) {
   if (v.empty()) return NAN;
   std::sort(v.begin(), v.end());
@@ -207,15 +217,15 @@ WorkloadResult run_density_workload(const Workload& w, const BenchOptions& optio
 
   const Index n_sample = options.points.value_or(spec.sample_points);
   const Index n_score = options.points.value_or(spec.log_prob_points);
-  Rng sample_rng = run_stream(p.options.seed, RunStream::samples);
-  double start = now_seconds();
-  Matrix samples = p.model.flow->sample(n_sample, sample_rng);
-  const double sample_seconds = seconds_since(start);
+  Matrix samples;
+  const double sample_seconds = median_seconds([&] {
+    Rng sample_rng = run_stream(p.options.seed, RunStream::samples);
+    samples = p.model.flow->sample(n_sample, sample_rng);
+  });
 
   Matrix rows = tile_rows(p.data.test, n_score);
-  start = now_seconds();
-  Vector lp = p.model.flow->log_prob(rows);
-  const double log_prob_seconds = seconds_since(start);
+  Vector lp;
+  const double log_prob_seconds = median_seconds([&] { lp = p.model.flow->log_prob(rows); });
 
   WorkloadResult r;
   r.precision = model_precision(p);
@@ -322,11 +332,12 @@ WorkloadResult run_flow_matching_workload(const Workload& w, const BenchOptions&
                               SolverCase{"rk4 x 100", "{type: rk4, steps: 100}"},
                               SolverCase{"euler x 100", "{type: euler, steps: 100}"}}) {
     Flow flow = with_solver(c.yaml, false);
-    nfe->store(0);
-    Rng rng = run_stream(p.options.seed, RunStream::samples);
-    const double start = now_seconds();
-    Matrix samples = flow.sample(n_samples, rng);
-    const double seconds = seconds_since(start);
+    Matrix samples;
+    const double seconds = median_seconds([&] {
+      nfe->store(0);
+      Rng rng = run_stream(p.options.seed, RunStream::samples);
+      samples = flow.sample(n_samples, rng);
+    });
     r.rows.push_back({fmt::format("sample 10k, {}", c.label), seconds, "s"});
     r.rows.push_back({fmt::format("  NFE, {}", c.label), static_cast<double>(nfe->load()), ""});
   }

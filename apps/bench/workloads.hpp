@@ -100,6 +100,11 @@ double quantile(std::vector<double> v, double q);
 double seconds_since(double start);
 double now_seconds();
 
+// Calls fn() `calls` times; the median wall time of a call. The peers' scripts
+// time sampling and log_prob this way (median of 3), so the first call's
+// one-time costs (buffers, packing) weigh as they do there.
+double median_seconds(const std::function<void()>& fn, int calls = 3);
+
 // `n` rows cycling through the rows of `m`.
 Matrix tile_rows(const Matrix& m, Index n);
 
