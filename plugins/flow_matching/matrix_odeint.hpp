@@ -40,13 +40,13 @@ struct resize_impl<flows::Matrix, flows::Matrix> {
 
 namespace flows::flow_matching {
 
-// range_algebra with a selectable error norm. Odeint's error checker scales
-// each component's error estimate by atol + rtol |x| and asks the algebra for
-// norm_inf of the result; here that norm is either the maximum (odeint's
-// default, every component within tolerance) or the root mean square over all
-// components (Hairer, Nørsett & Wanner, "Solving Ordinary Differential
-// Equations I", II.4, eq. 4.11; also torchdiffeq's default), which treats the
-// batch as one system and so takes the same steps as torchdiffeq.
+// range_algebra with a selectable error norm. The dopri5 solver scales each
+// component's error estimate by its tolerance and asks the algebra for
+// norm_inf of the result (the name odeint's algebras give it); here that norm
+// is either the maximum (every component within tolerance) or the root mean
+// square over all components (Hairer, Nørsett & Wanner, "Solving Ordinary
+// Differential Equations I", II.4, eq. 4.11; also torchdiffeq's default),
+// which treats the rows solved together as one system, as torchdiffeq does.
 struct MatrixAlgebra : boost::numeric::odeint::range_algebra {
   bool rms = true;
 
