@@ -295,6 +295,19 @@ TEST(RationalQuadraticSplineBatch, AgreesWithTheElementPathsForEveryBatchSize) {
   EXPECT_LT(loose * 4, compared) << loose << " of " << compared << " ill-conditioned";
 }
 
+// Row i of a batch's results is bitwise row 0 of a one-row run's.
+void expect_same_row(const Results& got, Index i, const Results& a, Index csize,
+                     const std::string& where) {
+  for (Index col = 0; col < 3; ++col) {
+    EXPECT_TRUE(same_bits(got.y(i, col), a.y(0, col))) << where << " column " << col;
+    EXPECT_TRUE(same_bits(got.x(i, col), a.x(0, col))) << where << " column " << col;
+  }
+  EXPECT_TRUE(same_bits(got.logdet(i), a.logdet(0))) << where;
+  EXPECT_TRUE(same_bits(got.inverse_logdet(i), a.inverse_logdet(0))) << where;
+  for (Index q = 0; q < 2 * csize; ++q)
+    EXPECT_TRUE(same_bits(got.cache[i * 2 * csize + q], a.cache[q])) << where << " " << q;
+}
+
 // A row's outputs, log-derivatives and cache slots are bitwise the same alone
 // and at any position of a batch of 1..300 rows (partial SIMD batches, the
 // chunk's end, the next chunk).
@@ -329,14 +342,7 @@ TEST(RationalQuadraticSplineBatch, ARowsResultsDoNotDependOnItsPositionInTheBatc
         const Results& a = alone[(first + i) % pool];
         const std::string where = "bins " + std::to_string(s.bins()) + " n " + std::to_string(n) +
                                   " position " + std::to_string(i);
-        for (Index col = 0; col < 3; ++col) {
-          EXPECT_TRUE(same_bits(got.y(i, col), a.y(0, col))) << where << " column " << col;
-          EXPECT_TRUE(same_bits(got.x(i, col), a.x(0, col))) << where << " column " << col;
-        }
-        EXPECT_TRUE(same_bits(got.logdet(i), a.logdet(0))) << where;
-        EXPECT_TRUE(same_bits(got.inverse_logdet(i), a.inverse_logdet(0))) << where;
-        for (Index q = 0; q < 2 * csize; ++q)
-          EXPECT_TRUE(same_bits(got.cache[i * 2 * csize + q], a.cache[q])) << where << " " << q;
+        expect_same_row(got, i, a, csize, where);
       }
     }
   }
@@ -367,14 +373,7 @@ TEST(RationalQuadraticSplineBatch, RowsSharingTheirParametersGiveWhatEachGivesAl
         const Results a = run(s, xt::view(in, xt::range(i, i + 1), xt::all()), one);
         const std::string where = "bins " + std::to_string(s.bins()) + " n " + std::to_string(n) +
                                   " row " + std::to_string(i);
-        for (Index col = 0; col < 3; ++col) {
-          EXPECT_TRUE(same_bits(got.y(i, col), a.y(0, col))) << where << " column " << col;
-          EXPECT_TRUE(same_bits(got.x(i, col), a.x(0, col))) << where << " column " << col;
-        }
-        EXPECT_TRUE(same_bits(got.logdet(i), a.logdet(0))) << where;
-        EXPECT_TRUE(same_bits(got.inverse_logdet(i), a.inverse_logdet(0))) << where;
-        for (Index q = 0; q < 2 * csize; ++q)
-          EXPECT_TRUE(same_bits(got.cache[i * 2 * csize + q], a.cache[q])) << where << " " << q;
+        expect_same_row(got, i, a, csize, where);
       }
     }
   }
