@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <utility>
 
 #include <fmt/format.h>
@@ -20,25 +19,17 @@ namespace {
 
 using Stepper = odeint::runge_kutta_dopri5<Matrix, Real, Matrix, Real, MatrixAlgebra>;
 
-// ‖v / (atol + rtol |x|)‖ in the solver's norm.
-Real scaled_norm(const MatrixAlgebra& algebra, const Matrix& v, const Matrix& x, Real atol,
-                 Real rtol, Matrix& buffer) {
-  buffer.resize(v.shape());
+// ‖v / (atol + rtol max(|x0|, |x1|))‖ in the solver's norm, the scaled
+// values written to `out` (which may be v itself). With x1 = x0 it scales the
+// starting-step estimates; with a step's start and end it is the step's error
+// ratio (Hairer, Nørsett & Wanner, II.4, eq. 4.10-4.11), accepted when at
+// most 1. The norm counts a non-finite value as infinitely wrong.
+Real scaled_norm(const MatrixAlgebra& algebra, const Matrix& v, const Matrix& x0, const Matrix& x1,
+                 Real atol, Real rtol, Matrix& out) {
+  out.resize(v.shape());
   for (Index k = 0; k < v.size(); ++k)
-    buffer.flat(k) = v.flat(k) / (atol + rtol * std::abs(x.flat(k)));
-  return algebra.norm_inf(buffer);
-}
-
-// The step's error relative to its tolerance, ‖err / (atol + rtol max(|x0|,
-// |x1|))‖ in the solver's norm (Hairer, Nørsett & Wanner, II.4, eq. 4.11): the
-// step is accepted when this is at most 1. NaN counts as infinitely wrong.
-Real error_ratio(const MatrixAlgebra& algebra, Matrix& error, const Matrix& x0, const Matrix& x1,
-                 Real atol, Real rtol) {
-  for (Index k = 0; k < error.size(); ++k)
-    error.flat(k) = std::abs(error.flat(k)) /
-                    (atol + rtol * std::max(std::abs(x0.flat(k)), std::abs(x1.flat(k))));
-  const Real r = algebra.norm_inf(error);
-  return std::isnan(r) ? std::numeric_limits<Real>::infinity() : r;
+    out.flat(k) = v.flat(k) / (atol + rtol * std::max(std::abs(x0.flat(k)), std::abs(x1.flat(k))));
+  return algebra.norm_inf(out);
 }
 
 // The next step's size over this one's (Hairer, Nørsett & Wanner, II.4, eq.
@@ -107,13 +98,13 @@ OdeStats Dopri5Solver::integrate(const OdeSystem& f, Matrix& x, Real t0, Real t1
     // Starting step size (Hairer, Nørsett & Wanner, "Solving ODEs I", II.4,
     // p. 169): h0 from ‖x0‖ / ‖f0‖, then a second-derivative estimate from one
     // explicit Euler step, h1 = (0.01 / max(d1, d2))^(1/5), h = min(100 h0, h1).
-    const Real d0 = scaled_norm(algebra, x, x, atol, rtol, buffer);
-    const Real d1 = scaled_norm(algebra, dxdt, x, atol, rtol, buffer);
+    const Real d0 = scaled_norm(algebra, x, x, x, atol, rtol, buffer);
+    const Real d1 = scaled_norm(algebra, dxdt, x, x, atol, rtol, buffer);
     const Real h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
     xt::noalias(x_new) = x + (direction * h0) * dxdt;
     system(x_new, dxdt_new, t0 + direction * h0);
     xt::noalias(buffer) = dxdt_new - dxdt;
-    const Real d2 = scaled_norm(algebra, Matrix(buffer), x, atol, rtol, buffer) / h0;
+    const Real d2 = scaled_norm(algebra, buffer, x, x, atol, rtol, buffer) / h0;
     const Real d12 = std::max(d1, d2);
     const Real h1 = d12 <= 1e-15 ? std::max(1e-6, h0 * 1e-3) : std::pow(0.01 / d12, 1.0 / 5.0);
     h = std::min(100 * h0, h1);
@@ -138,7 +129,7 @@ OdeStats Dopri5Solver::integrate(const OdeSystem& f, Matrix& x, Real t0, Real t1
     const bool last = direction * (t + dt - t1) >= 0;
     const Real step = last ? t1 - t : dt;
     stepper.do_step(system, x, dxdt, t, x_new, dxdt_new, step, error);
-    const Real ratio = error_scale * error_ratio(algebra, error, x, x_new, atol, rtol);
+    const Real ratio = error_scale * scaled_norm(algebra, error, x, x_new, atol, rtol, error);
     const bool accepted = ratio <= 1;
     dt = step * step_factor(ratio, accepted);
     if (accepted) {
