@@ -232,12 +232,12 @@ void expect_shares_are_one_process(const Dataset& data) {
 
 TEST(SharedRows, AFileDataSetsSharesAreTheRowsOfOneProcess) {
   const fs::path dir = temp_dir("shared_files");
-  Matrix table({Index{1000}, Index{3}});
+  Matrix table({Index{4000}, Index{3}});  // more than two row groups of training rows
   Rng rng(1);
   for (Index i = 0; i < table.size(); ++i) table.data()[i] = rng.normal(1, 1)(0, 0);
   write_csv((dir / "rows.csv").string(), table, {"a", "b", "c"});
   write_npy((dir / "rows.npy").string(), table);
-  const std::pair<const char*, int> files[] = {{"train", 700}, {"val", 150}, {"test", 150}};
+  const std::pair<const char*, int> files[] = {{"train", 2800}, {"val", 600}, {"test", 600}};
   for (const auto& [split, rows] : files)
     write_csv((dir / (std::string(split) + ".csv")).string(),
               Matrix(xt::view(table, xt::range(0, rows), xt::all())), {"a", "b", "c"});
@@ -266,17 +266,18 @@ TEST(SharedRows, AFileDataSetsSharesAreTheRowsOfOneProcess) {
   {
     SCOPED_TRACE("a toy data set (the default, cutting what load() made)");
     ToyDatasetOptions o;
-    o.n_train = 600;
+    const Index n = 2 * kInferenceRowGroup + 352;  // 3 row groups: 1 for rank 0, 2 for rank 1
+    o.n_train = n;
     o.n_val = 50;
     o.n_test = 50;
     ToyDataset toy("moons", o);
     Rng toy_rng(5);
     const DataSplits whole = toy.load(toy_rng);
     const std::vector<DataSplits> shares = shares_on_two_ranks(toy);
-    EXPECT_EQ(shares[1].train_begin, 256u);  // 3 row groups: 1 for rank 0, 2 for rank 1
-    EXPECT_TRUE(testing::all_near(shares[1].train,
-                                  Matrix(xt::view(whole.train, xt::range(256, 600), xt::all())),
-                                  0.0, "rank 1's rows"));
+    EXPECT_EQ(shares[1].train_begin, kInferenceRowGroup);
+    EXPECT_TRUE(testing::all_near(
+        shares[1].train, Matrix(xt::view(whole.train, xt::range(kInferenceRowGroup, n), xt::all())),
+        0.0, "rank 1's rows"));
   }
 }
 

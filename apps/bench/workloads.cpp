@@ -362,7 +362,9 @@ WorkloadResult run_flow_matching_workload(const Workload& w, const BenchOptions&
   r.rows.push_back({"exact NLL 2k points, dopri5 1e-5", seconds, "s"});
   r.rows.push_back({"  NFE of the NLL solve", static_cast<double>(nfe->largest), ""});
   // (Named so that side_by_side.py's "NFE of the NLL" does not match it.)
-  r.rows.push_back({"  mean NFE per row, NLL solve (256-row groups)", nfe->per_row(), ""});
+  r.rows.push_back(
+      {fmt::format("  mean NFE per row, NLL solve ({}-row groups)", kInferenceRowGroup),
+       nfe->per_row(), ""});
   r.rows.push_back({"test NLL, standardized", standardized_nll(p, nll_data), "nats"});
   r.rows.push_back({"test NLL, data units", nll_data, "nats"});
   return r;

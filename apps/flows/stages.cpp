@@ -36,7 +36,7 @@ bool RunSession::will_run(const std::string& stage) const {
 }
 
 Matrix RunSession::model_samples(Index n, Rng& rng, const Matrix& context) const {
-  const auto [begin, end] = share_of(n, run.ranks.get(), kInferenceRowGroup);
+  const auto [begin, end] = share_of(n, run.ranks.get(), model().flow->row_granule());
   return gather_rows(run.ranks.get(), model().flow->sample_rows(n, rng, context, begin, end),
                      dim());
 }

@@ -76,6 +76,11 @@ bool Chain::rows_independent_in_training() const {
                      [](const auto& layer) { return layer->rows_independent_in_training(); });
 }
 
+bool Chain::rows_independent_in_inference() const {
+  return std::all_of(layers_.begin(), layers_.end(),
+                     [](const auto& layer) { return layer->rows_independent_in_inference(); });
+}
+
 void Chain::share_batch_statistics(Ranks* ranks) {
   for (const auto& layer : layers_) layer->share_batch_statistics(ranks);
 }

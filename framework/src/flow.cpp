@@ -43,22 +43,21 @@ namespace {
 // Blocks smaller than this are not worth a thread.
 constexpr Index kMinRowsPerThread = 256;
 
-// Inference treats rows independently, so it runs fn(begin, end) on
-// contiguous row blocks, one per thread (Bijector::forward and inverse are
-// const and must be safe to call concurrently). Exceptions reach the caller.
-// Blocks start on whole row groups (kInferenceRowGroup, bijector.hpp), so
-// that a bijector that solves a group of rows together sees the same groups
-// whatever the thread count.
+// Inference runs fn(begin, end) on contiguous row blocks, one per thread
+// (Bijector::forward and inverse are const and must be safe to call
+// concurrently). Exceptions reach the caller. Blocks start on multiples of
+// `granule` rows (Flow::row_granule): kInferenceRowGroup when a bijector
+// solves groups of rows together (bijector.hpp), so that it sees the same
+// groups whatever the thread count.
 template <class Fn>
-void for_row_blocks(Index n, const Fn& fn) {
-  static_assert(kMinRowsPerThread >= kInferenceRowGroup, "every thread gets a whole group");
-  const Index threads = std::min(thread_count(), n / kMinRowsPerThread);
+void for_row_blocks(Index n, Index granule, const Fn& fn) {
+  const Index granules = (n + granule - 1) / granule;
+  const Index threads = std::min({thread_count(), n / kMinRowsPerThread, granules});
   if (threads <= 1) {
     fn(Index{0}, n);
     return;
   }
-  const Index groups = (n + kInferenceRowGroup - 1) / kInferenceRowGroup;
-  auto start = [&](Index t) { return std::min(n, kInferenceRowGroup * (groups * t / threads)); };
+  auto start = [&](Index t) { return std::min(n, granule * (granules * t / threads)); };
   std::vector<std::exception_ptr> errors(threads);
   std::vector<std::thread> pool;
   for (Index t = 0; t < threads; ++t)
@@ -112,7 +111,7 @@ Vector Flow::log_prob(const Matrix& x, const Matrix& context) const {
   const Index n = x.shape(0);
   const Matrix encoded = encode_context(context, n);
   Vector total = xt::empty<Real>({n});
-  for_row_blocks(n, [&](Index begin, Index end) {
+  for_row_blocks(n, row_granule(), [&](Index begin, Index end) {
     Vector part = log_prob_rows(row_block(x, n, begin, end), row_block(encoded, n, begin, end));
     std::copy(part.begin(), part.end(), total.begin() + static_cast<std::ptrdiff_t>(begin));
   });
@@ -173,7 +172,7 @@ Transformed Flow::sample_and_log_prob(Index n, Rng& rng, const Matrix& context, 
   const Matrix own_context = m != n ? row_block(encoded, n, first, last) : encoded;
   Transformed out{Matrix({m, dim()}), xt::zeros<Real>({with_log_prob ? m : 0})};
   if (m == 0) return out;  // another process's rows only
-  for_row_blocks(m, [&](Index begin, Index end) {
+  for_row_blocks(m, row_granule(), [&](Index begin, Index end) {
     const Matrix c = row_block(own_context, m, begin, end);
     const Matrix block = row_block(z, m, begin, end);
     Transformed t = chain_->inverse(block, c);

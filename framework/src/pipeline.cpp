@@ -230,11 +230,11 @@ Real Pipeline::split_nll(int split, Ranks* ranks) const {
       [&](Index begin, Index end) {
         return dequantize.nll_sum(*model.flow, *x[split], *c[split], rng, begin, end);
       },
-      kInferenceRowGroup);
+      model.flow->row_granule());
 }
 
 Matrix Pipeline::sample(Index n, Rng& rng, const Matrix& context, Ranks* ranks) const {
-  const auto [begin, end] = share_of(n, ranks, kInferenceRowGroup);
+  const auto [begin, end] = share_of(n, ranks, model.flow->row_granule());
   Matrix s = model.flow->sample_rows(n, rng, context, begin, end);
   if (options.quantize_samples && dequantize.enabled()) s = quantized(s);
   return gather_rows(ranks, s, data.train.shape(1));

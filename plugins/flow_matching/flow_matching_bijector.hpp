@@ -63,6 +63,9 @@ class FlowMatchingBijector : public RegressionFittedBijector, public Numerically
   // The parameters and, for a conditional model, "context_dropout" (the
   // probability the field was trained with; see set_context_dropout).
   void visit_state(StateVisitor& visitor) override;
+  // An adaptive solve shares its step sizes among the rows of a group
+  // (transport), so batches are cut only on whole groups.
+  bool rows_independent_in_inference() const override { return false; }
 
   VelocityField& field() { return field_; }
   const OdeSolver& solver() const { return *solver_; }

@@ -224,7 +224,9 @@ TEST(FlowMatchingBijector, ResultsDoNotDependOnTheThreadCountOrTheBatchSplit) {
     for (auto* p : b->parameters()) p->value *= 2.0;  // a field that bends the paths
     flows::Flow flow(std::make_shared<flows::StandardNormal>(2), {b});
     Rng rng(9);
-    const Index n = 1100;
+    const Index n = 2 * flows::kInferenceRowGroup + 100;  // three groups, the last short
+    EXPECT_FALSE(flow.rows_independent_in_inference());
+    EXPECT_EQ(flow.row_granule(), flows::kInferenceRowGroup);
     const Matrix x = rng.normal(n, 2) * 1.5;
     threads("1");
     const Vector lp = flow.log_prob(x);
@@ -238,11 +240,12 @@ TEST(FlowMatchingBijector, ResultsDoNotDependOnTheThreadCountOrTheBatchSplit) {
       EXPECT_EQ(t.value, sampled.value) << count << " threads";
       EXPECT_EQ(t.logdet, sampled.logdet) << count << " threads";
     }
-    const Matrix head = xt::view(x, xt::range(0, 512), xt::all());
-    const Matrix tail = xt::view(x, xt::range(512, n), xt::all());
+    const Index cut = flows::kInferenceRowGroup;
+    const Matrix head = xt::view(x, xt::range(0, cut), xt::all());
+    const Matrix tail = xt::view(x, xt::range(cut, n), xt::all());
     const Vector lp_head = flow.log_prob(head), lp_tail = flow.log_prob(tail);
     for (Index i = 0; i < n; ++i)
-      EXPECT_EQ(i < 512 ? lp_head(i) : lp_tail(i - 512), lp(i)) << "row " << i;
+      EXPECT_EQ(i < cut ? lp_head(i) : lp_tail(i - cut), lp(i)) << "row " << i;
   }
   if (saved)
     setenv("FLOWS_NUM_THREADS", previous.c_str(), 1);

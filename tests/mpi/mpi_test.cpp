@@ -126,8 +126,8 @@ TEST(Mpi, TwoRanksTrainTheModelOfOneProcess) {
 }
 
 // A CSV file of 2,000 rows, shuffled and split: each rank reads the 400
-// held-out rows and its share of the 1,600 training rows ([0, 768) and
-// [768, 1600)), not every row, and the job trains one process's model.
+// held-out rows and its share of the 1,600 training rows ([0, 1024) and
+// [1024, 1600)), not every row, and the job trains one process's model.
 TEST(Mpi, EachRankReadsItsShareOfACsvFileAndTheJobTrainsTheModelOfOneProcess) {
   const fs::path dir = temp_dir("mpi_csv");
   Rng rng(8);
@@ -140,7 +140,7 @@ TEST(Mpi, EachRankReadsItsShareOfACsvFileAndTheJobTrainsTheModelOfOneProcess) {
   const fs::path file = write_pipeline(dir, yaml);
   ASSERT_TRUE(runs_on_one_and_two_ranks(file, dir));
   const std::string log = read_file(dir / "two.log");
-  EXPECT_NE(log.find("1600 training rows (shared out: rank 0 holds 768 of them)"),
+  EXPECT_NE(log.find("1600 training rows (shared out: rank 0 holds 1024 of them)"),
             std::string::npos)
       << log;
   EXPECT_LE(largest_relative_difference(dir / "one" / "model.flows", dir / "two" / "model.flows"),

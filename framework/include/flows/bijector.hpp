@@ -10,14 +10,16 @@ namespace flows {
 
 class Ranks;  // ranks.hpp
 
-// Inference batches are cut (across threads by Flow, into cache blocks by
-// Chain) only at multiples of this many rows, counted from the first row of
-// the batch. A bijector's rows are independent, except in one that must
+// A bijector's rows are independent in inference, except in one that must
 // process rows together (an adaptive ODE solve shares its step sizes among
-// the rows it integrates at once): it groups rows [k g, (k + 1) g) of its
-// input, g = kInferenceRowGroup, and its results then depend on the data
-// alone, not on the thread count or on how Flow cuts the batch.
-inline constexpr Index kInferenceRowGroup = 256;
+// the rows it integrates at once, and larger groups need fewer steps): it
+// groups rows [k g, (k + 1) g) of its input, g = kInferenceRowGroup, and says
+// so (rows_independent_in_inference() false). Batches are then cut (across
+// threads by Flow, into cache blocks by Chain, into shares across ranks) only
+// at multiples of g counted from the first row, so that its results depend
+// on the data alone, not on the thread or rank count. Flow cuts a chain whose
+// rows are all independent anywhere.
+inline constexpr Index kInferenceRowGroup = 1024;
 
 // The result of transforming a batch: the values and log|det J| per row.
 struct Transformed {
@@ -59,6 +61,9 @@ class FLOWS_API Bijector {
   // (batch_norm; actnorm until its data-dependent initialisation): the
   // trainer then runs the step on one thread.
   virtual bool rows_independent_in_training() const { return true; }
+  // False for a layer that processes inference rows in groups
+  // (kInferenceRowGroup, above); composites answer for all their layers.
+  virtual bool rows_independent_in_inference() const { return true; }
   // On several processes (issue 14) the trainer passes the job's ranks here
   // before training and nullptr after. A layer whose training pass uses
   // statistics of the whole mini-batch then computes them over the ranks'

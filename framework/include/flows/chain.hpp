@@ -35,6 +35,7 @@ class FLOWS_API Chain final : public Bijector {
   void visit_state(StateVisitor& visitor) override;
   // Every layer's.
   bool rows_independent_in_training() const override;
+  bool rows_independent_in_inference() const override;
   void share_batch_statistics(Ranks* ranks) override;  // every layer's
 
  private:

@@ -40,6 +40,16 @@ class FLOWS_API Flow {
   // Whether a training mini-batch may be cut into row blocks (see
   // Bijector::rows_independent_in_training): every bijector's answer.
   bool rows_independent_in_training() const { return chain_->rows_independent_in_training(); }
+  // Whether inference rows are independent (Bijector::
+  // rows_independent_in_inference): every bijector's answer. When not,
+  // batches are cut only at multiples of kInferenceRowGroup.
+  bool rows_independent_in_inference() const { return chain_->rows_independent_in_inference(); }
+  // Inference batches (and the shares of ranks) are cut on multiples of this
+  // many rows: kInferenceRowGroup when a bijector solves groups of rows
+  // together, else 256 (rows are independent; the results of a row do not
+  // depend on where the batch is cut, and 256 rows is the smallest block
+  // worth a thread).
+  Index row_granule() const { return rows_independent_in_inference() ? 256 : kInferenceRowGroup; }
   // Bijector::share_batch_statistics for every bijector of the chain.
   void share_batch_statistics(Ranks* ranks) { chain_->share_batch_statistics(ranks); }
 

@@ -59,7 +59,7 @@ TrainReport MleTrainer::train(Flow& flow, const DataSplits& data, Rng& rng,
               : Matrix(xt::view(data.val_context, xt::range(begin, end), xt::all()));
       return flow.mean_nll(rows, context) * static_cast<Real>(end - begin);
     };
-    return mean_over_ranks(callbacks.ranks, data.val.shape(0), nll_sum, kInferenceRowGroup);
+    return mean_over_ranks(callbacks.ranks, data.val.shape(0), nll_sum, flow.row_granule());
   };
   objective.locate_nonfinite = [&flow](const Matrix& batch, const Matrix& context) {
     const Flow::NonFinite found = flow.find_nonfinite(batch, context);
