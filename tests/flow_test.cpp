@@ -173,6 +173,14 @@ TEST(Flow, ParallelInferenceGivesWhatOneThreadGives) {
   for (Index i = 0; i < 3000; ++i) ASSERT_NEAR(four.logdet(i), four_lp(i), 1e-11) << i;
 }
 
+// Rows that are independent may be cut anywhere; the flow says so, and
+// cuts on blocks of 256 rows, not on the adaptive solve's groups.
+TEST(Flow, AChainOfIndependentRowsIsCutOnBlocksOf256) {
+  const Flow flow = make_flow();
+  EXPECT_TRUE(flow.rows_independent_in_inference());
+  EXPECT_EQ(flow.row_granule(), 256);
+}
+
 TEST(Flow, WrongDataDimensionIsADataError) {
   Flow flow = make_flow();
   Matrix x = xt::zeros<Real>({3, 5});

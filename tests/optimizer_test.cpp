@@ -5,6 +5,8 @@
 #include <cmath>
 
 #include "flows/registry.hpp"
+#include "flows/rng.hpp"
+#include "flows/threads.hpp"
 
 namespace flows {
 namespace {
@@ -38,6 +40,46 @@ TEST(Adam, FirstStepMovesEachWeightByLearningRate) {
   // With bias correction the first update is lr · g/|g| (up to eps).
   EXPECT_NEAR(w.value(0, 0), 0.9, 1e-6);
   EXPECT_NEAR(w.value(0, 1), 1.1, 1e-4);
+}
+
+// The trainer lends Adam its threads for large updates (more than 2^15
+// values): each value's update is the same whoever computes it, so three
+// steps on two threads give bitwise what one thread gives, with parameters
+// of uneven sizes (the shares cut inside them) and one not trainable.
+TEST(Adam, AnUpdateOnLentThreadsIsBitwiseTheUpdateOnOne) {
+  Registry registry;
+  register_builtins(registry);
+  Rng rng(7);
+  auto fresh = [&rng] {
+    std::vector<Parameter> params;
+    params.emplace_back("a", rng.normal(300, 101));
+    params.emplace_back("b", rng.normal(1, 7));
+    params.emplace_back("c", rng.normal(60, 333));
+    params[1].trainable = false;
+    return params;
+  };
+  const std::vector<Parameter> start = fresh();
+  std::vector<Parameter> one = start, two = start;
+  std::vector<Matrix> grads;
+  for (int s = 0; s < 3; ++s)
+    for (const Parameter& p : one) grads.push_back(rng.normal(p.value.shape(0), p.value.shape(1)));
+  auto train = [&](std::vector<Parameter>& params, ThreadPool* pool) {
+    auto adam = make(registry, "{type: adam, lr: 0.01, weight_decay: 0.1}");
+    ThreadsLent lent(*adam, pool);
+    ParameterList list;
+    for (Parameter& p : params) list.push_back(&p);
+    for (std::size_t s = 0, g = 0; s < 3; ++s) {
+      for (Parameter& p : params) p.grad = grads[g++];
+      adam->step(list, 0.01);
+    }
+  };
+  ThreadPool pool(2);
+  train(one, nullptr);
+  train(two, &pool);
+  ASSERT_GT(one[0].size() + one[2].size(), Index{1} << 15);
+  for (std::size_t k = 0; k < one.size(); ++k) EXPECT_EQ(one[k].value, two[k].value) << one[k].name;
+  EXPECT_NE(two[0].value, start[0].value);  // trained
+  EXPECT_EQ(two[1].value, start[1].value);  // not trainable: left alone
 }
 
 TEST(Adam, ConvergesOnAQuadratic) {
@@ -123,6 +165,28 @@ TEST(ClipGradientNorm, ScalesToTheLimitAndReportsTheNorm) {
   // Under the limit nothing changes.
   EXPECT_NEAR(clip_gradient_norm(params, 10.0), 1.0, 1e-9);
   EXPECT_NEAR(b.grad(0, 0), 0.8, 1e-9);
+}
+
+// The norm is summed in interleaved lanes: every value counts once, whatever
+// the sizes (tails shorter than a lane, a parameter of one value).
+TEST(GradientNorm, CountsEveryValueOnceWhateverTheSizes) {
+  Rng rng(3);
+  std::vector<Parameter> params;
+  for (Index size : {1, 7, 8, 9, 1000, 13})
+    params.emplace_back("p" + std::to_string(size), Matrix(xt::zeros<Real>({Index{1}, size})));
+  ParameterList list;
+  long double exact = 0;
+  for (Parameter& p : params) {
+    p.grad = rng.normal(1, p.size());
+    for (Real g : p.grad) exact += static_cast<long double>(g) * g;
+    list.push_back(&p);
+  }
+  EXPECT_NEAR(gradient_norm(list), std::sqrt(static_cast<Real>(exact)), 1e-13);
+  // The last value of the whole lane blocks of a parameter counts too.
+  const Real g = params[4].grad(0, 999);
+  params[4].grad(0, 999) = g + 10;
+  exact += static_cast<long double>(g + 10) * (g + 10) - static_cast<long double>(g) * g;
+  EXPECT_NEAR(gradient_norm(list), std::sqrt(static_cast<Real>(exact)), 1e-13);
 }
 
 // Issue 15: Σ g² overflows for g = 1e200, and the old clipping scaled every

@@ -33,24 +33,6 @@ Index DataParallel::blocks(Index rows) const {
   return std::max<Index>(1, std::min(threads(), rows / kMinRowsPerTrainingBlock));
 }
 
-namespace {
-
-// fn(parameter k, first, last) for the parameter values with flat indices
-// [begin, end) of the parameters laid end to end: how thread t of T takes
-// its equal share of a pass over every value.
-template <class Fn>
-void for_value_range(const ParameterList& params, Index begin, Index end, const Fn& fn) {
-  Index offset = 0;
-  for (std::size_t k = 0; k < params.size() && offset < end; ++k) {
-    const Index size = params[k]->size();
-    const Index lo = std::max(begin, offset), hi = std::min(end, offset + size);
-    if (lo < hi) fn(k, lo - offset, hi - offset);
-    offset += size;
-  }
-}
-
-}  // namespace
-
 Real DataParallel::run(Index rows,
                        FunctionRef<Real(Index block, Index begin, Index end)> gradient) {
   const Index blocks = this->blocks(rows);

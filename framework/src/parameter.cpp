@@ -47,10 +47,28 @@ Index parameter_count(const ParameterList& params) {
 // gives a NaN or infinite norm, and otherwise the norm is m sqrt(Σ (g/m)²),
 // which cannot overflow (issue 15: an overflowed norm made clipping zero
 // every gradient).
+namespace {
+
+// Σ g² over every gradient in kLanes interleaved partial sums (value i of a
+// parameter goes to lane i mod kLanes), added up in a fixed order at the end:
+// the loop vectorizes, and the result depends on the values alone.
+Real sum_of_squares(const ParameterList& params) {
+  constexpr Index kLanes = 8;
+  Real lane[kLanes] = {};
+  for (const Parameter* p : params) {
+    const Real* g = p->grad.data();
+    const Index n = p->grad.size(), whole = n - n % kLanes;
+    for (Index i = 0; i < whole; i += kLanes)
+      for (Index j = 0; j < kLanes; ++j) lane[j] += g[i + j] * g[i + j];
+    for (Index i = whole; i < n; ++i) lane[i - whole] += g[i] * g[i];
+  }
+  return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+}
+
+}  // namespace
+
 Real gradient_norm(const ParameterList& params) {
-  Real sum = 0;
-  for (const Parameter* p : params)
-    for (Real g : p->grad) sum += g * g;
+  const Real sum = sum_of_squares(params);
   if (std::isfinite(sum)) return std::sqrt(sum);
   Real largest = 0;
   for (const Parameter* p : params)

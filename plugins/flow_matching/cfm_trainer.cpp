@@ -152,6 +152,7 @@ TrainReport CfmTrainer::train(Flow& flow, const DataSplits& data, Rng& rng,
           : 1;
   std::vector<std::shared_ptr<Flow>> replicas;
   std::unique_ptr<DataParallel> parallel;
+  std::unique_ptr<ThreadsLent> lent;  // the optimizer updates on parallel's threads too
   if (threads > 1) {
     std::vector<VelocityField*> fields;
     std::vector<ParameterList> lists;
@@ -162,6 +163,7 @@ TrainReport CfmTrainer::train(Flow& flow, const DataSplits& data, Rng& rng,
       lists.push_back(copy->parameters());
     }
     parallel = std::make_unique<DataParallel>(bijector->parameters(), std::move(lists));
+    lent = std::make_unique<ThreadsLent>(*optimizer_, &parallel->pool());
     objective.set_parallel(parallel.get(), std::move(fields));
   }
 

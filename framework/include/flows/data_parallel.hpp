@@ -1,6 +1,7 @@
 #pragma once
 // Training on every core (issue 12): the gradient of one mini-batch computed
 // on row blocks, one per thread, each on its own copy of the model.
+#include <algorithm>
 #include <functional>
 #include <vector>
 
@@ -35,6 +36,9 @@ class FLOWS_API DataParallel {
   DataParallel(ParameterList master, std::vector<ParameterList> replicas);
 
   Index threads() const { return pool_.threads(); }
+  // The step's threads, for the other passes over every value of a step
+  // (the optimizer's update).
+  ThreadPool& pool() { return pool_; }
   // Blocks for a batch of `rows` rows: at most threads(), none smaller than
   // kMinRowsPerTrainingBlock, at least 1.
   Index blocks(Index rows) const;
@@ -55,6 +59,20 @@ class FLOWS_API DataParallel {
   ThreadPool pool_;
   std::vector<Real> losses_;
 };
+
+// fn(parameter k, first, last) for the parameter values with flat indices
+// [begin, end) of the parameters laid end to end: how thread t of T takes
+// its equal share of a pass over every value.
+template <class Fn>
+void for_value_range(const ParameterList& params, Index begin, Index end, const Fn& fn) {
+  Index offset = 0;
+  for (std::size_t k = 0; k < params.size() && offset < end; ++k) {
+    const Index size = params[k]->size();
+    const Index lo = std::max(begin, offset), hi = std::min(end, offset + size);
+    if (lo < hi) fn(k, lo - offset, hi - offset);
+    offset += size;
+  }
+}
 
 // Rows [begin, end) of m into out (reusing its buffer); an empty m gives an
 // empty out. Returns out.

@@ -7,6 +7,8 @@
 
 namespace flows {
 
+class ThreadPool;  // threads.hpp
+
 // Updates parameters from their gradients. Built by name (kind "optimizer").
 // The learning rate is passed each step so that a schedule can drive it.
 class FLOWS_API Optimizer {
@@ -19,6 +21,31 @@ class FLOWS_API Optimizer {
   // Saves or restores the optimizer's state for `params` (moments, step
   // count), so that training resumes where it stopped. Default: no state.
   virtual void visit_state(const ParameterList& params, StateVisitor& visitor);
+
+  // Threads step() may spread a large update over (a trainer lends its
+  // training pool while it trains on several threads, and takes it back with
+  // nullptr). Each value's update must not depend on how the values are split.
+  void use_threads(ThreadPool* pool) { pool_ = pool; }
+
+ protected:
+  ThreadPool* pool() const { return pool_; }
+
+ private:
+  ThreadPool* pool_ = nullptr;
+};
+
+// Lends a pool to an optimizer for the lifetime of this object.
+class ThreadsLent {
+ public:
+  ThreadsLent(Optimizer& optimizer, ThreadPool* pool) : optimizer_(optimizer) {
+    optimizer_.use_threads(pool);
+  }
+  ~ThreadsLent() { optimizer_.use_threads(nullptr); }
+  ThreadsLent(const ThreadsLent&) = delete;
+  ThreadsLent& operator=(const ThreadsLent&) = delete;
+
+ private:
+  Optimizer& optimizer_;
 };
 
 // Learning rate at `step` (0-based) of `total`: constant, or cosine decay from

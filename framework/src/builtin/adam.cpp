@@ -4,6 +4,9 @@
 
 #include <fmt/format.h>
 
+#include "flows/data_parallel.hpp"
+#include "flows/threads.hpp"
+
 namespace flows {
 
 AdamOptions AdamOptions::from(ConfigNode& node) {
@@ -51,25 +54,43 @@ void Adam::step(const ParameterList& params, Real lr) {
   const Real correction1 = 1.0 - std::pow(b1, static_cast<Real>(t_));
   const Real correction2 = 1.0 - std::pow(b2, static_cast<Real>(t_));
   const Real step_size = lr / correction1;
+  // sqrt(v / c2) = sqrt(v) / sqrt(c2): one division per value instead of two
+  // (the divider bounds this loop, which runs over every parameter each step).
+  const Real inv_sqrt_correction2 = 1.0 / std::sqrt(correction2);
   const Real decay = lr * options_.weight_decay;
   const Real eps = options_.eps;
-  // Each array is its own (restrict) and every constant a local, so that the
-  // loop is vectorized: it runs over every parameter each step.
-  for (std::size_t k = 0; k < params.size(); ++k) {
-    if (!params[k]->trainable) continue;
+  // Values [first, last) of parameter k. Each array is its own (restrict) and
+  // every constant a local copy (not a capture by reference, which could
+  // alias the arrays), so that the loop is vectorized.
+  auto update = [=, this, &params](std::size_t k, Index first, Index last) {
+    if (!params[k]->trainable) return;
     Real* __restrict w = params[k]->value.data();
     const Real* __restrict g = params[k]->grad.data();
     Real* __restrict m = m_[k].data();
     Real* __restrict v = v_[k].data();
-    const Index n = params[k]->value.size();
-    for (Index i = 0; i < n; ++i) {
-      const Real mi = b1 * m[i] + (1 - b1) * g[i];
-      const Real vi = b2 * v[i] + (1 - b2) * g[i] * g[i];
+    const Real beta1 = b1, beta2 = b2, size = step_size, scale = inv_sqrt_correction2,
+               epsilon = eps, shrink = decay;
+    for (Index i = first; i < last; ++i) {
+      const Real mi = beta1 * m[i] + (1 - beta1) * g[i];
+      const Real vi = beta2 * v[i] + (1 - beta2) * g[i] * g[i];
       m[i] = mi;
       v[i] = vi;
-      w[i] -= step_size * mi / (std::sqrt(vi / correction2) + eps) + decay * w[i];
+      w[i] -= size * mi / (std::sqrt(vi) * scale + epsilon) + shrink * w[i];
     }
+  };
+  Index values = 0;
+  for (const Parameter* p : params) values += p->size();
+  // Below this many values a thread's hand-off costs more than its share.
+  constexpr Index kValuesWorthAThread = Index{1} << 15;
+  ThreadPool* threads = pool();
+  if (!threads || threads->threads() < 2 || values < kValuesWorthAThread) {
+    for (std::size_t k = 0; k < params.size(); ++k) update(k, 0, params[k]->size());
+    return;
   }
+  const Index parts = threads->threads();
+  threads->run(parts, [&](Index t) {
+    for_value_range(params, values * t / parts, values * (t + 1) / parts, update);
+  });
 }
 
 }  // namespace flows

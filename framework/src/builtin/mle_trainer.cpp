@@ -26,6 +26,7 @@ TrainReport MleTrainer::train(Flow& flow, const DataSplits& data, Rng& rng,
           : 1;
   std::vector<std::shared_ptr<Flow>> replicas;
   std::unique_ptr<DataParallel> parallel;
+  std::unique_ptr<ThreadsLent> lent;  // the optimizer updates on parallel's threads too
   std::vector<Matrix> block_rows(threads), block_context(threads);
   Index threads_used = 1;
 
@@ -40,6 +41,7 @@ TrainReport MleTrainer::train(Flow& flow, const DataSplits& data, Rng& rng,
         lists.push_back(replicas.back()->parameters());
       }
       parallel = std::make_unique<DataParallel>(flow.parameters(), std::move(lists));
+      lent = std::make_unique<ThreadsLent>(*optimizer_, &parallel->pool());
     }
     const Index n = batch.shape(0);
     threads_used = std::max(threads_used, parallel->blocks(n));
