@@ -17,8 +17,8 @@ class Ranks;  // ranks.hpp
 // so (rows_independent_in_inference() false). Batches are then cut (across
 // threads by Flow, into cache blocks by Chain, into shares across ranks) only
 // at multiples of g counted from the first row, so that its results depend
-// on the data alone, not on the thread or rank count. Flow cuts a chain whose
-// rows are all independent anywhere.
+// on the data alone, not on the thread or rank count. A chain whose rows are
+// all independent is cut on blocks of 256 rows instead (Flow::row_granule).
 inline constexpr Index kInferenceRowGroup = 1024;
 
 // The result of transforming a batch: the values and log|det J| per row.
