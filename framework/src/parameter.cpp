@@ -42,11 +42,6 @@ Index parameter_count(const ParameterList& params) {
   return n;
 }
 
-// One pass of Σ g² in the common case. When that overflows (or a value is
-// not finite) a second pass finds m = max |g|: a NaN or infinite gradient
-// gives a NaN or infinite norm, and otherwise the norm is m sqrt(Σ (g/m)²),
-// which cannot overflow (issue 15: an overflowed norm made clipping zero
-// every gradient).
 namespace {
 
 // Σ g² over every gradient in kLanes interleaved partial sums (value i of a
@@ -67,6 +62,11 @@ Real sum_of_squares(const ParameterList& params) {
 
 }  // namespace
 
+// One pass of Σ g² in the common case. When that overflows (or a value is
+// not finite) a second pass finds m = max |g|: a NaN or infinite gradient
+// gives a NaN or infinite norm, and otherwise the norm is m sqrt(Σ (g/m)²),
+// which cannot overflow (issue 15: an overflowed norm made clipping zero
+// every gradient).
 Real gradient_norm(const ParameterList& params) {
   const Real sum = sum_of_squares(params);
   if (std::isfinite(sum)) return std::sqrt(sum);

@@ -40,8 +40,9 @@ inline std::pair<Index, Index> rank_share(Index rows, int rank, int size) {
 // This process's rows of `rows`: rank_share on several ranks, all of them
 // without ranks (nullptr) or on one. With granule g > 1 the rows are dealt
 // out in whole runs [k g, (k + 1) g) (the last may be short): inference
-// shares use kInferenceRowGroup, so that a bijector that solves a group of
-// rows together (an adaptive ODE solve) sees the groups of one process.
+// shares use Flow::row_granule() (kInferenceRowGroup for a chain with a
+// bijector that solves a group of rows together, an adaptive ODE solve, so
+// that it sees the groups of one process), training shares kInferenceRowGroup.
 FLOWS_API std::pair<Index, Index> share_of(Index rows, Ranks* ranks, Index granule = 1);
 
 // The mean of a per-row quantity over `rows` rows, computed in shares:

@@ -65,7 +65,7 @@ class FLOWS_API Dequantizer {
   // The sum of nll over rows [begin, end) of x, with the draws mean_nll
   // makes for those rows: the noise of every row is drawn, so that each
   // process of a job can score its own rows and the sums add up to
-  // mean_nll's (begin and end on multiples of kInferenceRowGroup).
+  // mean_nll's (begin and end on multiples of Flow::row_granule()).
   Real nll_sum(const Flow& flow, const Matrix& x, const Matrix& context, Rng& rng, Index begin,
                Index end) const;
   // The same sum for a process that holds only rows [first, first +
