@@ -308,6 +308,15 @@ void expect_same_row(const Results& got, Index i, const Results& a, Index csize,
     EXPECT_TRUE(same_bits(got.cache[i * 2 * csize + q], a.cache[q])) << where << " " << q;
 }
 
+// random_inputs for theta's rows, the awkward values of the even rows on
+// the y knots (the inverse's) and of the odd rows on the x knots.
+Matrix inputs_with_both_knots(const RationalQuadraticSpline& s, const Matrix& theta, Rng& rng) {
+  Matrix in = random_inputs(s, theta, false, rng);
+  const Matrix in_heights = random_inputs(s, theta, true, rng);
+  for (Index r = 0; r < in.shape(0); r += 2) xt::row(in, r) = xt::row(in_heights, r);
+  return in;
+}
+
 // A row's outputs, log-derivatives and cache slots are bitwise the same alone
 // and at any position of a batch of 1..300 rows (partial SIMD batches, the
 // chunk's end, the next chunk).
@@ -318,9 +327,7 @@ TEST(RationalQuadraticSplineBatch, ARowsResultsDoNotDependOnItsPositionInTheBatc
     const Index csize = s.cache_size();
     const Index pool = 300;
     const Matrix theta = random_params(s, pool, c.scale, rng);
-    Matrix in = random_inputs(s, theta, false, rng);
-    const Matrix in_heights = random_inputs(s, theta, true, rng);
-    for (Index r = 0; r < pool; r += 2) xt::row(in, r) = xt::row(in_heights, r);
+    const Matrix in = inputs_with_both_knots(s, theta, rng);
 
     // Each row alone.
     std::vector<Results> alone;
@@ -361,9 +368,7 @@ TEST(RationalQuadraticSplineBatch, RowsSharingTheirParametersGiveWhatEachGivesAl
     const Matrix one = random_params(s, 1, c.scale, rng);
     Matrix theta({pool, one.shape(1)});
     for (Index r = 0; r < pool; ++r) xt::row(theta, r) = xt::row(one, 0);
-    Matrix in = random_inputs(s, theta, false, rng);
-    const Matrix in_heights = random_inputs(s, theta, true, rng);
-    for (Index r = 0; r < pool; r += 2) xt::row(in, r) = xt::row(in_heights, r);
+    const Matrix in = inputs_with_both_knots(s, theta, rng);
     const Matrix others = random_params(s, pool, c.scale, rng);
     for (Index n : {Index(2), Index(7), Index(9), Index(255), Index(256), Index(257), pool}) {
       run(s, in, others);  // leaves other rows' values in the per-thread scratch
