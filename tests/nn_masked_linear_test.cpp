@@ -270,8 +270,14 @@ TEST(MaskedLinear, BlockedGradientsMatchFiniteDifferences) {
   Matrix last_x;
   const auto result = check_gradients(as_function(layer, last_x), rng.normal(5, 20));
   EXPECT_TRUE(result.ok) << result.report;
-  // Masked entries, even holding values, give nothing and get no gradient.
-  layer.weight().value = rng.normal(64, 20);
+  // A staircase keeps its unmasked weights only: a saved tensor whose masked
+  // entries hold values loads without them, and they get no gradient.
+  Index ones = 0;
+  for (Real m : s.mask) ones += m == 1.0 ? 1 : 0;
+  ASSERT_EQ(layer.weight().size(), ones);
+  const Matrix noisy = rng.normal(64, 20);
+  flows::from_saved_order(layer.weight(), noisy, layer.weight().value);
+  EXPECT_EQ(flows::in_saved_order(layer.weight(), layer.weight().value), Matrix(noisy * s.mask));
   Matrix y, grad_x;
   flows::zero_grad(layer.parameters());
   layer.forward(rng.normal(3, 20), y);
@@ -282,6 +288,10 @@ TEST(MaskedLinear, BlockedGradientsMatchFiniteDifferences) {
       EXPECT_EQ(grad.flat(k), 0.0);
     }
   }
+  // A weight of the saved shape written in place is an error, not a read of
+  // the wrong entries.
+  layer.weight().value = noisy;
+  EXPECT_THROW(layer.forward(rng.normal(3, 20), y), flows::Error);
 }
 
 TEST(MaskedLinear, ComputeOrdersMustBePermutations) {

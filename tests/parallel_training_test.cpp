@@ -185,5 +185,41 @@ TEST(ParallelTraining, RowBlockSharesAddUpToTheMean) {
       ASSERT_NEAR(params[k]->grad.flat(i), expected[k].flat(i), 1e-12) << params[k]->name;
 }
 
+// DataParallel alone: block b adds b + 1 to every gradient of its model, so
+// the master ends each step with 1 + 2 = 3 everywhere, step after step (the
+// replica's gradients are zeroed by the reduction that reads them), and
+// also after a step cut short by an error with the replica's gradients
+// written.
+TEST(ParallelTraining, EveryStepReducesTheReplicasOwnGradientOnly) {
+  Parameter master_w("w", Matrix({3, 70}, 0.5)), master_b("b", Matrix({1, 5}, -1.0));
+  Parameter replica_w("w", Matrix({3, 70}, 0.0)), replica_b("b", Matrix({1, 5}, 0.0));
+  const ParameterList master{&master_w, &master_b}, replica{&replica_w, &replica_b};
+  DataParallel parallel(master, {replica});
+  ASSERT_EQ(parallel.threads(), 2u);
+  bool fail = false;
+  auto gradient = [&](Index b, Index begin, Index end) {
+    const ParameterList& model = b == 0 ? master : replica;
+    for (Parameter* p : model)
+      for (Real& g : p->grad) g += static_cast<Real>(b + 1);
+    if (fail && b == 1) throw Error("block 1 fails");
+    return static_cast<Real>(end - begin);
+  };
+  for (int step = 0; step < 4; ++step) {
+    fail = step == 2;
+    zero_grad(master);
+    if (fail) {
+      EXPECT_THROW(parallel.run(2 * kMinRowsPerTrainingBlock, gradient), Error);
+      continue;
+    }
+    EXPECT_EQ(parallel.run(2 * kMinRowsPerTrainingBlock, gradient),
+              static_cast<Real>(2 * kMinRowsPerTrainingBlock));
+    for (const Parameter* p : master)
+      for (Real g : p->grad) ASSERT_EQ(g, 3.0) << p->name << " at step " << step;
+    for (const Parameter* p : replica)
+      for (Real g : p->grad) ASSERT_EQ(g, 0.0) << p->name << " at step " << step;
+    EXPECT_EQ(replica_w.value, master_w.value);  // the master's values, copied
+  }
+}
+
 }  // namespace
 }  // namespace flows

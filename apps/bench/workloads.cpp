@@ -120,9 +120,9 @@ double dense_multiply_adds(Flow& flow) {
   for (const Parameter* param : flow.parameters()) {
     const std::string& name = param->name;
     const bool weight = name.size() >= 6 && name.compare(name.size() - 6, 6, "weight") == 0;
-    if (weight && param->value.dimension() == 2 && param->value.shape(0) > 1 &&
-        param->value.shape(1) > 1)
-      total += static_cast<double>(param->value.size());
+    // The saved shape: a MADE's layers keep their unmasked weights only.
+    const auto [rows, cols] = param->saved_shape();
+    if (weight && rows > 1 && cols > 1) total += static_cast<double>(rows * cols);
   }
   return total;
 }

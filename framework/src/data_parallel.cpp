@@ -41,6 +41,8 @@ Real DataParallel::run(Index rows,
   for (const Parameter* p : master_) values += p->size();
 
   losses_.assign(blocks, 0);
+  const bool zero = !replica_grads_zero_;
+  replica_grads_zero_ = false;
   pool_.run(blocks, [&](Index b) {
     if (b > 0) {
       // Every value, not only the trained ones: a memcpy per step, and
@@ -48,23 +50,28 @@ Real DataParallel::run(Index rows,
       const ParameterList& replica = replicas_[b - 1];
       for (std::size_t k = 0; k < master_.size(); ++k) {
         std::copy(master_[k]->value.begin(), master_[k]->value.end(), replica[k]->value.begin());
-        replica[k]->zero_grad();
+        if (zero) replica[k]->zero_grad();
       }
     }
     losses_[b] = gradient(b, rows * b / blocks, rows * (b + 1) / blocks);
   });
   // Each thread reduces a share of the values; every value gets its blocks
-  // in the order 1, 2, …, whichever thread adds them.
+  // in the order 1, 2, …, whichever thread adds them. Each replica value is
+  // zeroed as it is read: one pass over the replicas less per step.
   pool_.run(blocks, [&](Index t) {
     for_value_range(master_, values * t / blocks, values * (t + 1) / blocks,
                     [&](std::size_t k, Index first, Index last) {
-                      Real* into = master_[k]->grad.data();
+                      Real* __restrict into = master_[k]->grad.data();
                       for (Index b = 1; b < blocks; ++b) {
-                        const Real* from = replicas_[b - 1][k]->grad.data();
-                        for (Index i = first; i < last; ++i) into[i] += from[i];
+                        Real* __restrict from = replicas_[b - 1][k]->grad.data();
+                        for (Index i = first; i < last; ++i) {
+                          into[i] += from[i];
+                          from[i] = 0;
+                        }
                       }
                     });
   });
+  replica_grads_zero_ = true;
   Real loss = 0;
   for (Real share : losses_) loss += share;
   return loss;

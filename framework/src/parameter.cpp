@@ -15,9 +15,15 @@ void Parameter::zero_grad() {
   std::fill(grad.begin(), grad.end(), Real(0));
 }
 
+std::array<Index, 2> Parameter::saved_shape() const {
+  if (saved_extent[0] != 0 || saved_extent[1] != 0) return saved_extent;
+  return {value.shape(0), value.shape(1)};
+}
+
 Matrix in_saved_order(const Parameter& p, const Matrix& m) {
   if (p.saved_index.empty()) return m;
-  Matrix saved(m.shape());
+  const bool subset = p.saved_extent[0] != 0 || p.saved_extent[1] != 0;
+  Matrix saved = subset ? Matrix(xt::zeros<Real>(p.saved_extent)) : Matrix(m.shape());
   for (Index k = 0; k < m.size(); ++k) saved.flat(p.saved_index[k]) = m.flat(k);
   return saved;
 }
@@ -27,7 +33,11 @@ void from_saved_order(const Parameter& p, const Matrix& saved, Matrix& m) {
     m = saved;
     return;
   }
-  m.resize(saved.shape());
+  const bool subset = p.saved_extent[0] != 0 || p.saved_extent[1] != 0;
+  if (subset)
+    m.resize({1, p.saved_index.size()});
+  else
+    m.resize(saved.shape());
   for (Index k = 0; k < m.size(); ++k) m.flat(k) = saved.flat(p.saved_index[k]);
 }
 

@@ -49,7 +49,8 @@ class FLOWS_API DataParallel {
   // rows·(b+1)/B), on thread b (on the master for b = 0, on
   // replica b otherwise) and returns its share of the loss; the shares are
   // summed in block order, and the replicas' gradients reduced into the
-  // master's. Copies and the reduction are split over the threads too. With
+  // master's (and zeroed as they are read, for the next step). Copies and
+  // the reduction are split over the threads too. With
   // one block it is gradient(0, 0, rows).
   Real run(Index rows, FunctionRef<Real(Index block, Index begin, Index end)> gradient);
 
@@ -58,6 +59,10 @@ class FLOWS_API DataParallel {
   std::vector<ParameterList> replicas_;
   ThreadPool pool_;
   std::vector<Real> losses_;
+  // The replicas' gradients are zero: the reduction of the last step zeroed
+  // each value as it read it (false until one has run to its end, so that a
+  // step cut short by an error starts the next from a zeroing).
+  bool replica_grads_zero_ = false;
 };
 
 // fn(parameter k, first, last) for the parameter values with flat indices

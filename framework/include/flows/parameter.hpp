@@ -1,4 +1,5 @@
 #pragma once
+#include <array>
 #include <string>
 #include <vector>
 
@@ -22,15 +23,25 @@ struct FLOWS_API Parameter {
   // tensor in its saved order, the one checkpoints and the layer's documented
   // layout use. Empty: the two orders are the same.
   std::vector<Index> saved_index;
+  // With saved_index, when value keeps only some entries of the saved tensor
+  // (MaskedLinear keeps its unmasked weights only, as one 1 x n row, so that
+  // the optimizer and every other pass over the values skip the masked
+  // ones): the saved tensor's rows and columns, whose unlisted entries are 0.
+  // {0, 0}: the saved tensor has value's shape.
+  std::array<Index, 2> saved_extent{0, 0};
 
   Parameter() = default;
   Parameter(std::string name_, Matrix value_, bool trainable_ = true);
   Index size() const { return value.size(); }
+  // The shape of the tensor in its saved order (that of value unless
+  // saved_extent is set).
+  std::array<Index, 2> saved_shape() const;
   void zero_grad();
 };
 
 // `m` (the parameter's value, gradient or a tensor of their shape) in the
-// saved order, and the reverse: writes `saved` into `m` in the kept order.
+// saved order, and the reverse: writes `saved` into `m` in the kept order
+// (entries the parameter does not keep are dropped).
 FLOWS_API Matrix in_saved_order(const Parameter& p, const Matrix& m);
 FLOWS_API void from_saved_order(const Parameter& p, const Matrix& saved, Matrix& m);
 

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <string>
 
+#include <fmt/format.h>
+
 #include "flows/checks.hpp"
 #include "flows/error.hpp"
 
@@ -71,6 +73,7 @@ void MaskedLinear::set_compute_order(std::vector<Index> in_units, std::vector<In
     p->value = in_saved_order(*p, p->value);
     p->grad = in_saved_order(*p, p->grad);
     p->saved_index.clear();
+    p->saved_extent = {0, 0};
   }
 
   in_units_ = checked_order(std::move(in_units), in_features(), "input");
@@ -84,19 +87,6 @@ void MaskedLinear::set_compute_order(std::vector<Index> in_units, std::vector<In
       if (units->empty())
         for (Index k = 0; k < count; ++k) units->push_back(k);
     }
-    // The parameters themselves are kept in the compute order, so that each
-    // step's copy into the compute type and the gradient's way back are
-    // contiguous row prefixes, not gathers and scatters (visit_parameters
-    // saves and loads them in the units' order).
-    for (Index i = 0; i < out; ++i)
-      for (Index j = 0; j < in; ++j)
-        weight_.saved_index.push_back(out_units_[i] * in + in_units_[j]);
-    bias_.saved_index = out_units_;
-    for (Parameter* p : {&weight_, &bias_}) {
-      const Matrix value = p->value, grad = p->grad;
-      from_saved_order(*p, value, p->value);
-      from_saved_order(*p, grad, p->grad);
-    }
   }
   ordered_mask_ = Matrix({out, in});
   for (Index i = 0; i < out; ++i)
@@ -104,20 +94,48 @@ void MaskedLinear::set_compute_order(std::vector<Index> in_units, std::vector<In
       ordered_mask_(i, j) = mask_(unit(out_units_, i), unit(in_units_, j));
   blocks_ = plan_row_blocks(ordered_mask_, kRowsPerBlock);
   leading_ones_.clear();
+  row_offsets_.clear();
   if (reordered_) {
     // Sorted by degree, a MADE's mask rows are prefixes of ones: the copies
     // then take each row's prefix and need not read the mask.
     bool prefixes = true;
+    Index kept = 0;
     for (Index i = 0; i < out && prefixes; ++i) {
       Index ones = 0;
       while (ones < in && ordered_mask_(i, ones) == Real(1)) ++ones;
       for (Index j = ones; j < in && prefixes; ++j) prefixes = ordered_mask_(i, j) == Real(0);
       leading_ones_.push_back(ones);
+      kept += ones;
     }
-    if (!prefixes) leading_ones_.clear();
+    if (!prefixes || kept == 0) leading_ones_.clear();
+    // The parameters themselves are kept in the compute order, so that each
+    // step's copy into the compute type and the gradient's way back are
+    // contiguous row prefixes, not gathers and scatters (visit_parameters
+    // saves and loads them in the units' order). Of a staircase's weight
+    // only the prefixes are kept.
+    for (Index i = 0; i < out; ++i) {
+      const Index row_end = leading_ones_.empty() ? in : leading_ones_[i];
+      if (!leading_ones_.empty()) row_offsets_.push_back(weight_.saved_index.size());
+      for (Index j = 0; j < row_end; ++j)
+        weight_.saved_index.push_back(out_units_[i] * in + in_units_[j]);
+    }
+    if (!leading_ones_.empty()) {
+      row_offsets_.push_back(weight_.saved_index.size());
+      weight_.saved_extent = {out, in};
+    }
+    bias_.saved_index = out_units_;
+    for (Parameter* p : {&weight_, &bias_}) {
+      const Matrix value = p->value, grad = p->grad;
+      from_saved_order(*p, value, p->value);
+      from_saved_order(*p, grad, p->grad);
+    }
   }
   if (!reordered_) ordered_mask_ = Matrix();
   copy_ = {};  // the copies follow the new order at the next pass
+}
+
+Index MaskedLinear::row_start(Index i) const {
+  return row_offsets_.empty() ? i * in_features() : row_offsets_[i];
 }
 
 // W ⊙ M and b in the compute order, in T. Reordered, the parameters already
@@ -129,12 +147,18 @@ void MaskedLinear::refresh(DenseCopy<T>& copy) const {
     return;
   }
   const Index out = out_features(), in = in_features();
+  const Index kept = row_offsets_.empty() ? out * in : row_offsets_.back();
+  if (weight_.value.size() != kept || bias_.value.size() != out)
+    throw Error(fmt::format(
+        "MaskedLinear: its weight holds {} values and its bias {}, but the layer keeps {} and {} "
+        "in its compute order (write saved-order tensors through from_saved_order)",
+        weight_.value.size(), bias_.value.size(), kept, out));
   ensure(copy.weight, out, in);
   ensure(copy.bias, 1, out);
   // Only the row blocks: the products never read past a block's col_end.
   for (const RowBlock& b : blocks_)
     for (Index i = b.row_begin; i < b.row_end; ++i) {
-      const Real* source = weight_.value.data() + i * in;
+      const Real* source = weight_.value.data() + row_start(i);
       T* row = copy.weight.data() + i * in;
       if (!leading_ones_.empty()) {
         const Index ones = std::min(leading_ones_[i], b.col_end);
@@ -216,7 +240,7 @@ void MaskedLinear::backward(const MatrixOf<T>& x, const MatrixOf<T>& grad_y, Mat
   for (const RowBlock& b : blocks_)
     for (Index i = b.row_begin; i < b.row_end; ++i) {
       const T* g = copy.grad_weight.data() + i * in;
-      Real* target = weight_.grad.data() + i * in;
+      Real* target = weight_.grad.data() + row_start(i);
       if (!leading_ones_.empty()) {  // the row's mask is its prefix of ones
         const Index ones = std::min(leading_ones_[i], b.col_end);
         for (Index j = 0; j < ones; ++j) target[j] += static_cast<Real>(g[j]);

@@ -60,7 +60,11 @@ class FLOWS_API MaskedLinear {
   // orders its units by degree: its masks then become staircases, and the
   // products skip their empty blocks (plan_row_blocks). The weight and bias
   // are then kept in the compute order too (Parameter::saved_index maps them
-  // back; in_saved_order gives their values or gradients in the units' order).
+  // back; in_saved_order gives their values or gradients in the units' order),
+  // and when each row's mask is a prefix of ones the weight keeps those
+  // prefixes only, row after row in one 1 x n row: the masked entries, half
+  // of a MADE's, then cost the optimizer and the other passes over every
+  // value nothing.
   void set_compute_order(std::vector<Index> in_units, std::vector<Index> out_units);
   // The row blocks of the mask in the compute order (one block when dense).
   const std::vector<RowBlock>& row_blocks() const { return blocks_; }
@@ -75,6 +79,8 @@ class FLOWS_API MaskedLinear {
   // W ⊙ M and b in the compute order, in T.
   template <class T>
   void refresh(DenseCopy<T>& copy) const;
+  // The start of weight row i (value or gradient) in the kept layout.
+  Index row_start(Index i) const;
 
   Parameter weight_;
   Parameter bias_;
@@ -87,6 +93,9 @@ class FLOWS_API MaskedLinear {
   // sorted by degree), the ones of each row; else empty, and the copies and
   // gradients go through the mask.
   std::vector<Index> leading_ones_;
+  // With leading_ones_: where row i's prefix starts in the packed weight
+  // (row_offsets_[out] is its size).
+  std::vector<Index> row_offsets_;
   std::vector<RowBlock> blocks_;  // of the mask in the compute order
   PerPrecision<DenseCopy> copy_;  // W ⊙ M and b of the last forward
 };
