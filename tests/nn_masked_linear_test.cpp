@@ -290,8 +290,13 @@ TEST(MaskedLinear, BlockedGradientsMatchFiniteDifferences) {
   }
   // A weight of the saved shape written in place is an error, not a read of
   // the wrong entries.
+  const Matrix kept = layer.weight().value;
   layer.weight().value = noisy;
   EXPECT_THROW(layer.forward(rng.normal(3, 20), y), flows::Error);
+  layer.weight().value = kept;
+  layer.forward(rng.normal(3, 20), y);
+  layer.weight().grad = noisy;  // so is a gradient of the saved shape
+  EXPECT_THROW(layer.backward(rng.normal(3, 20), rng.normal(3, 64), grad_x), flows::Error);
 }
 
 TEST(MaskedLinear, ComputeOrdersMustBePermutations) {

@@ -138,6 +138,18 @@ Index MaskedLinear::row_start(Index i) const {
   return row_offsets_.empty() ? i * in_features() : row_offsets_[i];
 }
 
+// The loops index the kept layout without bounds: a weight or bias written
+// in place with another size (say, the saved shape) is an error instead.
+void MaskedLinear::check_kept_sizes(const Matrix& weight, const Matrix& bias,
+                                    const char* what) const {
+  const Index kept = row_offsets_.empty() ? out_features() * in_features() : row_offsets_.back();
+  if (weight.size() != kept || bias.size() != out_features())
+    throw Error(fmt::format(
+        "MaskedLinear '{}': its weight holds {} {} and its bias {}, but the layer keeps {} and {} "
+        "in its compute order (write saved-order tensors through from_saved_order)",
+        weight_.name, weight.size(), what, bias.size(), kept, out_features()));
+}
+
 // W ⊙ M and b in the compute order, in T. Reordered, the parameters already
 // are in that order (set_compute_order) and the mask is ordered_mask_.
 template <class T>
@@ -147,12 +159,7 @@ void MaskedLinear::refresh(DenseCopy<T>& copy) const {
     return;
   }
   const Index out = out_features(), in = in_features();
-  const Index kept = row_offsets_.empty() ? out * in : row_offsets_.back();
-  if (weight_.value.size() != kept || bias_.value.size() != out)
-    throw Error(fmt::format(
-        "MaskedLinear: its weight holds {} values and its bias {}, but the layer keeps {} and {} "
-        "in its compute order (write saved-order tensors through from_saved_order)",
-        weight_.value.size(), bias_.value.size(), kept, out));
+  check_kept_sizes(weight_.value, bias_.value, "values");
   ensure(copy.weight, out, in);
   ensure(copy.bias, 1, out);
   // Only the row blocks: the products never read past a block's col_end.
@@ -237,6 +244,7 @@ void MaskedLinear::backward(const MatrixOf<T>& x, const MatrixOf<T>& grad_y, Mat
     return;
   }
   // Reordered: the parameters are in the compute order, as the gradient is.
+  check_kept_sizes(weight_.grad, bias_.grad, "gradients");
   for (const RowBlock& b : blocks_)
     for (Index i = b.row_begin; i < b.row_end; ++i) {
       const T* g = copy.grad_weight.data() + i * in;

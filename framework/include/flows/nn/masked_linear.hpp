@@ -81,6 +81,8 @@ class FLOWS_API MaskedLinear {
   void refresh(DenseCopy<T>& copy) const;
   // The start of weight row i (value or gradient) in the kept layout.
   Index row_start(Index i) const;
+  // Error unless weight and bias (values or gradients) have the kept sizes.
+  void check_kept_sizes(const Matrix& weight, const Matrix& bias, const char* what) const;
 
   Parameter weight_;
   Parameter bias_;
