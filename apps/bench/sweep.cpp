@@ -29,6 +29,11 @@ struct SweepRow {
   double load = NAN;                        // 1-minute load average after the row
 };
 
+// Steps trained before the timed ones of each row: the first steps of a
+// pipeline build the replicas and size every buffer, and a new pool's threads
+// are still waking; on this machine they took 2-5 times a steady step.
+constexpr Index kWarmupSteps = 10;
+
 std::string list(const std::vector<Index>& v) {
   std::string s = "[";
   for (std::size_t k = 0; k < v.size(); ++k) s += (k ? ", " : "") + std::to_string(v[k]);
@@ -56,9 +61,9 @@ WorkloadResult run_sweep(const Workload& w, const BenchOptions& options) {
   std::string precision;
   const double start = now_seconds();
   std::cout << fmt::format(
-      "     hidden {} for every D; per row the median of up to {} steps (at least 10, none "
-      "begun after 5 s); sample {} / log_prob {} points\n",
-      list(s.hidden), s.steps, s.sample_points, s.log_prob_points);
+      "     hidden {} for every D; per row the median of up to {} steps after {} untimed (at "
+      "least 10, none begun after 5 s); sample {} / log_prob {} points\n",
+      list(s.hidden), s.steps, kWarmupSteps, s.sample_points, s.log_prob_points);
   std::cout << fmt::format("     {:<5} {:>3} {:>6} {:>5} {:>10} {:>9} {:>8} {:>10} {:>11} {:>5}\n",
                            "model", "D", "batch", "steps", "step ms", "MFLOP", "GFLOP/s",
                            "sample s", "log_prob s", "load")
@@ -67,23 +72,25 @@ WorkloadResult run_sweep(const Workload& w, const BenchOptions& options) {
     for (Index dim : s.dims)
       for (std::size_t bi = 0; bi < s.batches.size(); ++bi) {
         const Index batch = s.batches[bi];
-        Pipeline p =
-            load_pipeline(w.config,
-                          {"stages=[train]", fmt::format("data.dim={}", dim),
-                           fmt::format("data.n_train={}", 2 * most_rows), "data.n_val=0",
-                           fmt::format("data.n_test={}", s.log_prob_points),
-                           "model.bijectors=[" + bijector_yaml(model, s.hidden) + "]",
-                           fmt::format("trainer.batch_size={}", batch),
-                           fmt::format("trainer.steps={}", s.steps), "trainer.eval_every=0"},
-                          pipeline_options);
+        Pipeline p = load_pipeline(
+            w.config,
+            {"stages=[train]", fmt::format("data.dim={}", dim),
+             fmt::format("data.n_train={}", 2 * most_rows), "data.n_val=0",
+             fmt::format("data.n_test={}", s.log_prob_points),
+             "model.bijectors=[" + bijector_yaml(model, s.hidden) + "]",
+             fmt::format("trainer.batch_size={}", batch),
+             fmt::format("trainer.steps={}", kWarmupSteps + s.steps), "trainer.eval_every=0"},
+            pipeline_options);
         if (precision.empty()) precision = model_precision(p);
         SweepRow row;
         row.model = model;
         row.dim = dim;
         row.batch = batch;
-        // At most s.steps steps, fewer (at least 10) once 5 s have passed:
+        // At most s.steps timed steps, fewer (at least 10) once 5 s have passed:
         // the largest rows would otherwise dominate the sweep's run time.
-        const TimedTraining t = train_timed(p, 5.0, std::min<Index>(10, s.steps));
+        TimedTraining t = train_timed(p, 5.0, kWarmupSteps + std::min<Index>(10, s.steps));
+        const Index warm = std::min<Index>(kWarmupSteps, t.step_seconds.size() - 1);
+        t.step_seconds.erase(t.step_seconds.begin(), t.step_seconds.begin() + warm);
         row.steps = t.step_seconds.size();
         row.step_ms = 1e3 * quantile(t.step_seconds, 0.5);
         row.mflop = 6.0 * static_cast<double>(batch) * dense_multiply_adds(*p.model.flow) * 1e-6;
@@ -118,6 +125,7 @@ WorkloadResult run_sweep(const Workload& w, const BenchOptions& options) {
   sweep["hidden"] = s.hidden;
   sweep["layers"] = 5;
   sweep["steps"] = s.steps;
+  sweep["warmup_steps"] = kWarmupSteps;
   sweep["sample_points"] = s.sample_points;
   sweep["log_prob_points"] = s.log_prob_points;
   sweep["seconds"] = measured_value(total);

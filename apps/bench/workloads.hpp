@@ -28,7 +28,7 @@ struct SweepOptions {
   std::vector<Index> dims = {2, 8, 32, 64};
   std::vector<Index> batches = {128, 512, 4096};
   std::vector<Index> hidden = {64, 64};  // every model, every D
-  Index steps = 30;                      // training steps timed per (model, D, batch)
+  Index steps = 60;                      // training steps timed per (model, D, batch)
   Index sample_points = 1000;            // rows sampled per (model, D)
   Index log_prob_points = 10000;         // rows scored per (model, D)
 };
