@@ -36,7 +36,10 @@ Index DataParallel::blocks(Index rows) const {
 Real DataParallel::run(Index rows,
                        FunctionRef<Real(Index block, Index begin, Index end)> gradient) {
   const Index blocks = this->blocks(rows);
-  if (blocks == 1) return gradient(0, 0, rows);
+  if (blocks == 1) {
+    zero_grad(master_);
+    return gradient(0, 0, rows);
+  }
   Index values = 0;
   for (const Parameter* p : master_) values += p->size();
 
@@ -44,6 +47,7 @@ Real DataParallel::run(Index rows,
   const bool zero = !replica_grads_zero_;
   replica_grads_zero_ = false;
   pool_.run(blocks, [&](Index b) {
+    if (b == 0) zero_grad(master_);
     if (b > 0) {
       // Every value, not only the trained ones: a memcpy per step, and
       // non-trainable state (running averages) can never go stale.

@@ -144,6 +144,8 @@ class RankShare {
     if (end > begin)
       loss = objective.loss_and_gradient(copy_rows(batch, begin, end, rows_),
                                          copy_rows(context, begin, end, context_rows_));
+    else if (objective.sets_gradient)
+      zero_grad(params_);  // no rows here: nothing of the last step may be summed
     const Real weight = static_cast<Real>(end - begin) / static_cast<Real>(rows);
     Real* out = flat_.data();
     for (const Parameter* p : params_)
@@ -238,7 +240,7 @@ TrainReport run_training_loop(const TrainingOptions& options, Optimizer& optimiz
   progress.step = first_step;
   for (Index step = first_step; step < options.steps; ++step) {
     const Real lr = options.lr_schedule.at(optimizer.learning_rate(), step, options.steps);
-    zero_grad(params);
+    if (!objective.sets_gradient) zero_grad(params);
     const Matrix* batch = &sampler.next();
     if (callbacks.prepare_batch) {
       prepared = *batch;

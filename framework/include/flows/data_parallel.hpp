@@ -43,15 +43,17 @@ class FLOWS_API DataParallel {
   // kMinRowsPerTrainingBlock, at least 1.
   Index blocks(Index rows) const;
 
-  // One step's gradient of `rows` rows: every replica gets the master's
-  // parameter values and zero gradients, then gradient(b, begin, end) runs
+  // One step's gradient of `rows` rows, written over the master's: the
+  // master's gradients are zeroed (on the first thread, while the others
+  // copy), every replica gets the master's parameter values and zero
+  // gradients, then gradient(b, begin, end) runs
   // block b of B = blocks(rows), rows [begin, end) = [rows·b/B,
   // rows·(b+1)/B), on thread b (on the master for b = 0, on
   // replica b otherwise) and returns its share of the loss; the shares are
   // summed in block order, and the replicas' gradients reduced into the
   // master's (and zeroed as they are read, for the next step). Copies and
   // the reduction are split over the threads too. With
-  // one block it is gradient(0, 0, rows).
+  // one block it is zero_grad(master) and gradient(0, 0, rows).
   Real run(Index rows, FunctionRef<Real(Index block, Index begin, Index end)> gradient);
 
  private:

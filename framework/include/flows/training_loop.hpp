@@ -97,8 +97,13 @@ class FLOWS_API MinibatchSampler {
 // The parts of a trainer that differ between objectives.
 struct TrainingObjective {
   // Loss of one batch (with its context rows, empty when unconditional);
-  // accumulates its gradient into the parameters.
+  // accumulates its gradient into the parameters, or writes it over them
+  // when sets_gradient.
   std::function<Real(const Matrix& batch, const Matrix& context)> loss_and_gradient;
+  // loss_and_gradient zeroes the gradients itself, so the loop does not
+  // first (DataParallel zeroes the master's on its first thread while the
+  // others copy the values, instead of in a pass of its own).
+  bool sets_gradient = false;
   // Loss on the validation data (inference mode).
   std::function<Real()> validation_loss;
   // Optional: after a non-finite loss or gradient on this batch, where the

@@ -30,10 +30,14 @@ TrainReport MleTrainer::train(Flow& flow, const DataSplits& data, Rng& rng,
   std::vector<Matrix> block_rows(threads), block_context(threads);
   Index threads_used = 1;
 
+  const ParameterList params = flow.parameters();
   TrainingObjective objective;
+  objective.sets_gradient = true;
   objective.loss_and_gradient = [&](const Matrix& batch, const Matrix& context) -> Real {
-    if (threads <= 1 || !flow.rows_independent_in_training())
+    if (threads <= 1 || !flow.rows_independent_in_training()) {
+      zero_grad(params);
       return flow.nll_gradient(batch, context);
+    }
     if (!parallel) {
       std::vector<ParameterList> lists;
       for (Index t = 1; t < threads; ++t) {
