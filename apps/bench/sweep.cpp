@@ -79,6 +79,12 @@ WorkloadResult run_sweep(const Workload& w, const BenchOptions& options) {
          fmt::format("trainer.steps={}", kWarmupSteps + s.steps), "trainer.eval_every=0"},
         pipeline_options);
   };
+  // At most s.steps timed steps after the untimed ones, fewer (at least 10)
+  // once 5 s have passed: the largest rows would otherwise dominate the
+  // sweep's run time.
+  auto train_row = [&](Pipeline& p) {
+    return train_timed(p, 5.0, kWarmupSteps + std::min<Index>(10, s.steps));
+  };
   // The first row untimed for a second first: in a fresh process the first
   // row's steps often ran at 2-5 times the steady time, even after its own
   // untimed steps and one untimed run of the row (seen on this machine; the
@@ -87,7 +93,7 @@ WorkloadResult run_sweep(const Workload& w, const BenchOptions& options) {
     const double warm_start = now_seconds();
     do {
       Pipeline warm = make_pipeline(s.models.front(), s.dims.front(), s.batches.front());
-      train_timed(warm, 5.0, kWarmupSteps + std::min<Index>(10, s.steps));
+      train_row(warm);
     } while (seconds_since(warm_start) < 1.0);
   }
   for (const std::string& model : s.models)
@@ -100,9 +106,7 @@ WorkloadResult run_sweep(const Workload& w, const BenchOptions& options) {
         row.model = model;
         row.dim = dim;
         row.batch = batch;
-        // At most s.steps timed steps, fewer (at least 10) once 5 s have passed:
-        // the largest rows would otherwise dominate the sweep's run time.
-        TimedTraining t = train_timed(p, 5.0, kWarmupSteps + std::min<Index>(10, s.steps));
+        TimedTraining t = train_row(p);
         const Index warm = std::min<Index>(kWarmupSteps, t.step_seconds.size() - 1);
         t.step_seconds.erase(t.step_seconds.begin(), t.step_seconds.begin() + warm);
         row.steps = t.step_seconds.size();

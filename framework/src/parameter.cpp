@@ -15,15 +15,23 @@ void Parameter::zero_grad() {
   std::fill(grad.begin(), grad.end(), Real(0));
 }
 
+namespace {
+
+// The parameter keeps only some entries of its saved tensor (saved_extent set).
+bool keeps_a_subset(const Parameter& p) {
+  return p.saved_extent[0] != 0 || p.saved_extent[1] != 0;
+}
+
+}  // namespace
+
 std::array<Index, 2> Parameter::saved_shape() const {
-  if (saved_extent[0] != 0 || saved_extent[1] != 0) return saved_extent;
+  if (keeps_a_subset(*this)) return saved_extent;
   return {value.shape(0), value.shape(1)};
 }
 
 Matrix in_saved_order(const Parameter& p, const Matrix& m) {
   if (p.saved_index.empty()) return m;
-  const bool subset = p.saved_extent[0] != 0 || p.saved_extent[1] != 0;
-  Matrix saved = subset ? Matrix(xt::zeros<Real>(p.saved_extent)) : Matrix(m.shape());
+  Matrix saved = keeps_a_subset(p) ? Matrix(xt::zeros<Real>(p.saved_extent)) : Matrix(m.shape());
   for (Index k = 0; k < m.size(); ++k) saved.flat(p.saved_index[k]) = m.flat(k);
   return saved;
 }
@@ -33,8 +41,7 @@ void from_saved_order(const Parameter& p, const Matrix& saved, Matrix& m) {
     m = saved;
     return;
   }
-  const bool subset = p.saved_extent[0] != 0 || p.saved_extent[1] != 0;
-  if (subset)
+  if (keeps_a_subset(p))
     m.resize({1, p.saved_index.size()});
   else
     m.resize(saved.shape());

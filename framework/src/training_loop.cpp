@@ -144,7 +144,7 @@ class RankShare {
     if (end > begin)
       loss = objective.loss_and_gradient(copy_rows(batch, begin, end, rows_),
                                          copy_rows(context, begin, end, context_rows_));
-    else if (objective.sets_gradient)
+    else
       zero_grad(params_);  // no rows here: nothing of the last step may be summed
     const Real weight = static_cast<Real>(end - begin) / static_cast<Real>(rows);
     Real* out = flat_.data();

@@ -44,7 +44,7 @@ TrainReport MleTrainer::train(Flow& flow, const DataSplits& data, Rng& rng,
         replicas.push_back(callbacks.make_replica());
         lists.push_back(replicas.back()->parameters());
       }
-      parallel = std::make_unique<DataParallel>(flow.parameters(), std::move(lists));
+      parallel = std::make_unique<DataParallel>(params, std::move(lists));
       lent = std::make_unique<ThreadsLent>(*optimizer_, &parallel->pool());
     }
     const Index n = batch.shape(0);
@@ -83,9 +83,9 @@ TrainReport MleTrainer::train(Flow& flow, const DataSplits& data, Rng& rng,
   if (callbacks.ranks && callbacks.ranks->size() > 1) flow.share_batch_statistics(callbacks.ranks);
   TrainReport report;
   try {
-    report = run_training_loop(options_, *optimizer_, flow.parameters(), data.train,
-                               data.train_context, objective, data.val.shape(0) > 0, rng, callbacks,
-                               steps_done_, HeldRows{data.train_begin, data.train_total});
+    report = run_training_loop(options_, *optimizer_, params, data.train, data.train_context,
+                               objective, data.val.shape(0) > 0, rng, callbacks, steps_done_,
+                               HeldRows{data.train_begin, data.train_total});
   } catch (const NonFiniteTrainingError& e) {
     steps_done_ = e.steps_done();  // a checkpoint of the kept parameters resumes from here
     throw;
