@@ -49,6 +49,13 @@ std::vector<Index> identity_or(std::vector<Index> units) {
   return {};
 }
 
+// position[u] = the k with units[k] = u; empty for the identity.
+std::vector<Index> positions_of(const std::vector<Index>& units) {
+  std::vector<Index> position(units.size());
+  for (Index k = 0; k < units.size(); ++k) position[units[k]] = k;
+  return position;
+}
+
 void append_units(std::vector<Index>& to, const std::vector<Index>& more) {
   to.insert(to.end(), more.begin(), more.end());
 }
@@ -134,6 +141,8 @@ Made::Made(const std::vector<Index>& order, const MadeOptions& options, Rng& rng
     layers_[k]->set_compute_order(sorted[k], sorted[k + 1]);
   input_units_ = identity_or(sorted.front());
   output_units_ = identity_or(sorted.back());
+  input_positions_ = positions_of(input_units_);
+  output_positions_ = positions_of(output_units_);
 }
 
 template <class T>
@@ -168,11 +177,14 @@ void Made::output_to(const MatrixOf<T>& computed, Matrix& y) const {
   }
   const Index n = computed.shape(0), k = computed.shape(1);
   ensure(y, n, k);
-  const Index* units = output_units_.data();
+  // Written in order, read through the inverse: a vectorized loop then
+  // gathers, where writing through the permutation would scatter (slow on
+  // AVX-512 processors, a tenth of a MADE's forward pass on Zen 4).
+  const Index* position = output_positions_.data();
   for (Index i = 0; i < n; ++i) {
     const T* from = computed.data() + i * k;
     Real* to = y.data() + i * k;
-    for (Index j = 0; j < k; ++j) to[units[j]] = static_cast<Real>(from[j]);
+    for (Index u = 0; u < k; ++u) to[u] = static_cast<Real>(from[position[u]]);
   }
 }
 
@@ -286,15 +298,16 @@ void Made::backward_as(const Matrix& grad_y, Matrix& grad_x, Matrix* grad_contex
   }
   const Index d = dim(), c = options_.context_features;
   ensure(grad_x, n, d);
+  // Read through the inverse of the input order (a gather; see output_to).
+  const Index* position = input_positions_.empty() ? nullptr : input_positions_.data();
   for (Index i = 0; i < n; ++i) {
     const T* row = r.grad_input.data() + i * (d + c);
-    for (Index j = 0; j < d + c; ++j) {
-      const Index u = input_units_.empty() ? j : input_units_[j];
-      if (u < d)
-        grad_x(i, u) = row[j];
-      else if (grad_context)
-        (*grad_context)(i, u - d) += row[j];
-    }
+    Real* gx = grad_x.data() + i * d;
+    for (Index u = 0; u < d; ++u) gx[u] = static_cast<Real>(row[position ? position[u] : u]);
+    if (!grad_context) continue;
+    Real* gc = grad_context->data() + i * c;
+    for (Index u = d; u < d + c; ++u)
+      gc[u - d] += static_cast<Real>(row[position ? position[u] : u]);
   }
 }
 

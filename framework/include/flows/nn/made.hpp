@@ -152,6 +152,8 @@ class FLOWS_API Made {
   // The compute order of the input units (x then context) and of the outputs
   // (units sorted by degree; see the constructor); empty: their own order.
   std::vector<Index> input_units_, output_units_;
+  // Their inverses: the compute position of each unit (empty when in order).
+  std::vector<Index> input_positions_, output_positions_;
 
   // Training record of the last forward, in the network's precision.
   PerPrecision<Buffers> record_;
