@@ -13,6 +13,7 @@
 #include <CLI/CLI.hpp>
 
 #include "blas_info.hpp"
+#include "core_probe.hpp"
 #include "flows/error.hpp"
 #include "flows/threads.hpp"
 #include "workloads.hpp"
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
   flows::bench::BenchOptions options;
   flows::Index steps = 0, points = 0;
   bool sweep = false;
+  double probe_seconds = 0;
   flows::bench::SweepOptions& s = options.sweep;
   app.add_option("-w,--workload", only, "Run only these workloads (W1, W2, W3, W4, S1)");
   app.add_option("--steps", steps,
@@ -65,6 +67,11 @@ int main(int argc, char** argv) {
   app.add_option("--sweep-steps", s.steps, "S1: training steps timed per row");
   app.add_option("--sweep-sample-points", s.sample_points, "S1: rows sampled per (model, D)");
   app.add_option("--sweep-log-prob-points", s.log_prob_points, "S1: rows scored per (model, D)");
+  app.add_option("--cores", probe_seconds,
+                 "Probe the cores for this many seconds: SGEMM on 1 thread and on every core, "
+                 "alternately, to see whether both cores were there (alone, unless -w names "
+                 "workloads too)")
+      ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
   if (steps > 0) options.steps = steps;
   if (points > 0) options.points = points;
@@ -79,7 +86,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   auto selected = [&](const flows::bench::Workload& w) {
-    if (only.empty()) return w.id != "S1";  // the sweep runs on request
+    if (only.empty()) return probe_seconds == 0 && w.id != "S1";  // the sweep runs on request
     return std::find(only.begin(), only.end(), w.id) != only.end();
   };
 
@@ -122,6 +129,14 @@ int main(int argc, char** argv) {
                   {"core", blas.core},
                   {"threads", blas.threads},
                   {"coretype_env", blas.coretype_env}};
+  if (probe_seconds > 0) {
+    std::cout << fmt::format("{:<4} the cores, {:g} s (load {:.2f})\n", "C", probe_seconds,
+                             flows::bench::load_average())
+              << std::flush;
+    const auto probe = flows::bench::probe_cores(probe_seconds, std::max(1, machine.cores));
+    flows::bench::print_core_probe(probe, std::cout);
+    json["core_probe"] = flows::bench::core_probe_json(probe);
+  }
   Json entries = Json::array();
   try {
     for (const auto& w : workloads) {

@@ -12,7 +12,7 @@
 
 // Bumped whenever an SDK interface or the layout of a type crossing the
 // plugin boundary changes; a plugin built against another value is refused.
-#define FLOWS_SDK_ABI_VERSION 9
+#define FLOWS_SDK_ABI_VERSION 10
 
 // Exports the plugin's registration function and the ABI version it was
 // compiled against.

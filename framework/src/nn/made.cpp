@@ -274,8 +274,7 @@ void Made::backward_as(const Matrix& grad_y, Matrix& grad_x, Matrix* grad_contex
     const Index hidden = last;
     const MatrixOf<T>* upstream = &r.grad_y;
     for (Index k = hidden; k > 0; --k) {
-      layer(k).backward(r.out[k - 1], *upstream, *g, acc);
-      xt::noalias(*g) *= r.slope[k - 1];
+      layer(k).backward(r.out[k - 1], *upstream, *g, acc, &r.slope[k - 1]);
       upstream = g;
       std::swap(g, spare);
     }
@@ -284,14 +283,12 @@ void Made::backward_as(const Matrix& grad_y, Matrix& grad_x, Matrix* grad_contex
     const Index blocks = options_.residual_blocks;
     MatrixOf<T>& grad_h = r.grad_a;
     MatrixOf<T>& grad_w = r.grad_b;
-    layer(last).backward(r.out[blocks], r.grad_y, grad_h, acc);
-    xt::noalias(grad_h) *= r.slope[blocks];
+    layer(last).backward(r.out[blocks], r.grad_y, grad_h, acc, &r.slope[blocks]);
     for (Index k = blocks; k-- > 0;) {
       // h_{k+1} = h_k + f(v_k) B_kᵀ + b_k,  v_k = f(h_k) A_kᵀ + a_k.
-      layer(2 + 2 * k).backward(r.out[blocks + 1 + k], grad_h, grad_w, acc);
-      xt::noalias(grad_w) *= r.slope[blocks + 1 + k];
-      layer(1 + 2 * k).backward(r.out[k], grad_w, r.grad_c, acc);
-      xt::noalias(r.grad_c) *= r.slope[k];
+      layer(2 + 2 * k).backward(r.out[blocks + 1 + k], grad_h, grad_w, acc,
+                                &r.slope[blocks + 1 + k]);
+      layer(1 + 2 * k).backward(r.out[k], grad_w, r.grad_c, acc, &r.slope[k]);
       xt::noalias(grad_h) += r.grad_c;
     }
     layer(0).backward(r.input, grad_h, r.grad_input, acc);

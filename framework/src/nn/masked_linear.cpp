@@ -222,16 +222,31 @@ Matrix MaskedLinear::infer(const Matrix& x) const {
 // row blocks only, since everything outside them is masked.
 template <class T>
 void MaskedLinear::backward(const MatrixOf<T>& x, const MatrixOf<T>& grad_y, MatrixOf<T>& grad_x,
-                            bool accumulate_param_grads) {
+                            bool accumulate_param_grads, const MatrixOf<T>* slope) {
   check_backward("MaskedLinear", x, grad_y, in_features(), out_features());
   DenseCopy<T>& copy = copy_.get<T>();
   if (copy.weight.shape() != mask_.shape()) refresh(copy);
   const Index n = x.shape(0), in = in_features(), out = out_features();
+  if (slope && (slope->shape(0) != n || slope->shape(1) != in))
+    throw DataError(
+        fmt::format("MaskedLinear: backward got a slope of shape [{} x {}], expected "
+                    "[{} x {}]",
+                    slope->shape(0), slope->shape(1), n, in));
   ensure(grad_x, n, in);
-  blocked_input_gradient(grad_y, copy.weight, blocks_, grad_x);
+  // Small layers run on the fused kernel, as in their forward pass; larger
+  // ones on BLAS, one product per row block.
+  if (small_dense_suits<T>(in, out)) {
+    small_dense_input_gradient(copy, &blocks_, grad_y, grad_x, slope);
+  } else {
+    blocked_input_gradient(grad_y, copy.weight, blocks_, grad_x);
+    if (slope) xt::noalias(grad_x) *= *slope;
+  }
   if (!accumulate_param_grads) return;
   ensure(copy.grad_weight, out, in);
-  blocked_weight_gradient(x, grad_y, blocks_, copy.grad_weight);
+  if (small_weight_gradient_suits<T>(in, out))
+    small_dense_weight_gradient(x, grad_y, &blocks_, copy.grad_weight);
+  else
+    blocked_weight_gradient(x, grad_y, blocks_, copy.grad_weight);
   if (!reordered_) {
     for (const RowBlock& b : blocks_)
       for (Index i = b.row_begin; i < b.row_end; ++i) {
@@ -269,7 +284,7 @@ void MaskedLinear::backward(const MatrixOf<T>& x, const MatrixOf<T>& grad_y, Mat
   template void MaskedLinear::infer<T>(const MatrixOf<T>&, MatrixOf<T>&, DenseCopy<T>&,         \
                                        const Activation&, bool, MatrixOf<T>*) const;            \
   template void MaskedLinear::backward<T>(const MatrixOf<T>&, const MatrixOf<T>&, MatrixOf<T>&, \
-                                          bool);
+                                          bool, const MatrixOf<T>*);
 FLOWS_MASKED_LINEAR(float)
 FLOWS_MASKED_LINEAR(double)
 #undef FLOWS_MASKED_LINEAR

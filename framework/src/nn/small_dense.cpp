@@ -63,15 +63,57 @@ inline void store(Batch<T> sum, T* y, T* dy, Index count, bool accumulate, const
   }
 }
 
+// The epilogues: what becomes of a vector of sums on its way to `count` ≤
+// width entries of y. A layer's forward pass: its activation (of a kind
+// known at compile time, or not), f' into dy when it is given.
+template <class T, Kind K>
+struct Activate {
+  const detail::ActivationBatch<T>& f;
+  bool accumulate;
+  void operator()(Batch<T> sum, T* y, T* dy, Index count) const {
+    store(sum, y, dy, count, accumulate,
+          [this](Batch<T> a, Batch<T>* d) { return f.template apply<K>(a, d); });
+  }
+};
+
+template <class T>
+struct ActivateAnyKind {
+  const detail::ActivationBatch<T>& f;
+  bool accumulate;
+  void operator()(Batch<T> sum, T* y, T* dy, Index count) const {
+    store(sum, y, dy, count, accumulate, f);
+  }
+};
+
+// An input gradient's: y = sum ⊙ s, with s read at dy (the slope f' of the
+// layer below), or the sum itself without one.
+template <class T>
+struct TimesSlope {
+  void operator()(Batch<T> sum, T* y, const T* s, Index count) const {
+    constexpr Index width = Batch<T>::size;
+    if (count >= width) {
+      if (s) sum *= Batch<T>::load_unaligned(s);
+      sum.store_unaligned(y);
+      return;
+    }
+    alignas(64) T buffer[width] = {};
+    if (s) {
+      std::copy(s, s + count, buffer);
+      sum *= Batch<T>::load_aligned(buffer);
+    }
+    sum.store_aligned(buffer);
+    std::copy(buffer, buffer + count, y);
+  }
+};
+
 // One MR x NV block of y: rows x[r] (in place, `inputs` read), the panel's
 // packed weight w (inputs x NV vectors) and bias, into y[r] (the panel's
-// first column), `columns` of them, and f' into dy[r] when dy is given.
-// Every loop over the block is unrolled, so that the sums stay in registers
-// through the epilogue.
-template <class T, Index MR, Index NV, Kind K>
+// first column), `columns` of them, through the epilogue (with dy[r] when dy
+// is given). Every loop over the block is unrolled, so that the sums stay in
+// registers through the epilogue.
+template <class T, Index MR, Index NV, class Epilogue>
 void microkernel(const T* const* x, Index inputs, const T* w, const T* bias, T* const* y,
-                 T* const* dy, Index columns, bool accumulate,
-                 const detail::ActivationBatch<T>& f) {
+                 T* const* dy, Index columns, const Epilogue& epilogue) {
   constexpr Index width = Batch<T>::size;
   Batch<T> sum[MR][NV];
 #pragma GCC unroll 4
@@ -96,21 +138,22 @@ void microkernel(const T* const* x, Index inputs, const T* w, const T* bias, T* 
 #pragma GCC unroll 4
     for (Index v = 0; v < NV; ++v)
       if (v * width < columns)
-        store(sum[r][v], y[r] + v * width, dy ? dy[r] + v * width : nullptr, columns - v * width,
-              accumulate, [&f](Batch<T> a, Batch<T>* d) { return f.template apply<K>(a, d); });
+        epilogue(sum[r][v], y[r] + v * width, dy ? dy[r] + v * width : nullptr,
+                 columns - v * width);
 }
 
-// Rows [begin, end) of y through one panel, MR rows at a time. The last
-// group's missing rows repeat its last row and write to a scratch row.
-template <class T, Index NV, Kind K>
+// Rows [begin, end) of y through one panel, MR rows at a time, with dy (of
+// y's shape, or null) for the epilogue. The last group's missing rows repeat
+// its last row and write to a scratch row.
+template <class T, Index NV, class Epilogue>
 void run_panel(const MatrixOf<T>& x, Index begin, Index end, const PackedDense<T>& packed,
-               const typename PackedDense<T>::Panel& panel, const detail::ActivationBatch<T>& f,
-               MatrixOf<T>& y, bool accumulate, MatrixOf<T>* slope) {
+               const typename PackedDense<T>::Panel& panel, const Epilogue& epilogue,
+               MatrixOf<T>& y, T* dy) {
   constexpr Index MR = rows_for(NV), width = Batch<T>::size;
   const Index in = packed.in, out = packed.out;
   const T* w = packed.values.data() + panel.offset;
   const T* bias = packed.bias.data() + panel.column_begin;
-  alignas(64) T scratch[NV * width], slope_scratch[NV * width];
+  alignas(64) T scratch[NV * width] = {}, dy_scratch[NV * width] = {};
   for (Index r0 = begin; r0 < end; r0 += MR) {
     const Index rows = std::min(MR, end - r0);
     const T* xr[MR];
@@ -120,25 +163,23 @@ void run_panel(const MatrixOf<T>& x, Index begin, Index end, const PackedDense<T
       const Index at = row * out + panel.column_begin;
       xr[r] = x.data() + row * in;
       yr[r] = r < rows ? y.data() + at : scratch;
-      dr[r] = !slope ? nullptr : r < rows ? slope->data() + at : slope_scratch;
+      dr[r] = !dy ? nullptr : r < rows ? dy + at : dy_scratch;
     }
     if (rows < MR) std::fill(scratch, scratch + NV * width, T(0));
-    microkernel<T, MR, NV, K>(xr, panel.inputs, w, bias, yr, slope ? dr : nullptr, panel.columns,
-                              accumulate, f);
+    microkernel<T, MR, NV>(xr, panel.inputs, w, bias, yr, dy ? dr : nullptr, panel.columns,
+                           epilogue);
   }
 }
 
 // run_panel for a panel of `vectors` ≤ NV vectors.
-template <class T, Index NV, Kind K>
+template <class T, Index NV, class Epilogue>
 void run_panel_of(Index vectors, const MatrixOf<T>& x, Index begin, Index end,
                   const PackedDense<T>& packed, const typename PackedDense<T>::Panel& panel,
-                  const detail::ActivationBatch<T>& f, MatrixOf<T>& y, bool accumulate,
-                  MatrixOf<T>* slope) {
+                  const Epilogue& epilogue, MatrixOf<T>& y, T* dy) {
   if constexpr (NV > 1)
     if (vectors < NV)
-      return run_panel_of<T, NV - 1, K>(vectors, x, begin, end, packed, panel, f, y, accumulate,
-                                        slope);
-  run_panel<T, NV, K>(x, begin, end, packed, panel, f, y, accumulate, slope);
+      return run_panel_of<T, NV - 1>(vectors, x, begin, end, packed, panel, epilogue, y, dy);
+  run_panel<T, NV>(x, begin, end, packed, panel, epilogue, y, dy);
 }
 
 // 0, 1, ..., width - 1.
@@ -154,10 +195,9 @@ Batch<T> lane_index() {
 // sums reduced (one horizontal add each) into one vector of the R x OUT
 // outputs, which are contiguous in y. The last group's missing rows repeat
 // its last row and are not stored.
-template <class T, Index OUT>
-void run_narrow(const MatrixOf<T>& x, const PackedDense<T>& packed,
-                const detail::ActivationBatch<T>& f, MatrixOf<T>& y, bool accumulate,
-                MatrixOf<T>* slope) {
+template <class T, Index OUT, class Epilogue>
+void run_narrow(const MatrixOf<T>& x, const PackedDense<T>& packed, const Epilogue& epilogue,
+                MatrixOf<T>& y, T* dy) {
   constexpr Index width = Batch<T>::size, R = width / OUT;
   const Index n = x.shape(0), in = packed.in, stride = packed.row_stride;
   const Index full = in / width;  // whole vectors of a row of x
@@ -210,31 +250,116 @@ void run_narrow(const MatrixOf<T>& x, const PackedDense<T>& packed,
 #pragma GCC unroll 16
     for (Index i = 0; i < R * OUT; ++i) sums[i] = xsimd::hadd(sum[i]);
     const Index at = r0 * OUT;
-    store(Batch<T>::load_aligned(sums) + bias, y.data() + at, slope ? slope->data() + at : nullptr,
-          rows * OUT, accumulate, f);
+    epilogue(Batch<T>::load_aligned(sums) + bias, y.data() + at, dy ? dy + at : nullptr,
+             rows * OUT);
   }
 }
 
-template <class T, Index OUT>
-void run_narrow_of(const MatrixOf<T>& x, const PackedDense<T>& packed,
-                   const detail::ActivationBatch<T>& f, MatrixOf<T>& y, bool accumulate,
-                   MatrixOf<T>* slope) {
+template <class T, Index OUT, class Epilogue>
+void run_narrow_of(const MatrixOf<T>& x, const PackedDense<T>& packed, const Epilogue& epilogue,
+                   MatrixOf<T>& y, T* dy) {
   if constexpr (OUT > 1)
-    if (packed.out < OUT) return run_narrow_of<T, OUT - 1>(x, packed, f, y, accumulate, slope);
-  run_narrow<T, OUT>(x, packed, f, y, accumulate, slope);
+    if (packed.out < OUT) return run_narrow_of<T, OUT - 1>(x, packed, epilogue, y, dy);
+  run_narrow<T, OUT>(x, packed, epilogue, y, dy);
 }
 
-template <class T, Kind K>
-void run_layer(const MatrixOf<T>& x, const PackedDense<T>& packed,
-               const detail::ActivationBatch<T>& f, MatrixOf<T>& y, bool accumulate,
-               MatrixOf<T>* slope) {
+template <class T, class Epilogue>
+void run_layer(const MatrixOf<T>& x, const PackedDense<T>& packed, const Epilogue& epilogue,
+               MatrixOf<T>& y, T* dy) {
   const Index n = x.shape(0);
   for (Index begin = 0; begin < n; begin += kRowChunk) {
     const Index end = std::min(n, begin + kRowChunk);
     for (const auto& panel : packed.panels)
-      run_panel_of<T, kMaxVectors<T>, K>(panel.vectors, x, begin, end, packed, panel, f, y,
-                                         accumulate, slope);
+      run_panel_of<T, kMaxVectors<T>>(panel.vectors, x, begin, end, packed, panel, epilogue, y, dy);
   }
+}
+
+// The weight gradient dL/dW = (dL/dy)ᵀ x of rows j0 .. j0 + rows (≤ MR) and
+// the NV vectors of columns from c0, of which `columns` are written: the
+// same outer products over the batch's rows i, MR broadcasts of dL/dy[i][j]
+// against NV vectors of x[i], the sums in registers from the first row to
+// the last. Missing rows repeat the last one and are not stored.
+template <class T, Index MR, Index NV>
+void weight_gradient_block(const T* grad_y, Index out, const T* x, Index in, Index n, Index j0,
+                           Index rows, Index c0, Index columns, T* grad_w) {
+  constexpr Index width = Batch<T>::size;
+  Index at[MR];
+  for (Index r = 0; r < MR; ++r) at[r] = j0 + std::min(r, rows - 1);
+  Batch<T> sum[MR][NV];
+#pragma GCC unroll 8
+  for (Index r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (Index v = 0; v < NV; ++v) sum[r][v] = Batch<T>(T(0));
+  const T* g = grad_y;
+  const T* xi = x + c0;
+  for (Index i = 0; i < n; ++i, g += out, xi += in) {
+    Batch<T> xv[NV];
+#pragma GCC unroll 4
+    for (Index v = 0; v < NV; ++v) xv[v] = Batch<T>::load_unaligned(xi + v * width);
+#pragma GCC unroll 8
+    for (Index r = 0; r < MR; ++r) {
+      const Batch<T> gr(g[at[r]]);
+#pragma GCC unroll 4
+      for (Index v = 0; v < NV; ++v) sum[r][v] = xsimd::fma(gr, xv[v], sum[r][v]);
+    }
+  }
+  const TimesSlope<T> write;
+#pragma GCC unroll 8
+  for (Index r = 0; r < MR; ++r)
+#pragma GCC unroll 4
+    for (Index v = 0; v < NV; ++v)
+      if (r < rows && v * width < columns)
+        write(sum[r][v], grad_w + (j0 + r) * in + c0 + v * width, nullptr, columns - v * width);
+}
+
+template <class T, Index NV>
+void weight_gradient_block_of(Index vectors, const T* grad_y, Index out, const T* x, Index in,
+                              Index n, Index j0, Index rows, Index c0, Index columns, T* grad_w) {
+  if constexpr (NV > 1)
+    if (vectors < NV)
+      return weight_gradient_block_of<T, NV - 1>(vectors, grad_y, out, x, in, n, j0, rows, c0,
+                                                 columns, grad_w);
+  weight_gradient_block<T, rows_for(NV), NV>(grad_y, out, x, in, n, j0, rows, c0, columns, grad_w);
+}
+
+// The layout of a packing of `out` output columns over `in` inputs, with
+// every entry (and the bias) zero: narrow (row_inputs left to the caller),
+// or panels of up to kMaxVectors vectors, each reading the furthest of its
+// vectors' reads(v) inputs; vectors that read nothing (only a bias) are
+// panels of their own, so the others do not compute them.
+template <class T, class Reads>
+void lay_out(PackedDense<T>& p, Index out, Index in, const Reads& reads) {
+  constexpr Index width = Batch<T>::size;
+  p.out = out;
+  p.in = in;
+  p.panels.clear();
+  p.narrow = 2 * out <= width;
+  if (p.narrow) {
+    p.row_stride = (in + width - 1) / width * width;
+    p.values.assign(out * p.row_stride, T(0));
+    p.row_inputs.assign(out, 0);
+    p.bias.assign(width, T(0));
+    return;
+  }
+  const Index vectors = (out + width - 1) / width;
+  Index size = 0;
+  for (Index v = 0; v < vectors;) {
+    typename PackedDense<T>::Panel panel;
+    panel.column_begin = v * width;
+    const bool bias_only = reads(v) == 0;
+    panel.vectors = 0;
+    panel.inputs = 0;
+    while (panel.vectors < kMaxVectors<T> && v + panel.vectors < vectors &&
+           (reads(v + panel.vectors) == 0) == bias_only)
+      panel.inputs = std::max(panel.inputs, reads(v + panel.vectors++));
+    panel.columns = std::min(out - panel.column_begin, panel.vectors * width);
+    panel.offset = size;
+    size += panel.inputs * panel.vectors * width;
+    p.panels.push_back(panel);
+    v += panel.vectors;
+  }
+  p.values.assign(size, T(0));
+  p.bias.assign(vectors * width, T(0));
 }
 
 }  // namespace
@@ -242,63 +367,27 @@ void run_layer(const MatrixOf<T>& x, const PackedDense<T>& packed,
 template <class T>
 void PackedDense<T>::pack(const MatrixOf<T>& w, const T* b, const std::vector<RowBlock>* blocks) {
   constexpr Index width = Batch<T>::size;
-  out = w.shape(0);
-  in = w.shape(1);
-  panels.clear();
-  narrow = 2 * out <= width;
-  if (narrow) {
-    row_stride = (in + width - 1) / width * width;
-    values.assign(out * row_stride, T(0));
-    row_inputs.assign(out, 0);
-    auto copy_rows = [&](Index row_begin, Index row_end, Index col_end) {
-      for (Index j = row_begin; j < row_end; ++j) {
-        std::copy(w.data() + j * in, w.data() + j * in + col_end, values.data() + j * row_stride);
-        row_inputs[j] = col_end;
-      }
-    };
-    if (blocks)
-      for (const RowBlock& rb : *blocks) copy_rows(rb.row_begin, rb.row_end, rb.col_end);
-    else
-      copy_rows(0, out, in);
-    bias.assign(width, T(0));
-    if (b) set_bias(b);
-    return;
-  }
+  const Index rows = w.shape(0), cols = w.shape(1);
   // The inputs each vector of output columns reads: the largest col_end of
-  // the row blocks it overlaps.
-  // (Computed here rather than kept: packing runs in every pass and must
-  // not allocate.)
-  const Index vectors = (out + width - 1) / width;
-  auto reads = [&](Index v) {
-    if (!blocks) return in;
+  // the row blocks it overlaps. (Computed here rather than kept: packing
+  // runs in every pass and must not allocate.)
+  lay_out(*this, rows, cols, [&](Index v) {
+    if (!blocks) return cols;
     Index r = 0;
     for (const RowBlock& rb : *blocks)
       if (rb.row_begin < (v + 1) * width && rb.row_end > v * width) r = std::max(r, rb.col_end);
     return r;
-  };
-  // Panels of up to kMaxVectors vectors, reading as far as their furthest
-  // vector; vectors that read nothing (only a bias) are panels of their own,
-  // so the others do not compute them.
-  Index size = 0;
-  for (Index v = 0; v < vectors;) {
-    Panel p;
-    p.column_begin = v * width;
-    const bool bias_only = reads(v) == 0;
-    p.vectors = 0;
-    p.inputs = 0;
-    while (p.vectors < kMaxVectors<T> && v + p.vectors < vectors &&
-           (reads(v + p.vectors) == 0) == bias_only)
-      p.inputs = std::max(p.inputs, reads(v + p.vectors++));
-    p.columns = std::min(out - p.column_begin, p.vectors * width);
-    p.offset = size;
-    size += p.inputs * p.vectors * width;
-    panels.push_back(p);
-    v += p.vectors;
-  }
-  values.assign(size, T(0));
+  });
   // Column j of the output reads row j of w up to its block's col_end (the
   // entries past it are not kept by a blocked layer's copy).
   auto pack_rows = [&](Index row_begin, Index row_end, Index col_end) {
+    if (narrow) {
+      for (Index j = row_begin; j < row_end; ++j) {
+        std::copy(w.data() + j * in, w.data() + j * in + col_end, values.data() + j * row_stride);
+        row_inputs[j] = col_end;
+      }
+      return;
+    }
     for (const Panel& p : panels) {
       const Index first = std::max(row_begin, p.column_begin);
       const Index last = std::min(row_end, p.column_begin + p.columns);
@@ -314,8 +403,37 @@ void PackedDense<T>::pack(const MatrixOf<T>& w, const T* b, const std::vector<Ro
     for (const RowBlock& rb : *blocks) pack_rows(rb.row_begin, rb.row_end, rb.col_end);
   else
     pack_rows(0, out, in);
-  bias.assign(vectors * width, T(0));
   if (b) set_bias(b);
+}
+
+template <class T>
+void PackedDense<T>::pack_transposed(const MatrixOf<T>& w, const std::vector<RowBlock>* blocks) {
+  constexpr Index width = Batch<T>::size;
+  const Index rows = w.shape(0), cols = w.shape(1);
+  // Output column c is input c of w, reading every row of w (the rows that
+  // do not reach c hold zeros here).
+  lay_out(*this, cols, rows, [rows](Index) { return rows; });
+  if (narrow) row_inputs.assign(cols, rows);
+  // Row k of w up to col_end is input k of the packed columns below col_end.
+  auto pack_rows = [&](Index row_begin, Index row_end, Index col_end) {
+    for (Index k = row_begin; k < row_end; ++k) {
+      const T* row = w.data() + k * cols;
+      if (narrow) {
+        for (Index c = 0; c < col_end; ++c) values[c * row_stride + k] = row[c];
+        continue;
+      }
+      for (const Panel& p : panels) {
+        const Index last = std::min(col_end, p.column_begin + p.columns);
+        if (last > p.column_begin)
+          std::copy(row + p.column_begin, row + last,
+                    values.data() + p.offset + k * p.vectors * width);
+      }
+    }
+  };
+  if (blocks)
+    for (const RowBlock& rb : *blocks) pack_rows(rb.row_begin, rb.row_end, rb.col_end);
+  else
+    pack_rows(0, rows, cols);
 }
 
 template <class T>
@@ -336,11 +454,59 @@ void small_dense_forward(const MatrixOf<T>& x, const PackedDense<T>& packed, con
                          MatrixOf<T>& y, bool accumulate, MatrixOf<T>* slope) {
   if (slope) ensure(*slope, x.shape(0), packed.out);
   const detail::ActivationBatch<T> g(f);
+  T* dy = slope ? slope->data() : nullptr;
   if (packed.narrow)
-    return run_narrow_of<T, Batch<T>::size / 2>(x, packed, g, y, accumulate, slope);
+    return run_narrow_of<T, Batch<T>::size / 2>(x, packed, ActivateAnyKind<T>{g, accumulate}, y,
+                                                dy);
   detail::with_kind(f.kind(), [&](auto kind) {
-    run_layer<T, decltype(kind)::value>(x, packed, g, y, accumulate, slope);
+    run_layer<T>(x, packed, Activate<T, decltype(kind)::value>{g, accumulate}, y, dy);
   });
+}
+
+template <class T>
+bool small_weight_gradient_suits(Index in, Index out) {
+  return small_dense_suits<T>(in, out) && in % Batch<T>::size == 0;
+}
+
+template <class T>
+void small_dense_weight_gradient(const MatrixOf<T>& x, const MatrixOf<T>& grad_y,
+                                 const std::vector<RowBlock>* blocks, MatrixOf<T>& grad_w) {
+  constexpr Index width = Batch<T>::size, NV = kMaxVectors<T>, MR = rows_for(NV);
+  const Index n = x.shape(0), in = x.shape(1), out = grad_y.shape(1);
+  auto block = [&](const RowBlock& b) {
+    if (n == 0) {
+      for (Index j = b.row_begin; j < b.row_end; ++j)
+        std::fill(grad_w.data() + j * in, grad_w.data() + j * in + b.col_end, T(0));
+      return;
+    }
+    const Index vectors = (b.col_end + width - 1) / width;
+    for (Index j0 = b.row_begin; j0 < b.row_end; j0 += MR)
+      for (Index v0 = 0; v0 < vectors; v0 += NV) {
+        const Index c0 = v0 * width;
+        const Index nv = std::min(NV, vectors - v0);
+        weight_gradient_block_of<T, NV>(nv, grad_y.data(), out, x.data(), in, n, j0,
+                                        std::min(MR, b.row_end - j0), c0,
+                                        std::min(b.col_end - c0, nv * width), grad_w.data());
+      }
+  };
+  if (blocks)
+    for (const RowBlock& b : *blocks) block(b);
+  else
+    block(RowBlock{0, out, in});
+}
+
+template <class T>
+void small_dense_input_gradient(DenseCopy<T>& copy, const std::vector<RowBlock>* blocks,
+                                const MatrixOf<T>& grad_y, MatrixOf<T>& grad_x,
+                                const MatrixOf<T>* slope) {
+  PackedDense<T>& packed = copy.packed_transposed;
+  packed.pack_transposed(copy.weight, blocks);
+  // TimesSlope only reads through the pointer that the forward epilogue
+  // writes f' to.
+  T* s = slope ? const_cast<T*>(slope->data()) : nullptr;
+  if (packed.narrow)
+    return run_narrow_of<T, Batch<T>::size / 2>(grad_y, packed, TimesSlope<T>{}, grad_x, s);
+  run_layer<T>(grad_y, packed, TimesSlope<T>{}, grad_x, s);
 }
 
 template <class T>
@@ -364,6 +530,12 @@ void dense_layer_infer(DenseCopy<T>& copy, const std::vector<RowBlock>* blocks,
 #define FLOWS_SMALL_DENSE(T)                                                                    \
   template struct PackedDense<T>;                                                               \
   template bool small_dense_suits<T>(Index, Index);                                             \
+  template bool small_weight_gradient_suits<T>(Index, Index);                                   \
+  template void small_dense_weight_gradient<T>(const MatrixOf<T>&, const MatrixOf<T>&,          \
+                                               const std::vector<RowBlock>*, MatrixOf<T>&);     \
+  template void small_dense_input_gradient<T>(DenseCopy<T>&, const std::vector<RowBlock>*,      \
+                                              const MatrixOf<T>&, MatrixOf<T>&,                 \
+                                              const MatrixOf<T>*);                              \
   template void small_dense_forward<T>(const MatrixOf<T>&, const PackedDense<T>&,               \
                                        const Activation&, MatrixOf<T>&, bool, MatrixOf<T>*);    \
   template void dense_layer_infer<T>(DenseCopy<T>&, const std::vector<RowBlock>*,               \

@@ -80,6 +80,10 @@ struct PackedDense {
   // the rows of w are zero past their block's col_end, and entries there are
   // never read.
   FLOWS_API void pack(const MatrixOf<T>& w, const T* bias, const std::vector<RowBlock>* blocks);
+  // From w (out x in) transposed, with no bias: the layer x ↦ x w, whose
+  // product with dL/dy is a layer's input gradient. Entries of w outside
+  // `blocks` (null: none) are never read and pack as zeros.
+  FLOWS_API void pack_transposed(const MatrixOf<T>& w, const std::vector<RowBlock>* blocks);
   // Replaces the bias (`out` values) of a packed layer.
   FLOWS_API void set_bias(const T* bias);
 };
@@ -105,7 +109,8 @@ struct DenseCopy {
   MatrixOf<T> weight;  // out x in
   MatrixOf<T> bias;    // 1 x out
   MatrixOf<T> grad_weight;
-  PackedDense<T> packed;  // for inference through small_dense_forward
+  PackedDense<T> packed;             // for inference through small_dense_forward
+  PackedDense<T> packed_transposed;  // for small_dense_input_gradient
   FLOWS_API void refresh(const Parameter& w, const Parameter& b, const Matrix* mask);
 };
 
@@ -122,8 +127,28 @@ template <class T>
 FLOWS_API void dense_layer_infer(DenseCopy<T>& copy, const std::vector<RowBlock>* blocks,
                                  const MatrixOf<T>& x, const Activation& f, MatrixOf<T>& y,
                                  bool accumulate, MatrixOf<T>* slope = nullptr);
+// The backward pass of a small layer (small_dense_suits) through the same
+// fused kernel: grad_x = (grad_y W) ⊙ slope, or grad_y W without a slope,
+// with W = copy.weight zero outside `blocks` (null: none), packed into
+// copy.packed_transposed; grad_x must have its shape (n x in). The slope is
+// f' of the layer below, so its multiplication costs no pass of its own.
+template <class T>
+FLOWS_API void small_dense_input_gradient(DenseCopy<T>& copy, const std::vector<RowBlock>* blocks,
+                                          const MatrixOf<T>& grad_y, MatrixOf<T>& grad_x,
+                                          const MatrixOf<T>* slope);
+// Whether small_dense_weight_gradient takes a layer of this size: small, and
+// its input a whole number of SIMD vectors wide.
+template <class T>
+FLOWS_API bool small_weight_gradient_suits(Index in, Index out);
+// grad_w = grad_yᵀ x inside `blocks` (null: all of grad_w; the rest is not
+// written), the sums over the batch's rows kept in registers.
+template <class T>
+FLOWS_API void small_dense_weight_gradient(const MatrixOf<T>& x, const MatrixOf<T>& grad_y,
+                                           const std::vector<RowBlock>* blocks,
+                                           MatrixOf<T>& grad_w);
 // grad_x = grad_y W and, with accumulate_params, adds (grad_yᵀ x) ⊙ mask to
-// w.grad and Σ_rows grad_y to b.grad (in float64).
+// w.grad and Σ_rows grad_y to b.grad (in float64); small layers on the
+// fused kernels above, larger ones on BLAS.
 template <class T>
 FLOWS_API void dense_layer_backward(DenseCopy<T>& copy, Parameter& w, Parameter& b,
                                     const Matrix* mask, const MatrixOf<T>& x,

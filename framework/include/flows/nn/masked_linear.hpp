@@ -46,12 +46,13 @@ class FLOWS_API MaskedLinear {
   void infer(const Matrix& x, Matrix& y) const;
   Matrix infer(const Matrix& x) const;
 
-  // Given the input x of the last forward and dL/dy: grad_x = dL/dy (W ⊙ M);
+  // Given the input x of the last forward and dL/dy: grad_x = dL/dy (W ⊙ M),
+  // times *slope entry by entry when given (f' of the layer below, x's shape);
   // unless accumulate_param_grads is false, *adds* ((dL/dy)ᵀ x) ⊙ M to W's
   // (float64) gradient and Σ_rows dL/dy to b's.
   template <class T>
   void backward(const MatrixOf<T>& x, const MatrixOf<T>& grad_y, MatrixOf<T>& grad_x,
-                bool accumulate_param_grads = true);
+                bool accumulate_param_grads = true, const MatrixOf<T>* slope = nullptr);
 
   // Runs the layer with the columns of its input in the order `in_units`
   // (column j of x is input unit in_units[j]) and the columns of its output
