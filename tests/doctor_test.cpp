@@ -199,8 +199,9 @@ TEST(Doctor, TheFiniteDifferenceCheckCatchesALogDetOffByAConstant) {
     EXPECT_TRUE(row_of(report, "0", "round trip on samples")->finding.ok) << table;
     EXPECT_TRUE(row_of(report, "0", "inverse log-det = -forward")->finding.ok) << table;
     EXPECT_EQ(report.ok(), offset == 0.0) << table;
-    if (offset != 0.0)
+    if (offset != 0.0) {
       EXPECT_TRUE(contains(table, "FAIL  layer 0 (offset_logdet), log-det vs finite")) << table;
+    }
   }
 }
 

@@ -292,8 +292,9 @@ void check_backward_against_reference(const Shape& s, Masking masking, bool with
   const Real eps = std::numeric_limits<T>::epsilon();
 
   MatrixOf<T> grad_x({s.rows, s.in});
-  flows::nn::small_dense_input_gradient(copy, masked ? &blocks : nullptr, grad_y_t, grad_x,
-                                        with_slope ? &slope_t : nullptr);
+  copy.packed_transposed.pack_transposed(copy.weight, masked ? &blocks : nullptr);
+  flows::nn::small_dense_input_gradient<T>(copy.packed_transposed, grad_y_t, grad_x,
+                                           with_slope ? &slope_t : nullptr);
   for (Index r = 0; r < s.rows; ++r)
     for (Index c = 0; c < s.in; ++c) {
       Real sum = 0, magnitude = 0;

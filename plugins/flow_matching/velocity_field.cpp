@@ -168,6 +168,8 @@ class EvaluatorOf final : public VelocityField::Evaluator::Impl {
   // the weights are fixed for the evaluator's life (layer 0's bias, c0_,
   // is written before each pass).
   std::vector<nn::PackedDense<T>> packed_;
+  // And transposed, for the divergence's products dL/da_k W_k (k ≥ 1).
+  std::vector<nn::PackedDense<T>> packed_transposed_;
 };
 
 template <class T>
@@ -220,7 +222,11 @@ EvaluatorOf<T>::EvaluatorOf(const VelocityField& field, const Matrix& context, R
   if (small) {
     packed_.resize(layers_);
     packed_[0].pack(w0x_, c0_.data(), nullptr);
-    for (Index k = 1; k < layers_; ++k) packed_[k].pack(weight_[k], bias_[k].data(), nullptr);
+    packed_transposed_.resize(layers_);
+    for (Index k = 1; k < layers_; ++k) {
+      packed_[k].pack(weight_[k], bias_[k].data(), nullptr);
+      packed_transposed_[k].pack_transposed(weight_[k], nullptr);
+    }
   }
   act_.resize(layers_);
   deriv_.resize(layers_);
@@ -328,7 +334,10 @@ template <class T>
 void EvaluatorOf<T>::backpropagate_hidden(M& g) {
   for (Index k = layers_ - 2; k > 0; --k) {
     ensure(grad_[k], g.shape(0), weight_[k].shape(1));
-    nn::dense_input_gradient(g, weight_[k], grad_[k]);
+    if (!packed_transposed_.empty())
+      nn::small_dense_input_gradient<T>(packed_transposed_[k], g, grad_[k], nullptr);
+    else
+      nn::dense_input_gradient(g, weight_[k], grad_[k]);
     const M& deriv = deriv_[k - 1];
     const Index n = deriv.shape(0), width = deriv.shape(1), rows = grad_[k].shape(0);
     for (Index row = 0; row < rows; ++row) {

@@ -335,7 +335,9 @@ TEST_P(VelocityFieldTest, Float32AgreesWithFloat64) {
   }
   EXPECT_TRUE(near(v[0], v[1], 1e-4)) << "v";
   EXPECT_TRUE(near(gx[0], gx[1], 1e-3)) << "dL/dx";
-  if (context_dim() > 0) EXPECT_TRUE(near(gc[0], gc[1], 1e-3)) << "dL/dc";
+  if (context_dim() > 0) {
+    EXPECT_TRUE(near(gc[0], gc[1], 1e-3)) << "dL/dc";
+  }
   const flows::ParameterList p32 = f32.parameters(), p64 = f64.parameters();
   for (std::size_t k = 0; k < p32.size(); ++k)
     EXPECT_TRUE(near(p32[k]->grad, p64[k]->grad, 1e-3)) << "dL/d" << p64[k]->name;

@@ -236,7 +236,8 @@ void MaskedLinear::backward(const MatrixOf<T>& x, const MatrixOf<T>& grad_y, Mat
   // Small layers run on the fused kernel, as in their forward pass; larger
   // ones on BLAS, one product per row block.
   if (small_dense_suits<T>(in, out)) {
-    small_dense_input_gradient(copy, &blocks_, grad_y, grad_x, slope);
+    copy.packed_transposed.pack_transposed(copy.weight, &blocks_);
+    small_dense_input_gradient(copy.packed_transposed, grad_y, grad_x, slope);
   } else {
     blocked_input_gradient(grad_y, copy.weight, blocks_, grad_x);
     if (slope) xt::noalias(grad_x) *= *slope;

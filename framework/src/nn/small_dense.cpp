@@ -541,11 +541,8 @@ void small_dense_weight_gradient(const MatrixOf<T>& x, const MatrixOf<T>& grad_y
 }
 
 template <class T>
-void small_dense_input_gradient(DenseCopy<T>& copy, const std::vector<RowBlock>* blocks,
-                                const MatrixOf<T>& grad_y, MatrixOf<T>& grad_x,
-                                const MatrixOf<T>* slope) {
-  PackedDense<T>& packed = copy.packed_transposed;
-  packed.pack_transposed(copy.weight, blocks);
+void small_dense_input_gradient(const PackedDense<T>& packed, const MatrixOf<T>& grad_y,
+                                MatrixOf<T>& grad_x, const MatrixOf<T>* slope) {
   // TimesSlope only reads through the pointer that the forward epilogue
   // writes f' to.
   T* s = slope ? const_cast<T*>(slope->data()) : nullptr;
@@ -578,9 +575,8 @@ void dense_layer_infer(DenseCopy<T>& copy, const std::vector<RowBlock>* blocks,
   template bool small_weight_gradient_suits<T>(Index, Index);                                   \
   template void small_dense_weight_gradient<T>(const MatrixOf<T>&, const MatrixOf<T>&,          \
                                                const std::vector<RowBlock>*, MatrixOf<T>&);     \
-  template void small_dense_input_gradient<T>(DenseCopy<T>&, const std::vector<RowBlock>*,      \
-                                              const MatrixOf<T>&, MatrixOf<T>&,                 \
-                                              const MatrixOf<T>*);                              \
+  template void small_dense_input_gradient<T>(const PackedDense<T>&, const MatrixOf<T>&,        \
+                                              MatrixOf<T>&, const MatrixOf<T>*);                \
   template void small_dense_forward<T>(const MatrixOf<T>&, const PackedDense<T>&,               \
                                        const Activation&, MatrixOf<T>&, bool, MatrixOf<T>*);    \
   template void dense_layer_infer<T>(DenseCopy<T>&, const std::vector<RowBlock>*,               \

@@ -129,11 +129,11 @@ FLOWS_API void dense_layer_infer(DenseCopy<T>& copy, const std::vector<RowBlock>
                                  bool accumulate, MatrixOf<T>* slope = nullptr);
 // The backward pass of a small layer (small_dense_suits) through the same
 // fused kernel: grad_x = (grad_y W) ⊙ slope, or grad_y W without a slope,
-// with W = copy.weight zero outside `blocks` (null: none), packed into
-// copy.packed_transposed; grad_x must have its shape (n x in). The slope is
-// f' of the layer below, so its multiplication costs no pass of its own.
+// with `transposed` W packed by pack_transposed; grad_x must have its shape
+// (n x in). The slope is f' of the layer below, so its multiplication costs
+// no pass of its own.
 template <class T>
-FLOWS_API void small_dense_input_gradient(DenseCopy<T>& copy, const std::vector<RowBlock>* blocks,
+FLOWS_API void small_dense_input_gradient(const PackedDense<T>& transposed,
                                           const MatrixOf<T>& grad_y, MatrixOf<T>& grad_x,
                                           const MatrixOf<T>* slope);
 // Whether small_dense_weight_gradient takes a layer of this size: small, and
