@@ -9,6 +9,11 @@
 // formulation of a register-blocked GEMM (Goto & van de Geijn 2008, "Anatomy
 // of high-performance matrix multiplication", ACM TOMS 34(3)), with the bias
 // as the accumulators' start and the activation as their epilogue.
+//
+// The backward pass reuses it: the input gradient (dL/dy) W is the same
+// kernel on W packed transposed, with the slope f' of the layer below as its
+// epilogue, and the weight gradient (dL/dy)ᵀ x the same outer products summed
+// over the batch's rows (weight_gradient_block).
 #include <immintrin.h>
 
 #include <algorithm>
