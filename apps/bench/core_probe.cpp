@@ -4,6 +4,7 @@
 #include <ostream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "blas_info.hpp"
 
@@ -32,6 +33,22 @@ Json spread_json(const Spread& s) {
           {"p90", measured_value(s.p90)}};
 }
 
+// What both the table and the JSON report, computed once.
+struct Summary {
+  Spread one, all, ratio;
+  std::vector<double> shared_at;  // times of the samples below shared_below
+};
+
+Summary summarize(const CoreProbe& probe, double shared_below) {
+  Summary s{spread(probe, [](const CoreSample& c) { return c.one_core_gflops; }),
+            spread(probe, [](const CoreSample& c) { return c.all_cores_gflops; }),
+            spread(probe, ratio),
+            {}};
+  for (const CoreSample& c : probe.samples)
+    if (ratio(c) < shared_below) s.shared_at.push_back(c.at_seconds);
+  return s;
+}
+
 }  // namespace
 
 CoreProbe probe_cores(double seconds, int cores, double sample_seconds) {
@@ -50,50 +67,37 @@ CoreProbe probe_cores(double seconds, int cores, double sample_seconds) {
 }
 
 void print_core_probe(const CoreProbe& probe, std::ostream& out, double shared_below) {
-  const Spread one = spread(probe, [](const CoreSample& s) { return s.one_core_gflops; });
-  const Spread all = spread(probe, [](const CoreSample& s) { return s.all_cores_gflops; });
-  const Spread r = spread(probe, ratio);
+  const Summary s = summarize(probe, shared_below);
   out << fmt::format(
       "{:<4} SGEMM 1024^3 in {} pairs of {:.2f} s samples (tenth / median / ninth tenth)\n", "",
       probe.samples.size(), probe.sample_seconds);
-  out << fmt::format("{:<4} {:<24} {:>7.1f} {:>7.1f} {:>7.1f} GFLOP/s\n", "", "1 thread", one.p10,
-                     one.median, one.p90);
+  out << fmt::format("{:<4} {:<24} {:>7.1f} {:>7.1f} {:>7.1f} GFLOP/s\n", "", "1 thread", s.one.p10,
+                     s.one.median, s.one.p90);
   out << fmt::format("{:<4} {:<24} {:>7.1f} {:>7.1f} {:>7.1f} GFLOP/s\n", "",
-                     fmt::format("{} threads", probe.cores), all.p10, all.median, all.p90);
-  out << fmt::format("{:<4} {:<24} {:>7.2f} {:>7.2f} {:>7.2f}\n", "", "ratio", r.p10, r.median,
-                     r.p90);
-  std::size_t shared = 0;
-  for (const CoreSample& s : probe.samples) shared += ratio(s) < shared_below;
-  out << fmt::format("{:<4} samples with ratio < {:.2f}: {} of {}", "", shared_below, shared,
-                     probe.samples.size());
-  if (shared > 0) {
-    out << " (at";
-    for (const CoreSample& s : probe.samples)
-      if (ratio(s) < shared_below) out << fmt::format(" {:.1f}", s.at_seconds);
-    out << " s)";
-  }
+                     fmt::format("{} threads", probe.cores), s.all.p10, s.all.median, s.all.p90);
+  out << fmt::format("{:<4} {:<24} {:>7.2f} {:>7.2f} {:>7.2f}\n", "", "ratio", s.ratio.p10,
+                     s.ratio.median, s.ratio.p90);
+  out << fmt::format("{:<4} samples with ratio < {:.2f}: {} of {}", "", shared_below,
+                     s.shared_at.size(), probe.samples.size());
+  if (!s.shared_at.empty()) out << fmt::format(" (at {:.1f} s)", fmt::join(s.shared_at, " "));
   out << "\n";
 }
 
 Json core_probe_json(const CoreProbe& probe, double shared_below) {
+  const Summary s = summarize(probe, shared_below);
   Json samples = Json::array();
-  std::size_t shared = 0;
-  for (const CoreSample& s : probe.samples) {
-    samples.push_back({{"at_seconds", measured_value(s.at_seconds)},
-                       {"one_core_gflops", measured_value(s.one_core_gflops)},
-                       {"all_cores_gflops", measured_value(s.all_cores_gflops)}});
-    shared += ratio(s) < shared_below;
-  }
+  for (const CoreSample& c : probe.samples)
+    samples.push_back({{"at_seconds", measured_value(c.at_seconds)},
+                       {"one_core_gflops", measured_value(c.one_core_gflops)},
+                       {"all_cores_gflops", measured_value(c.all_cores_gflops)}});
   return {{"gemm", "SGEMM 1024^3"},
           {"cores", probe.cores},
           {"sample_seconds", probe.sample_seconds},
-          {"one_core_gflops",
-           spread_json(spread(probe, [](const CoreSample& s) { return s.one_core_gflops; }))},
-          {"all_cores_gflops",
-           spread_json(spread(probe, [](const CoreSample& s) { return s.all_cores_gflops; }))},
-          {"ratio", spread_json(spread(probe, ratio))},
+          {"one_core_gflops", spread_json(s.one)},
+          {"all_cores_gflops", spread_json(s.all)},
+          {"ratio", spread_json(s.ratio)},
           {"shared_below", shared_below},
-          {"shared_samples", shared},
+          {"shared_samples", s.shared_at.size()},
           {"samples", std::move(samples)}};
 }
 

@@ -114,21 +114,11 @@ template <class T>
 void dense_layer_backward(DenseCopy<T>& copy, Parameter& w, Parameter& b, const Matrix* mask,
                           const MatrixOf<T>& x, const MatrixOf<T>& grad_y, MatrixOf<T>& grad_x,
                           bool accumulate_params) {
-  const Index n = x.shape(0), in = copy.weight.shape(1), out = copy.weight.shape(0);
+  const Index n = x.shape(0), in = copy.weight.shape(1);
   if (grad_x.shape(0) != n || grad_x.shape(1) != in) grad_x.resize({n, in});
-  // Small layers on the fused kernels, as in their forward pass.
-  if (small_dense_suits<T>(in, out)) {
-    copy.packed_transposed.pack_transposed(copy.weight, nullptr);
-    small_dense_input_gradient<T>(copy.packed_transposed, grad_y, grad_x, nullptr);
-  } else {
-    dense_input_gradient(grad_y, copy.weight, grad_x);
-  }
+  dense_layer_input_gradient(copy, nullptr, grad_y, grad_x);
   if (!accumulate_params) return;
-  if (copy.grad_weight.shape() != copy.weight.shape()) copy.grad_weight.resize(copy.weight.shape());
-  if (small_weight_gradient_suits<T>(in, out))
-    small_dense_weight_gradient(x, grad_y, nullptr, copy.grad_weight);
-  else
-    dense_weight_gradient(x, grad_y, copy.grad_weight, T(0));
+  dense_layer_weight_gradient(copy, nullptr, x, grad_y);
   add_weight_gradient(copy.grad_weight, mask, w.grad);
   accumulate_bias_gradient(grad_y, b.grad);
 }

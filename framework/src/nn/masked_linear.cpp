@@ -226,28 +226,16 @@ void MaskedLinear::backward(const MatrixOf<T>& x, const MatrixOf<T>& grad_y, Mat
   check_backward("MaskedLinear", x, grad_y, in_features(), out_features());
   DenseCopy<T>& copy = copy_.get<T>();
   if (copy.weight.shape() != mask_.shape()) refresh(copy);
-  const Index n = x.shape(0), in = in_features(), out = out_features();
+  const Index n = x.shape(0), in = in_features();
   if (slope && (slope->shape(0) != n || slope->shape(1) != in))
     throw DataError(
         fmt::format("MaskedLinear: backward got a slope of shape [{} x {}], expected "
                     "[{} x {}]",
                     slope->shape(0), slope->shape(1), n, in));
   ensure(grad_x, n, in);
-  // Small layers run on the fused kernel, as in their forward pass; larger
-  // ones on BLAS, one product per row block.
-  if (small_dense_suits<T>(in, out)) {
-    copy.packed_transposed.pack_transposed(copy.weight, &blocks_);
-    small_dense_input_gradient(copy.packed_transposed, grad_y, grad_x, slope);
-  } else {
-    blocked_input_gradient(grad_y, copy.weight, blocks_, grad_x);
-    if (slope) xt::noalias(grad_x) *= *slope;
-  }
+  dense_layer_input_gradient(copy, &blocks_, grad_y, grad_x, slope);
   if (!accumulate_param_grads) return;
-  ensure(copy.grad_weight, out, in);
-  if (small_weight_gradient_suits<T>(in, out))
-    small_dense_weight_gradient(x, grad_y, &blocks_, copy.grad_weight);
-  else
-    blocked_weight_gradient(x, grad_y, blocks_, copy.grad_weight);
+  dense_layer_weight_gradient(copy, &blocks_, x, grad_y);
   if (!reordered_) {
     for (const RowBlock& b : blocks_)
       for (Index i = b.row_begin; i < b.row_end; ++i) {

@@ -574,6 +574,36 @@ void dense_layer_infer(DenseCopy<T>& copy, const std::vector<RowBlock>* blocks,
   if (f.kind() != Activation::Kind::identity || slope) f.forward(y, y, slope);
 }
 
+template <class T>
+void dense_layer_input_gradient(DenseCopy<T>& copy, const std::vector<RowBlock>* blocks,
+                                const MatrixOf<T>& grad_y, MatrixOf<T>& grad_x,
+                                const MatrixOf<T>* slope) {
+  const Index out = copy.weight.shape(0), in = copy.weight.shape(1);
+  if (small_dense_suits<T>(in, out)) {
+    copy.packed_transposed.pack_transposed(copy.weight, blocks);
+    small_dense_input_gradient(copy.packed_transposed, grad_y, grad_x, slope);
+    return;
+  }
+  if (blocks)
+    blocked_input_gradient(grad_y, copy.weight, *blocks, grad_x);
+  else
+    dense_input_gradient(grad_y, copy.weight, grad_x);
+  if (slope) xt::noalias(grad_x) *= *slope;
+}
+
+template <class T>
+void dense_layer_weight_gradient(DenseCopy<T>& copy, const std::vector<RowBlock>* blocks,
+                                 const MatrixOf<T>& x, const MatrixOf<T>& grad_y) {
+  const Index out = copy.weight.shape(0), in = copy.weight.shape(1);
+  ensure(copy.grad_weight, out, in);
+  if (small_weight_gradient_suits<T>(in, out))
+    small_dense_weight_gradient(x, grad_y, blocks, copy.grad_weight);
+  else if (blocks)
+    blocked_weight_gradient(x, grad_y, *blocks, copy.grad_weight);
+  else
+    dense_weight_gradient(x, grad_y, copy.grad_weight, T(0));
+}
+
 #define FLOWS_SMALL_DENSE(T)                                                                    \
   template struct PackedDense<T>;                                                               \
   template bool small_dense_suits<T>(Index, Index);                                             \
@@ -582,6 +612,11 @@ void dense_layer_infer(DenseCopy<T>& copy, const std::vector<RowBlock>* blocks,
                                                const std::vector<RowBlock>*, MatrixOf<T>&);     \
   template void small_dense_input_gradient<T>(const PackedDense<T>&, const MatrixOf<T>&,        \
                                               MatrixOf<T>&, const MatrixOf<T>*);                \
+  template void dense_layer_input_gradient<T>(DenseCopy<T>&, const std::vector<RowBlock>*,      \
+                                              const MatrixOf<T>&, MatrixOf<T>&,                 \
+                                              const MatrixOf<T>*);                              \
+  template void dense_layer_weight_gradient<T>(DenseCopy<T>&, const std::vector<RowBlock>*,     \
+                                               const MatrixOf<T>&, const MatrixOf<T>&);         \
   template void small_dense_forward<T>(const MatrixOf<T>&, const PackedDense<T>&,               \
                                        const Activation&, MatrixOf<T>&, bool, MatrixOf<T>*);    \
   template void dense_layer_infer<T>(DenseCopy<T>&, const std::vector<RowBlock>*,               \

@@ -146,9 +146,21 @@ template <class T>
 FLOWS_API void small_dense_weight_gradient(const MatrixOf<T>& x, const MatrixOf<T>& grad_y,
                                            const std::vector<RowBlock>* blocks,
                                            MatrixOf<T>& grad_w);
+// A layer's backward products with the copy's weight (zero outside `blocks`;
+// null: none), on the fused kernels where the layer is small and on BLAS
+// (one product per row block) otherwise, as dense_layer_infer chooses for
+// the forward pass: grad_x = (grad_y W) ⊙ slope (or grad_y W without a
+// slope; grad_x of its shape n x in), and copy.grad_weight = grad_yᵀ x inside
+// the blocks (resized to W's shape).
+template <class T>
+FLOWS_API void dense_layer_input_gradient(DenseCopy<T>& copy, const std::vector<RowBlock>* blocks,
+                                          const MatrixOf<T>& grad_y, MatrixOf<T>& grad_x,
+                                          const MatrixOf<T>* slope = nullptr);
+template <class T>
+FLOWS_API void dense_layer_weight_gradient(DenseCopy<T>& copy, const std::vector<RowBlock>* blocks,
+                                           const MatrixOf<T>& x, const MatrixOf<T>& grad_y);
 // grad_x = grad_y W and, with accumulate_params, adds (grad_yᵀ x) ⊙ mask to
-// w.grad and Σ_rows grad_y to b.grad (in float64); small layers on the
-// fused kernels above, larger ones on BLAS.
+// w.grad and Σ_rows grad_y to b.grad (in float64), through the two above.
 template <class T>
 FLOWS_API void dense_layer_backward(DenseCopy<T>& copy, Parameter& w, Parameter& b,
                                     const Matrix* mask, const MatrixOf<T>& x,
